@@ -1,0 +1,141 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Message is any of the four v1 messages.
+type Message interface {
+	// Validate checks every field's presence and range.
+	Validate() error
+	header() *Header
+}
+
+func (h *Header) header() *Header { return h }
+
+// DecodeTelemetry strictly decodes a telemetry payload of at most
+// DefaultMaxPayload bytes.
+func DecodeTelemetry(b []byte) (*Telemetry, error) {
+	m := new(Telemetry)
+	return m, decode(b, DefaultMaxPayload, m)
+}
+
+// DecodeStatus strictly decodes a status payload of at most
+// DefaultMaxPayload bytes.
+func DecodeStatus(b []byte) (*StatusEvent, error) {
+	m := new(StatusEvent)
+	return m, decode(b, DefaultMaxPayload, m)
+}
+
+// DecodeCommand strictly decodes a command payload of at most
+// DefaultMaxPayload bytes.
+func DecodeCommand(b []byte) (*Command, error) {
+	m := new(Command)
+	return m, decode(b, DefaultMaxPayload, m)
+}
+
+// DecodeDecision strictly decodes a recovery audit payload of at most
+// DefaultMaxPayload bytes.
+func DecodeDecision(b []byte) (*Decision, error) {
+	m := new(Decision)
+	return m, decode(b, DefaultMaxPayload, m)
+}
+
+// Decode parses topic, decodes payload as the message its kind carries and
+// checks that the payload's device (and region, where it has one) is the
+// topic's. It is what a consumer of fleet/+/+/+ calls on every message.
+// The returned message is a *Telemetry, *StatusEvent or *Command.
+func Decode(topic string, payload []byte, maxPayload int) (Topic, Message, error) {
+	t, err := ParseTopic(topic)
+	if err != nil {
+		return Topic{}, nil, err
+	}
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxPayload
+	}
+	var m Message
+	switch t.Kind {
+	case KindTelemetry:
+		m = new(Telemetry)
+	case KindStatus:
+		m = new(StatusEvent)
+	default:
+		m = new(Command)
+	}
+	if err := decode(payload, maxPayload, m); err != nil {
+		return t, nil, err
+	}
+	if id := m.header().DeviceID; id != t.Device {
+		return t, nil, fieldErr("device_id", ErrTopicMismatch, "payload says %q, topic %q", id, topic)
+	}
+	var region string
+	switch v := m.(type) {
+	case *Telemetry:
+		region = v.Region
+	case *StatusEvent:
+		region = v.Region
+	}
+	if region != "" && region != t.Region {
+		return t, nil, fieldErr("region", ErrTopicMismatch, "payload says %q, topic %q", region, topic)
+	}
+	return t, m, nil
+}
+
+// Encode validates m and marshals it. Producers call it so a bug shows at
+// the sender rather than as a dead letter at every consumer.
+func Encode(m Message) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return json.Marshal(m)
+}
+
+func decode(b []byte, max int, m Message) error {
+	if len(b) > max {
+		return &FieldError{Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, cap %d", len(b), max)}
+	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return &FieldError{Err: ErrMalformed, Detail: "payload is not a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return translate(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &FieldError{Err: ErrMalformed, Detail: "data after the JSON object"}
+	}
+	return m.Validate()
+}
+
+// translate turns encoding/json's errors into FieldErrors.
+func translate(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(root)"
+		}
+		return fieldErr(field, ErrWrongType, "got JSON %s, want %s", typeErr.Value, typeErr.Type)
+	case errors.As(err, &syntaxErr):
+		return &FieldError{Err: ErrMalformed, Detail: fmt.Sprintf("%v at byte %d", syntaxErr, syntaxErr.Offset)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &FieldError{Err: ErrMalformed, Detail: "truncated JSON"}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return fieldErr(strings.Trim(f, `"`), ErrUnknownField, "not defined in wire version %d", Version)
+	}
+	if strings.Contains(msg, "ts ") {
+		return fieldErr("ts", ErrWrongType, "%s", msg)
+	}
+	return &FieldError{Err: ErrMalformed, Detail: msg}
+}

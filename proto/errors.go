@@ -1,0 +1,89 @@
+package proto
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors callers branch on. Every decoding error wraps exactly one
+// of them; Reason turns it into the short code stored in dead_letters.
+var (
+	// ErrTooLarge means the payload exceeds the size cap.
+	ErrTooLarge = errors.New("proto: payload too large")
+	// ErrMalformed means the payload is not a JSON object.
+	ErrMalformed = errors.New("proto: malformed JSON")
+	// ErrWrongType means a field holds a JSON value of the wrong type.
+	ErrWrongType = errors.New("proto: wrong type")
+	// ErrMissingField means a required field is absent or empty.
+	ErrMissingField = errors.New("proto: missing field")
+	// ErrUnknownField means the payload has a field version 1 does not define.
+	ErrUnknownField = errors.New("proto: unknown field")
+	// ErrOutOfRange means a numeric field is outside its allowed range.
+	ErrOutOfRange = errors.New("proto: out of range")
+	// ErrUnknownState means an OTA state, action or outcome is not one of the defined values.
+	ErrUnknownState = errors.New("proto: unknown value")
+	// ErrVersion means the "v" field names a wire version this code does not speak.
+	ErrVersion = errors.New("proto: unsupported version")
+	// ErrTopicMismatch means the payload's device_id differs from the topic's device.
+	ErrTopicMismatch = errors.New("proto: topic/device mismatch")
+	// ErrBadTopic means a topic name or identifier is not valid.
+	ErrBadTopic = errors.New("proto: bad topic")
+)
+
+// FieldError says which field of a payload failed and why. It wraps one of
+// the sentinel errors above, so errors.Is(err, ErrOutOfRange) works.
+type FieldError struct {
+	// Field is the JSON name of the field, empty when the whole payload failed.
+	Field string
+	// Err is the sentinel error: the reason.
+	Err error
+	// Detail says what was found, for people reading logs.
+	Detail string
+}
+
+// Error implements error.
+func (e *FieldError) Error() string {
+	switch {
+	case e.Field == "" && e.Detail == "":
+		return e.Err.Error()
+	case e.Field == "":
+		return fmt.Sprintf("%v: %s", e.Err, e.Detail)
+	case e.Detail == "":
+		return fmt.Sprintf("%v: field %q", e.Err, e.Field)
+	}
+	return fmt.Sprintf("%v: field %q: %s", e.Err, e.Field, e.Detail)
+}
+
+// Unwrap returns the sentinel error.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field string, err error, format string, args ...any) error {
+	return &FieldError{Field: field, Err: err, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Reason returns a short, stable code for err, for counting and storing
+// rejections: "too_large", "malformed", "wrong_type", "missing_field",
+// "unknown_field", "out_of_range", "unknown_value", "bad_version",
+// "topic_mismatch", "bad_topic", or "other".
+func Reason(err error) string {
+	for _, r := range []struct {
+		err  error
+		code string
+	}{
+		{ErrTooLarge, "too_large"},
+		{ErrMalformed, "malformed"},
+		{ErrWrongType, "wrong_type"},
+		{ErrMissingField, "missing_field"},
+		{ErrUnknownField, "unknown_field"},
+		{ErrOutOfRange, "out_of_range"},
+		{ErrUnknownState, "unknown_value"},
+		{ErrVersion, "bad_version"},
+		{ErrTopicMismatch, "topic_mismatch"},
+		{ErrBadTopic, "bad_topic"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.code
+		}
+	}
+	return "other"
+}

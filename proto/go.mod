@@ -1,0 +1,3 @@
+module github.com/sentinel-iot/sentinel/proto
+
+go 1.26

@@ -1,0 +1,331 @@
+package proto
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Version is the wire version this package speaks, the "v" of every message.
+const Version = 1
+
+// DefaultMaxPayload is the payload size cap decoders apply by default. A v1
+// message is a few hundred bytes; anything near this is a bug or an attack.
+const DefaultMaxPayload = 16 << 10
+
+// Time is a timestamp that encodes as RFC 3339 in UTC with milliseconds,
+// the wire's "ts" format, and decodes any RFC 3339 time.
+type Time struct{ time.Time }
+
+// TimeFormat is the layout of every timestamp on the wire.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// NewTime truncates t to milliseconds in UTC, the wire's precision, so a
+// round trip through JSON gives back an equal value.
+func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)} }
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(TimeFormat) + `"`), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return fmt.Errorf("ts must be an RFC 3339 string, got %.32s", s)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s[1:len(s)-1])
+	if err != nil {
+		return fmt.Errorf("ts is not RFC 3339: %.40s", s)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// Header is the part every message shares.
+type Header struct {
+	// V is the wire version, always Version.
+	V int `json:"v"`
+	// DeviceID is the device the message is from or about.
+	DeviceID string `json:"device_id"`
+	// TS is when the message was produced.
+	TS Time `json:"ts"`
+	// Seq increases by at least one with every message the producer sends
+	// about this device; consumers use (device_id, seq) to drop repeats.
+	Seq uint64 `json:"seq"`
+}
+
+// NewHeader returns a version 1 header stamped with ts.
+func NewHeader(deviceID string, ts time.Time, seq uint64) Header {
+	return Header{V: Version, DeviceID: deviceID, TS: NewTime(ts), Seq: seq}
+}
+
+func (h Header) validate() error {
+	switch {
+	case h.V == 0:
+		return fieldErr("v", ErrMissingField, "required")
+	case h.V != Version:
+		return fieldErr("v", ErrVersion, "got %d, this build speaks %d", h.V, Version)
+	case h.DeviceID == "":
+		return fieldErr("device_id", ErrMissingField, "required")
+	case h.TS.IsZero():
+		return fieldErr("ts", ErrMissingField, "required")
+	case h.Seq == 0:
+		return fieldErr("seq", ErrMissingField, "required, starts at 1")
+	}
+	if err := ValidateID(h.DeviceID); err != nil {
+		return fieldErr("device_id", ErrOutOfRange, "%v", err)
+	}
+	return nil
+}
+
+// Ranges the decoders enforce.
+const (
+	MinRSSI        = -140 // dBm
+	MaxRSSI        = 0    // dBm
+	MinTemperature = -60  // degrees Celsius
+	MaxTemperature = 150  // degrees Celsius
+	maxText        = 256
+)
+
+// Telemetry is a device's periodic reading, on fleet/<region>/<device>/telemetry.
+type Telemetry struct {
+	Header
+	// Region is the device's region; it must match the topic's.
+	Region string `json:"region"`
+	// Firmware is the version the device runs now.
+	Firmware string `json:"firmware"`
+	// State is the device's OTA state when it took the reading.
+	State State `json:"state"`
+	// BatteryPct is the battery level, 0 to 100.
+	BatteryPct float64 `json:"battery_pct"`
+	// Charging is true while the device is on external power.
+	Charging bool `json:"charging"`
+	// RSSI is the signal strength in dBm, -140 to 0.
+	RSSI int `json:"rssi_dbm"`
+	// TemperatureC is the board temperature in degrees Celsius.
+	TemperatureC float64 `json:"temperature_c"`
+	// UptimeS is the number of seconds since the last boot.
+	UptimeS int64 `json:"uptime_s"`
+}
+
+// Validate checks every field's presence and range.
+func (m *Telemetry) Validate() error {
+	if err := m.Header.validate(); err != nil {
+		return err
+	}
+	if err := checkRegion(m.Region); err != nil {
+		return err
+	}
+	if err := checkText("firmware", m.Firmware, true); err != nil {
+		return err
+	}
+	if err := checkState("state", m.State); err != nil {
+		return err
+	}
+	switch {
+	case m.BatteryPct < 0 || m.BatteryPct > 100:
+		return fieldErr("battery_pct", ErrOutOfRange, "%g not in 0..100", m.BatteryPct)
+	case m.RSSI < MinRSSI || m.RSSI > MaxRSSI:
+		return fieldErr("rssi_dbm", ErrOutOfRange, "%d not in %d..%d", m.RSSI, MinRSSI, MaxRSSI)
+	case m.TemperatureC < MinTemperature || m.TemperatureC > MaxTemperature:
+		return fieldErr("temperature_c", ErrOutOfRange, "%g not in %d..%d", m.TemperatureC, MinTemperature, MaxTemperature)
+	case m.UptimeS < 0:
+		return fieldErr("uptime_s", ErrOutOfRange, "%d is negative", m.UptimeS)
+	}
+	return nil
+}
+
+// StatusEvent is a device's OTA state change or command result, on
+// fleet/<region>/<device>/status.
+type StatusEvent struct {
+	Header
+	// Region is the device's region; it must match the topic's.
+	Region string `json:"region"`
+	// State is the OTA state the device is in now.
+	State State `json:"state"`
+	// Firmware is the version the device runs now.
+	Firmware string `json:"firmware"`
+	// TargetFirmware is the version the rollout wants on the device.
+	TargetFirmware string `json:"target_firmware,omitempty"`
+	// Detail is a free-text explanation from the device (an error code, say).
+	Detail string `json:"detail,omitempty"`
+	// Result is set when the event reports the end of a command.
+	Result *CommandResult `json:"result,omitempty"`
+}
+
+// CommandResult is how a device reports a command's end, inside a StatusEvent.
+type CommandResult struct {
+	// CommandID is the ID of the command this result is for.
+	CommandID string `json:"command_id"`
+	// Action is the command's action, echoed back.
+	Action Action `json:"action"`
+	// Outcome says how it ended.
+	Outcome Outcome `json:"outcome"`
+}
+
+// Validate checks every field's presence and range.
+func (m *StatusEvent) Validate() error {
+	if err := m.Header.validate(); err != nil {
+		return err
+	}
+	if err := checkRegion(m.Region); err != nil {
+		return err
+	}
+	if err := checkState("state", m.State); err != nil {
+		return err
+	}
+	if err := checkText("firmware", m.Firmware, m.State != StateOffline); err != nil {
+		return err
+	}
+	if err := checkText("target_firmware", m.TargetFirmware, false); err != nil {
+		return err
+	}
+	if err := checkText("detail", m.Detail, false); err != nil {
+		return err
+	}
+	if r := m.Result; r != nil {
+		if err := checkText("result.command_id", r.CommandID, true); err != nil {
+			return err
+		}
+		if err := checkAction("result.action", r.Action); err != nil {
+			return err
+		}
+		if !r.Outcome.Valid() {
+			return fieldErr("result.outcome", ErrUnknownState, "%q is not an outcome", r.Outcome)
+		}
+	}
+	return nil
+}
+
+// Command is a recovery command, published by the recoverer on
+// fleet/<region>/<device>/cmd. Devices apply a command ID at most once.
+type Command struct {
+	Header
+	// CommandID is unique per command; the device echoes it in its result.
+	CommandID string `json:"command_id"`
+	// Action is what to do.
+	Action Action `json:"action"`
+	// TargetFirmware is the version to (re)apply for a retry, or to restore for a rollback.
+	TargetFirmware string `json:"target_firmware,omitempty"`
+	// Reason is the rule that chose this command, for people reading the device's log.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Validate checks every field's presence and range.
+func (m *Command) Validate() error {
+	if err := m.Header.validate(); err != nil {
+		return err
+	}
+	if err := checkText("command_id", m.CommandID, true); err != nil {
+		return err
+	}
+	if err := checkAction("action", m.Action); err != nil {
+		return err
+	}
+	if m.Action == ActionNone {
+		return fieldErr("action", ErrUnknownState, "%q is not a command", m.Action)
+	}
+	if err := checkText("target_firmware", m.TargetFirmware, false); err != nil {
+		return err
+	}
+	return checkText("reason", m.Reason, false)
+}
+
+// Decision is the recoverer's audit record of one decision about one device,
+// on sentinel/recovery/<region>/<device>, including decisions to do nothing.
+type Decision struct {
+	Header
+	// Region is the device's region.
+	Region string `json:"region"`
+	// Action is what the recoverer chose; ActionNone means no command.
+	Action Action `json:"action"`
+	// Reason is a stable code naming the rule that fired.
+	Reason string `json:"reason"`
+	// CommandID is the command sent, empty when none was.
+	CommandID string `json:"command_id,omitempty"`
+	// State is the device state the decision was taken on.
+	State State `json:"state"`
+	// Firmware is the device's firmware when the decision was taken.
+	Firmware string `json:"firmware,omitempty"`
+	// BatteryPct is the last known battery level, or -1 when unknown.
+	BatteryPct float64 `json:"battery_pct"`
+	// Charging is the last known charging flag.
+	Charging bool `json:"charging"`
+	// RSSI is the last known signal strength in dBm, 0 when unknown.
+	RSSI int `json:"rssi_dbm"`
+	// Attempt is the number of commands already sent for this failure, before this one.
+	Attempt int `json:"attempt"`
+}
+
+// Validate checks every field's presence and range.
+func (m *Decision) Validate() error {
+	if err := m.Header.validate(); err != nil {
+		return err
+	}
+	if err := checkRegion(m.Region); err != nil {
+		return err
+	}
+	if err := checkAction("action", m.Action); err != nil {
+		return err
+	}
+	if err := checkText("reason", m.Reason, true); err != nil {
+		return err
+	}
+	if err := checkText("command_id", m.CommandID, false); err != nil {
+		return err
+	}
+	if err := checkState("state", m.State); err != nil {
+		return err
+	}
+	if m.BatteryPct < -1 || m.BatteryPct > 100 {
+		return fieldErr("battery_pct", ErrOutOfRange, "%g not in -1..100", m.BatteryPct)
+	}
+	if m.Attempt < 0 {
+		return fieldErr("attempt", ErrOutOfRange, "%d is negative", m.Attempt)
+	}
+	return nil
+}
+
+func checkRegion(r string) error {
+	if r == "" {
+		return fieldErr("region", ErrMissingField, "required")
+	}
+	if err := ValidateID(r); err != nil {
+		return fieldErr("region", ErrOutOfRange, "%v", err)
+	}
+	return nil
+}
+
+func checkText(field, v string, required bool) error {
+	switch {
+	case v == "" && required:
+		return fieldErr(field, ErrMissingField, "required")
+	case len(v) > maxText:
+		return fieldErr(field, ErrOutOfRange, "%d bytes, at most %d", len(v), maxText)
+	case strings.ContainsAny(v, "\x00\n\r"):
+		return fieldErr(field, ErrOutOfRange, "contains a control character")
+	}
+	return nil
+}
+
+func checkState(field string, s State) error {
+	if s == "" {
+		return fieldErr(field, ErrMissingField, "required")
+	}
+	if !s.Valid() {
+		return fieldErr(field, ErrUnknownState, "%q is not an OTA state", s)
+	}
+	return nil
+}
+
+func checkAction(field string, a Action) error {
+	if a == "" {
+		return fieldErr(field, ErrMissingField, "required")
+	}
+	if !a.Valid() {
+		return fieldErr(field, ErrUnknownState, "%q is not an action", a)
+	}
+	return nil
+}
