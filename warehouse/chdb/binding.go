@@ -1,0 +1,177 @@
+// Package chdb binds the small C API of libchdb, the ClickHouse engine as a
+// shared library, with purego: no cgo, and nothing happens until Load is
+// called. That is the point of this package: chdb-go dlopens the library in
+// a package init() and panics when it is missing, so a binary importing it
+// cannot print --help or talk to a ClickHouse server without the 566 MB
+// library. Here the library is opened on first use of a chdb:// DSN, and its
+// absence is an ordinary error.
+//
+// The engine allows one connection (one data directory) per process; Open
+// enforces that.
+package chdb
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotInstalled means libchdb could not be found or loaded.
+	ErrNotInstalled = errors.New("chdb: libchdb is not installed")
+	// ErrInUse means the process already holds an engine on another directory.
+	ErrInUse = errors.New("chdb: engine already open on another directory")
+	// ErrClosed means the connection was closed.
+	ErrClosed = errors.New("chdb: connection closed")
+)
+
+type cResult struct{ internalData unsafe.Pointer }
+
+type cConnection struct{ internalData unsafe.Pointer }
+
+// The C functions, filled by load.
+var (
+	chdbConnect            func(argc int32, argv **byte) **cConnection
+	chdbCloseConn          func(conn **cConnection)
+	chdbQuery              func(conn *cConnection, query, format string) *cResult
+	chdbDestroyQueryResult func(res *cResult)
+	chdbResultBuffer       func(res *cResult) unsafe.Pointer
+	chdbResultLength       func(res *cResult) uintptr
+	chdbResultError        func(res *cResult) string
+	chdbResultRowsRead     func(res *cResult) uint64
+	chdbResultElapsed      func(res *cResult) float64
+)
+
+var (
+	loadOnce sync.Once
+	loadErr  error
+	loaded   string
+)
+
+// Load opens the library at path once per process and binds its functions.
+// Later calls return the first call's result, whatever their path.
+func Load(path string) error {
+	loadOnce.Do(func() {
+		lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		if err != nil {
+			loadErr = fmt.Errorf("%w: load %s: %v", ErrNotInstalled, path, err)
+			return
+		}
+		defer func() {
+			// RegisterLibFunc panics on a missing symbol: an incompatible library.
+			if r := recover(); r != nil {
+				loadErr = fmt.Errorf("%w: %s is not a compatible libchdb: %v", ErrNotInstalled, path, r)
+			}
+		}()
+		purego.RegisterLibFunc(&chdbConnect, lib, "chdb_connect")
+		purego.RegisterLibFunc(&chdbCloseConn, lib, "chdb_close_conn")
+		purego.RegisterLibFunc(&chdbQuery, lib, "chdb_query")
+		purego.RegisterLibFunc(&chdbDestroyQueryResult, lib, "chdb_destroy_query_result")
+		purego.RegisterLibFunc(&chdbResultBuffer, lib, "chdb_result_buffer")
+		purego.RegisterLibFunc(&chdbResultLength, lib, "chdb_result_length")
+		purego.RegisterLibFunc(&chdbResultError, lib, "chdb_result_error")
+		purego.RegisterLibFunc(&chdbResultRowsRead, lib, "chdb_result_rows_read")
+		purego.RegisterLibFunc(&chdbResultElapsed, lib, "chdb_result_elapsed")
+		loaded = path
+	})
+	return loadErr
+}
+
+// Conn is the process's connection to the embedded engine.
+type Conn struct {
+	mu   sync.Mutex
+	conn **cConnection
+	path string
+}
+
+var (
+	openMu sync.Mutex
+	open   *Conn
+)
+
+// Open connects to the engine with its data in dir, after Load. The engine
+// holds one directory per process: opening the same directory again returns
+// the same connection's error ErrInUse unless the first was closed.
+func Open(dir string, args ...string) (*Conn, error) {
+	if loaded == "" {
+		return nil, fmt.Errorf("chdb: open %s: library not loaded", dir)
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if open != nil {
+		return nil, fmt.Errorf("%w: %s is open, asked for %s", ErrInUse, open.path, dir)
+	}
+	argv := append([]string{"clickhouse", "--path=" + dir}, args...)
+	cargs := make([]*byte, len(argv)+1)
+	for i, a := range argv {
+		b := append([]byte(a), 0)
+		cargs[i] = &b[0]
+	}
+	c := chdbConnect(int32(len(argv)), &cargs[0])
+	if c == nil || *c == nil {
+		return nil, fmt.Errorf("chdb: connect to %s failed (is another process using it?)", dir)
+	}
+	open = &Conn{conn: c, path: dir}
+	return open, nil
+}
+
+// Path returns the data directory.
+func (c *Conn) Path() string { return c.path }
+
+// Query runs one statement and returns its output in format (any ClickHouse
+// output format, e.g. "JSONCompact", "TabSeparated"). An engine error comes
+// back as an *Error with ClickHouse's message.
+func (c *Conn) Query(query, format string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil, ErrClosed
+	}
+	res := chdbQuery(*c.conn, query, format)
+	if res == nil {
+		return nil, nil
+	}
+	defer chdbDestroyQueryResult(res)
+	if msg := chdbResultError(res); msg != "" {
+		return nil, &Error{Message: msg}
+	}
+	n := chdbResultLength(res)
+	buf := chdbResultBuffer(res)
+	if n == 0 || buf == nil {
+		return nil, nil
+	}
+	out := make([]byte, n)
+	copy(out, unsafe.Slice((*byte)(buf), n))
+	return out, nil
+}
+
+// Close closes the connection; the process may then Open another directory.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	chdbCloseConn(c.conn)
+	c.conn = nil
+	openMu.Lock()
+	if open == c {
+		open = nil
+	}
+	openMu.Unlock()
+	return nil
+}
+
+// Error is an error the engine reported, with ClickHouse's own text, such as
+// "Code: 60. DB::Exception: Unknown table ...".
+type Error struct {
+	// Message is the engine's message.
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return "chdb: " + e.Message }

@@ -1,0 +1,16 @@
+// Package warehouse is Sentinel's ClickHouse: the schema and its
+// migrations, the two engines that run it, a query runner and the batch
+// writer every service shares.
+//
+// One dialect, two engines, chosen by DSN:
+//
+//   - chdb:///path/to/dir runs the real ClickHouse engine inside the
+//     process (libchdb, loaded lazily on first use; see package chdb).
+//   - clickhouse://host:9000/db and http://host:8123/db reach a ClickHouse
+//     server through clickhouse-go v2.
+//
+// Both run the same DDL and the same queries. Tables that receive
+// redelivered MQTT messages are ReplacingMergeTree keyed on (device_id, seq),
+// so a repeat never counts twice in queries that use FINAL (or the views
+// built on it).
+package warehouse

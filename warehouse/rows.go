@@ -1,0 +1,139 @@
+package warehouse
+
+import (
+	"time"
+
+	"github.com/sentinel-iot/sentinel/proto"
+)
+
+// TelemetryRow is one row of the telemetry table. Field tags name the
+// columns for both engines: `ch` for clickhouse-go, `json` for the embedded
+// engine's JSONEachRow.
+type TelemetryRow struct {
+	DeviceID     string    `ch:"device_id" json:"device_id"`
+	Region       string    `ch:"region" json:"region"`
+	Firmware     string    `ch:"firmware" json:"firmware"`
+	State        string    `ch:"state" json:"state"`
+	TS           time.Time `ch:"ts" json:"ts"`
+	Seq          uint64    `ch:"seq" json:"seq"`
+	BatteryPct   float32   `ch:"battery_pct" json:"battery_pct"`
+	Charging     bool      `ch:"charging" json:"charging"`
+	RSSI         int16     `ch:"rssi_dbm" json:"rssi_dbm"`
+	TemperatureC float32   `ch:"temperature_c" json:"temperature_c"`
+	UptimeS      int64     `ch:"uptime_s" json:"uptime_s"`
+	ReceivedAt   time.Time `ch:"received_at" json:"received_at"`
+}
+
+// TelemetryRowOf maps a decoded reading to its row.
+func TelemetryRowOf(m *proto.Telemetry, received time.Time) TelemetryRow {
+	return TelemetryRow{
+		DeviceID: m.DeviceID, Region: m.Region, Firmware: m.Firmware, State: string(m.State),
+		TS: m.TS.Time, Seq: m.Seq, BatteryPct: float32(m.BatteryPct), Charging: m.Charging,
+		RSSI: int16(m.RSSI), TemperatureC: float32(m.TemperatureC), UptimeS: m.UptimeS,
+		ReceivedAt: received.UTC(),
+	}
+}
+
+// StatusRow is one row of the status_events table; the command columns are
+// empty unless the event reports a command result.
+type StatusRow struct {
+	DeviceID       string    `ch:"device_id" json:"device_id"`
+	Region         string    `ch:"region" json:"region"`
+	TS             time.Time `ch:"ts" json:"ts"`
+	Seq            uint64    `ch:"seq" json:"seq"`
+	State          string    `ch:"state" json:"state"`
+	Firmware       string    `ch:"firmware" json:"firmware"`
+	TargetFirmware string    `ch:"target_firmware" json:"target_firmware"`
+	Detail         string    `ch:"detail" json:"detail"`
+	CommandID      string    `ch:"command_id" json:"command_id"`
+	Action         string    `ch:"action" json:"action"`
+	Outcome        string    `ch:"outcome" json:"outcome"`
+	ReceivedAt     time.Time `ch:"received_at" json:"received_at"`
+}
+
+// StatusRowOf maps a decoded status event to its row.
+func StatusRowOf(m *proto.StatusEvent, received time.Time) StatusRow {
+	r := StatusRow{
+		DeviceID: m.DeviceID, Region: m.Region, TS: m.TS.Time, Seq: m.Seq, State: string(m.State),
+		Firmware: m.Firmware, TargetFirmware: m.TargetFirmware, Detail: m.Detail,
+		ReceivedAt: received.UTC(),
+	}
+	if m.Result != nil {
+		r.CommandID, r.Action, r.Outcome = m.Result.CommandID, string(m.Result.Action), string(m.Result.Outcome)
+	}
+	return r
+}
+
+// CommandRow is one row of the commands table.
+type CommandRow struct {
+	CommandID      string    `ch:"command_id" json:"command_id"`
+	DeviceID       string    `ch:"device_id" json:"device_id"`
+	Region         string    `ch:"region" json:"region"`
+	TS             time.Time `ch:"ts" json:"ts"`
+	Seq            uint64    `ch:"seq" json:"seq"`
+	Action         string    `ch:"action" json:"action"`
+	TargetFirmware string    `ch:"target_firmware" json:"target_firmware"`
+	Reason         string    `ch:"reason" json:"reason"`
+}
+
+// CommandRowOf maps a command sent to a device in region to its row.
+func CommandRowOf(c *proto.Command, region string) CommandRow {
+	return CommandRow{
+		CommandID: c.CommandID, DeviceID: c.DeviceID, Region: region, TS: c.TS.Time, Seq: c.Seq,
+		Action: string(c.Action), TargetFirmware: c.TargetFirmware, Reason: c.Reason,
+	}
+}
+
+// DecisionRow is one row of the decisions table: the recoverer's decision
+// and a snapshot of the inputs it was taken on.
+type DecisionRow struct {
+	DeviceID   string    `ch:"device_id" json:"device_id"`
+	Region     string    `ch:"region" json:"region"`
+	TS         time.Time `ch:"ts" json:"ts"`
+	Seq        uint64    `ch:"seq" json:"seq"`
+	Action     string    `ch:"action" json:"action"`
+	Reason     string    `ch:"reason" json:"reason"`
+	CommandID  string    `ch:"command_id" json:"command_id"`
+	State      string    `ch:"state" json:"state"`
+	Firmware   string    `ch:"firmware" json:"firmware"`
+	BatteryPct float32   `ch:"battery_pct" json:"battery_pct"`
+	Charging   bool      `ch:"charging" json:"charging"`
+	RSSI       int16     `ch:"rssi_dbm" json:"rssi_dbm"`
+	Attempt    uint16    `ch:"attempt" json:"attempt"`
+}
+
+// DecisionRowOf maps an audit record to its row.
+func DecisionRowOf(d *proto.Decision) DecisionRow {
+	return DecisionRow{
+		DeviceID: d.DeviceID, Region: d.Region, TS: d.TS.Time, Seq: d.Seq, Action: string(d.Action),
+		Reason: d.Reason, CommandID: d.CommandID, State: string(d.State), Firmware: d.Firmware,
+		BatteryPct: float32(d.BatteryPct), Charging: d.Charging, RSSI: int16(d.RSSI), Attempt: uint16(d.Attempt),
+	}
+}
+
+// MaxDeadLetterPayload is how much of a rejected payload is kept.
+const MaxDeadLetterPayload = 4 << 10
+
+// DeadLetterRow is one row of the dead_letters table: a message that failed
+// decoding, with the reason, so nothing is silently dropped.
+type DeadLetterRow struct {
+	ReceivedAt   time.Time `ch:"received_at" json:"received_at"`
+	Topic        string    `ch:"topic" json:"topic"`
+	Reason       string    `ch:"reason" json:"reason"`
+	Error        string    `ch:"error" json:"error"`
+	Payload      string    `ch:"payload" json:"payload"`
+	PayloadBytes uint32    `ch:"payload_bytes" json:"payload_bytes"`
+}
+
+// DeadLetterRowOf records payload on topic as rejected with err. The payload
+// is truncated to MaxDeadLetterPayload bytes; its full size is kept.
+func DeadLetterRowOf(topic string, payload []byte, err error, received time.Time) DeadLetterRow {
+	kept := payload
+	if len(kept) > MaxDeadLetterPayload {
+		kept = kept[:MaxDeadLetterPayload]
+	}
+	return DeadLetterRow{
+		ReceivedAt: received.UTC(), Topic: topic, Reason: proto.Reason(err), Error: err.Error(),
+		Payload: string(kept), PayloadBytes: uint32(len(payload)),
+	}
+}

@@ -1,0 +1,160 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Migration is one versioned step of the schema. Its statements are
+// idempotent (IF NOT EXISTS), so two services migrating at once, or a crash
+// between a statement and the version record, do no harm.
+type Migration struct {
+	// Version orders migrations; each is applied once.
+	Version int
+	// Name says what the step does.
+	Name string
+	// Statements are run in order.
+	Statements []string
+}
+
+// Table names, for callers that insert or query.
+const (
+	TableTelemetry    = "telemetry"
+	TableStatusEvents = "status_events"
+	TableCommands     = "commands"
+	TableDecisions    = "decisions"
+	TableDeadLetters  = "dead_letters"
+	tableMigrations   = "schema_migrations"
+)
+
+// Migrations is the schema's history, oldest first. Append; never edit a
+// released step.
+var Migrations = []Migration{
+	{
+		Version: 1,
+		Name:    "initial tables",
+		Statements: []string{
+			// Telemetry: a redelivered (device_id, seq) collapses into one row
+			// in the background and at once under FINAL. The sort key leads
+			// with region for the regional analytics; device_id, seq finish it
+			// as the dedup key (a device's region never changes).
+			`CREATE TABLE IF NOT EXISTS telemetry (
+				device_id     String,
+				region        LowCardinality(String),
+				firmware      LowCardinality(String),
+				state         LowCardinality(String),
+				ts            DateTime64(3, 'UTC'),
+				seq           UInt64,
+				battery_pct   Float32,
+				charging      Bool,
+				rssi_dbm      Int16,
+				temperature_c Float32,
+				uptime_s      Int64,
+				received_at   DateTime64(3, 'UTC')
+			) ENGINE = ReplacingMergeTree
+			PARTITION BY toDate(ts)
+			ORDER BY (region, device_id, seq)`,
+			`CREATE TABLE IF NOT EXISTS status_events (
+				device_id       String,
+				region          LowCardinality(String),
+				ts              DateTime64(3, 'UTC'),
+				seq             UInt64,
+				state           LowCardinality(String),
+				firmware        LowCardinality(String),
+				target_firmware LowCardinality(String),
+				detail          String,
+				command_id      String,
+				action          LowCardinality(String),
+				outcome         LowCardinality(String),
+				received_at     DateTime64(3, 'UTC')
+			) ENGINE = ReplacingMergeTree
+			PARTITION BY toDate(ts)
+			ORDER BY (region, device_id, seq)`,
+			`CREATE TABLE IF NOT EXISTS commands (
+				command_id      String,
+				device_id       String,
+				region          LowCardinality(String),
+				ts              DateTime64(3, 'UTC'),
+				seq             UInt64,
+				action          LowCardinality(String),
+				target_firmware LowCardinality(String),
+				reason          LowCardinality(String)
+			) ENGINE = ReplacingMergeTree
+			PARTITION BY toDate(ts)
+			ORDER BY (region, device_id, command_id)`,
+			`CREATE TABLE IF NOT EXISTS decisions (
+				device_id   String,
+				region      LowCardinality(String),
+				ts          DateTime64(3, 'UTC'),
+				seq         UInt64,
+				action      LowCardinality(String),
+				reason      LowCardinality(String),
+				command_id  String,
+				state       LowCardinality(String),
+				firmware    LowCardinality(String),
+				battery_pct Float32,
+				charging    Bool,
+				rssi_dbm    Int16,
+				attempt     UInt16
+			) ENGINE = ReplacingMergeTree
+			PARTITION BY toDate(ts)
+			ORDER BY (region, device_id, seq)`,
+			`CREATE TABLE IF NOT EXISTS dead_letters (
+				received_at   DateTime64(3, 'UTC'),
+				topic         String,
+				reason        LowCardinality(String),
+				error         String,
+				payload       String,
+				payload_bytes UInt32
+			) ENGINE = MergeTree
+			PARTITION BY toDate(received_at)
+			ORDER BY (reason, received_at)`,
+		},
+	},
+}
+
+// Migrate applies every migration not yet recorded in schema_migrations.
+// It is safe to run at every start, from several processes.
+func (db *DB) Migrate(ctx context.Context) error {
+	err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+tableMigrations+` (
+		version    UInt32,
+		name       String,
+		applied_at DateTime('UTC')
+	) ENGINE = ReplacingMergeTree ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("warehouse: migrate: %w", err)
+	}
+	res, err := db.Query(ctx, "SELECT version FROM "+tableMigrations+" FINAL")
+	if err != nil {
+		return fmt.Errorf("warehouse: migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, r := range res.Rows {
+		v, _ := strconv.Atoi(r[0])
+		applied[v] = true
+	}
+	for _, m := range Migrations {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := db.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("warehouse: migration %d (%s), statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		rec := []migrationRow{{Version: uint32(m.Version), Name: m.Name, AppliedAt: time.Now().UTC().Truncate(time.Second)}}
+		if err := Insert(ctx, db, tableMigrations, rec); err != nil {
+			return fmt.Errorf("warehouse: record migration %d: %w", m.Version, err)
+		}
+		db.log.Info("applied migration", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+type migrationRow struct {
+	Version   uint32    `ch:"version" json:"version"`
+	Name      string    `ch:"name" json:"name"`
+	AppliedAt time.Time `ch:"applied_at" json:"applied_at"`
+}
