@@ -18,11 +18,11 @@ const (
 	StateInstallFailed  State = "install_failed"
 	// StatePartial means some partitions were written and the device boots,
 	// but the update is incomplete: the hard case recovery exists for.
-	StatePartial      State = "partial"
-	StateBootFailed   State = "boot_failed"
-	StateRollingBack  State = "rolling_back"
-	StateRolledBack   State = "rolled_back"
-	StateBricked      State = "bricked"
+	StatePartial     State = "partial"
+	StateBootFailed  State = "boot_failed"
+	StateRollingBack State = "rolling_back"
+	StateRolledBack  State = "rolled_back"
+	StateBricked     State = "bricked"
 	// StateOffline is published by the broker as a device's Last Will.
 	StateOffline State = "offline"
 )
@@ -45,7 +45,6 @@ func (s State) Failed() bool {
 	}
 	return false
 }
-
 
 // Action is what a command asks a device to do, or what a decision chose.
 type Action string
@@ -72,7 +71,6 @@ func (a Action) Valid() bool {
 	}
 	return false
 }
-
 
 // Outcome is how a device says a command ended.
 type Outcome string
