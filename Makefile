@@ -1,0 +1,49 @@
+# Sentinel's build. `make demo` and `make test` are the two commands a
+# newcomer needs; both install what is missing first.
+
+GO      ?= go
+MODULES := proto warehouse broker simulator ingestor recoverer analytics cmd/sentinel
+PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+BIN     := bin/sentinel
+
+.PHONY: all build setup demo test check fmt vet unit fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sentinel
+
+# Install libchdb (the embedded ClickHouse engine) into the user cache.
+# Idempotent: a no-op when the verified library is already there.
+setup: build
+	$(BIN) setup
+
+# The whole pipeline on loopback for a minute, ending with the ranking.
+demo: setup
+	$(BIN) run --devices 1000 --duration 60s
+
+# Formatting, vet, then every module's tests with the race detector.
+test: setup check
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+check: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Tests without the race detector, for a quick loop.
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+# A short run of every fuzz target (the seed corpora run in `make test`).
+FUZZTIME ?= 15s
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./proto | grep ^Fuzz); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./proto || exit 1; \
+	done
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/ingestor"
+	"github.com/sentinel-iot/sentinel/warehouse"
+)
+
+func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("broker", "[flags]")
+	var c common
+	c.addLog(fs, "info")
+	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	b, err := broker.New(broker.Config{Addr: *listen, Logger: log})
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("ingest", "[flags]")
+	var c common
+	c.addDSN(fs)
+	c.addBroker(fs)
+	c.addLog(fs, "info")
+	clientID := fs.String("client-id", "sentinel-ingestor", "MQTT client ID; give each instance its own")
+	username := fs.String("username", "", "MQTT username")
+	password := fs.String("password", "", "MQTT password")
+	rows := fs.Int("batch-rows", 10000, "flush a batch at this many rows")
+	delay := fs.Duration("batch-delay", 250*time.Millisecond, "flush a batch this long after its first row")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	db, err := openWarehouse(ctx, c.dsn, &c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	in, err := ingestor.New(ingestor.Config{
+		Broker: c.broker, ClientID: *clientID, Username: *username, Password: *password,
+		Batch:  warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay},
+		Logger: log,
+	}, db)
+	if err != nil {
+		return err
+	}
+	if err := in.Run(ctx); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+
+	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/chdb"
+)
+
+func cmdSetup(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("setup", "[flags]")
+	dir := fs.String("dir", "", "install directory (default: the user cache, where sentinel finds it by itself)")
+	npm := fs.String("npm", "npm", "npm client used to fetch the package")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path, err := chdb.Install(ctx, chdb.InstallOptions{Dir: *dir, NPM: *npm, Progress: out})
+	if err != nil {
+		return err
+	}
+	if *dir != "" {
+		fmt.Fprintf(out, "set %s=%s so sentinel finds it\n", chdb.EnvLibPath, path)
+	}
+	return nil
+}
+
+// openWarehouse opens and migrates the warehouse named by dsn.
+func openWarehouse(ctx context.Context, dsn string, c *common) (*warehouse.DB, error) {
+	log, err := c.logger()
+	if err != nil {
+		return nil, err
+	}
+	db, err := warehouse.Open(ctx, dsn, warehouse.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func cmdSQL(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("sql", `[flags] "SELECT ..."`)
+	var c common
+	c.addDSN(fs)
+	c.addLog(fs, "warn")
+	format := fs.String("format", "table", "output: table, csv or tsv")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("sql takes one query, quoted; got %d arguments", fs.NArg())
+	}
+	db, err := openWarehouse(ctx, c.dsn, &c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := db.Query(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return writeResult(out, res, *format)
+}
+
+func cmdReport(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("report", "[flags] <name>|list")
+	var c common
+	c.addDSN(fs)
+	c.addLog(fs, "warn")
+	format := fs.String("format", "table", "output: table, csv or tsv")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("report takes one query name, or list")
+	}
+	if fs.Arg(0) == "list" {
+		qs, err := analytics.Queries()
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			fmt.Fprintf(out, "%-24s %s\n", q.Name, q.Title)
+		}
+		return nil
+	}
+	q, err := analytics.Get(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	db, err := openWarehouse(ctx, c.dsn, &c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := db.Query(ctx, q.SQL)
+	if err != nil {
+		return err
+	}
+	if *format == "table" {
+		fmt.Fprintf(out, "%s\n\n", q.Title)
+	}
+	return writeResult(out, res, *format)
+}
+
+func writeResult(out io.Writer, res *warehouse.Result, format string) error {
+	switch format {
+	case "table":
+		return res.WriteTable(out)
+	case "csv", "tsv":
+		w := csv.NewWriter(out)
+		if format == "tsv" {
+			w.Comma = '\t'
+		}
+		head := make([]string, len(res.Columns))
+		for i, c := range res.Columns {
+			head[i] = c.Name
+		}
+		if err := w.Write(head); err != nil {
+			return err
+		}
+		if err := w.WriteAll(res.Rows); err != nil {
+			return err
+		}
+		return w.Error()
+	}
+	return fmt.Errorf("--format %q: want table, csv or tsv", format)
+}

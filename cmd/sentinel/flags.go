@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sentinel-iot/sentinel/warehouse"
+)
+
+// envName is the environment twin of a flag: --batch-rows is SENTINEL_BATCH_ROWS.
+func envName(flagName string) string {
+	return "SENTINEL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlags returns a flag set whose usage lists each flag's environment twin.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: sentinel %s %s\n\nFlags (each also read from its SENTINEL_* variable):\n", name, synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(w, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its environment twin. This is the one place Sentinel reads its
+// configuration from the environment.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+// common holds the flags most commands share.
+type common struct {
+	dsn      string
+	broker   string
+	logLevel string
+}
+
+func (c *common) addDSN(fs *flag.FlagSet) {
+	fs.StringVar(&c.dsn, "dsn", warehouse.DefaultDSN, "warehouse: chdb:///dir (embedded), clickhouse://host:9000/db or http://host:8123/db")
+}
+
+func (c *common) addBroker(fs *flag.FlagSet) {
+	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
+}
+
+func (c *common) addLog(fs *flag.FlagSet, def string) {
+	fs.StringVar(&c.logLevel, "log-level", def, "log level: debug, info, warn or error")
+}
+
+// logger returns a text logger on stderr at the chosen level.
+func (c *common) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// discard is a logger that drops everything.
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
