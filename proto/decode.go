@@ -120,7 +120,9 @@ func translate(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// encoding/json names fields of the embedded Header by their Go
+		// path ("Header.seq"); the wire name is the last part.
+		field := strings.TrimPrefix(typeErr.Field, "Header.")
 		if field == "" {
 			field = "(root)"
 		}

@@ -29,7 +29,8 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + t.UTC().Format(TimeFormat) + `"`), nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. It truncates to milliseconds,
+// the wire's precision, so a decoded time encodes back to the same value.
 func (t *Time) UnmarshalJSON(b []byte) error {
 	s := string(b)
 	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
@@ -39,7 +40,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("ts is not RFC 3339: %.40s", s)
 	}
-	t.Time = v.UTC()
+	t.Time = v.UTC().Truncate(time.Millisecond)
 	return nil
 }
 
@@ -73,6 +74,9 @@ func (h Header) validate() error {
 		return fieldErr("ts", ErrMissingField, "required")
 	case h.Seq == 0:
 		return fieldErr("seq", ErrMissingField, "required, starts at 1")
+	case h.TS.UTC().Year() < 0 || h.TS.UTC().Year() > 9999:
+		// RFC 3339 has four-digit years; TimeFormat could not encode it.
+		return fieldErr("ts", ErrOutOfRange, "year %d in UTC not in 0..9999", h.TS.UTC().Year())
 	}
 	if err := ValidateID(h.DeviceID); err != nil {
 		return fieldErr("device_id", ErrOutOfRange, "%v", err)
@@ -192,6 +196,9 @@ func (m *StatusEvent) Validate() error {
 		if err := checkAction("result.action", r.Action); err != nil {
 			return err
 		}
+		if r.Outcome == "" {
+			return fieldErr("result.outcome", ErrMissingField, "required")
+		}
 		if !r.Outcome.Valid() {
 			return fieldErr("result.outcome", ErrUnknownState, "%q is not an outcome", r.Outcome)
 		}
@@ -279,8 +286,14 @@ func (m *Decision) Validate() error {
 	if err := checkState("state", m.State); err != nil {
 		return err
 	}
+	if err := checkText("firmware", m.Firmware, false); err != nil {
+		return err
+	}
 	if m.BatteryPct < -1 || m.BatteryPct > 100 {
 		return fieldErr("battery_pct", ErrOutOfRange, "%g not in -1..100", m.BatteryPct)
+	}
+	if m.RSSI < MinRSSI || m.RSSI > MaxRSSI {
+		return fieldErr("rssi_dbm", ErrOutOfRange, "%d not in %d..%d", m.RSSI, MinRSSI, MaxRSSI)
 	}
 	if m.Attempt < 0 {
 		return fieldErr("attempt", ErrOutOfRange, "%d is negative", m.Attempt)

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/recoverer"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
+	"github.com/sentinel-iot/sentinel/simulator"
+	"github.com/sentinel-iot/sentinel/warehouse"
+)
+
+func cmdRun(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("run", "[flags]")
+	var c common
+	c.addDSN(fs)
+	c.addLog(fs, "warn")
+	listen := fs.String("listen", "127.0.0.1:1883", "MQTT listener for the embedded broker (port 0 picks a free one)")
+	devices := fs.Int("devices", 1000, "simulated devices, one MQTT connection each")
+	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
+	seed := fs.Int64("seed", 1, "fleet seed: the same seed gives the same fleet and failures")
+	failures := fs.Float64("failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed")
+	interval := fs.Duration("telemetry-interval", 2*time.Second, "time between two readings of one device")
+	spread := fs.Duration("rollout-spread", 10*time.Second, "devices start updating at random offsets within this window")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	db, err := openWarehouse(ctx, c.dsn, &c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintf(out, "warehouse: %s\n", db.Engine())
+
+	p, err := startPipeline(ctx, db, pipelineConfig{
+		Listen: *listen,
+		Fleet: simulator.Config{
+			Devices: *devices, Seed: *seed, FailureShare: *failures,
+			TelemetryInterval: *interval, RolloutSpread: *spread,
+		},
+		Recoverer: recoverConfigDefaults(),
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	h, port, _ := net.SplitHostPort(p.broker.Addr())
+	fmt.Fprintf(out, "broker: %s (watch decisions: mosquitto_sub -h %s -p %s -t 'sentinel/recovery/#' -v)\n", p.broker.URL(), h, port)
+
+	fleetCtx, stopFleet := context.WithTimeout(ctx, *duration)
+	defer stopFleet()
+	p.runFleet(fleetCtx)
+	showProgress(fleetCtx, out, p)
+	fmt.Fprintln(out, "\nstopping the fleet; committing what is in flight...")
+	stopFleet()
+	if err := p.drain(15 * time.Second); err != nil {
+		fmt.Fprintln(out, "warning:", err)
+	}
+	shutdownErr := p.shutdown()
+	final := p.status()
+	fmt.Fprintf(out, "done: %d devices, %d messages published, %d rows stored, %d decisions, %d commands, %d dead letters\n\n",
+		final.Devices, final.Published, final.Rows, final.Decisions, final.Commands, final.DeadLetters)
+
+	// The report reads the warehouse, not the counters: what analysts see.
+	reportCtx := context.WithoutCancel(ctx)
+	if err := printReport(reportCtx, out, db); err != nil {
+		return err
+	}
+	return shutdownErr
+}
+
+// recoverConfigDefaults is the recoverer configuration of `sentinel run`:
+// the policy defaults, with a backoff short enough that a one-minute demo
+// sees retries run their course.
+func recoverConfigDefaults() recoverer.Config {
+	pc := policy.DefaultConfig()
+	pc.BackoffBase = 2 * time.Second
+	return recoverer.Config{Policy: pc}
+}
+
+// showProgress prints a status line every second until ctx ends: in place
+// on a terminal, one line every 10 seconds otherwise (logs, CI).
+func showProgress(ctx context.Context, out io.Writer, p *pipeline) {
+	tty := isTerminal(out)
+	every := time.Second
+	if !tty {
+		every = 10 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last status
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s := p.status()
+		rate := float64(s.Published-last.Published) / every.Seconds()
+		line := fmt.Sprintf("%4.0fs  devices %d/%d connected  %6.0f msg/s  rows %d  decisions %d  commands %d  dead letters %d",
+			s.Elapsed.Seconds(), s.Connected, s.Devices, rate, s.Rows, s.Decisions, s.Commands, s.DeadLetters)
+		if s.Degraded {
+			line += "  WAREHOUSE DEGRADED (retrying)"
+		}
+		if tty {
+			fmt.Fprintf(out, "\r%-120s", line)
+		} else {
+			fmt.Fprintln(out, line)
+		}
+		last = s
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Summary queries printed after the ranking: what the controller did and
+// where the fleet ended up.
+var summaries = []struct{ title, sql string }{
+	{"Recovery decisions", `
+SELECT action, reason, count() AS decisions, uniqExact(device_id) AS devices
+FROM decisions FINAL
+GROUP BY action, reason
+ORDER BY decisions DESC, action, reason`},
+	{"Command outcomes reported by devices", `
+SELECT action, outcome, count() AS results
+FROM status_events FINAL
+WHERE command_id != ''
+GROUP BY action, outcome
+ORDER BY action, outcome`},
+	{"Where the fleet ended up (latest state per device)", `
+SELECT state, count() AS devices
+FROM (SELECT device_id, argMax(state, seq) AS state FROM status_events FINAL GROUP BY device_id)
+GROUP BY state
+ORDER BY devices DESC, state`},
+}
+
+func printReport(ctx context.Context, out io.Writer, db *warehouse.DB) error {
+	q, err := analytics.Get("regional_ranking")
+	if err != nil {
+		return err
+	}
+	res, err := db.Query(ctx, q.SQL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s\n%s\n", q.Title, strings.Repeat("=", len(q.Title)))
+	if err := res.WriteTable(out); err != nil {
+		return err
+	}
+	for _, s := range summaries {
+		res, err := db.Query(ctx, s.sql)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n%s\n%s\n", s.title, strings.Repeat("=", len(s.title)))
+		if err := res.WriteTable(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,654 @@
+package proto_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/proto"
+)
+
+// fixtureTS is the timestamp of every fixture, already at wire precision.
+var fixtureTS = time.Date(2024, 5, 1, 10, 0, 0, 123_000_000, time.UTC)
+
+func telemetryFixture() *proto.Telemetry {
+	return &proto.Telemetry{
+		Header:       proto.NewHeader("dev-1", fixtureTS, 7),
+		Region:       "eu-west",
+		Firmware:     "2.4.1",
+		State:        proto.StateInstalling,
+		BatteryPct:   87.5,
+		Charging:     true,
+		RSSI:         -71,
+		TemperatureC: 41.25,
+		UptimeS:      3600,
+	}
+}
+
+func statusFixture() *proto.StatusEvent {
+	return &proto.StatusEvent{
+		Header:         proto.NewHeader("dev-1", fixtureTS, 8),
+		Region:         "eu-west",
+		State:          proto.StatePartial,
+		Firmware:       "2.4.0",
+		TargetFirmware: "2.4.1",
+		Detail:         "E_PART_B: partition b short write",
+		Result:         &proto.CommandResult{CommandID: "cmd-42", Action: proto.ActionRetry, Outcome: proto.OutcomeFailed},
+	}
+}
+
+func commandFixture() *proto.Command {
+	return &proto.Command{
+		Header:         proto.NewHeader("dev-1", fixtureTS, 3),
+		CommandID:      "cmd-43",
+		Action:         proto.ActionRollback,
+		TargetFirmware: "2.3.9",
+		Reason:         "partial_after_retry",
+	}
+}
+
+func decisionFixture() *proto.Decision {
+	return &proto.Decision{
+		Header:     proto.NewHeader("dev-1", fixtureTS, 4),
+		Region:     "eu-west",
+		Action:     proto.ActionDefer,
+		Reason:     "low_battery",
+		CommandID:  "cmd-44",
+		State:      proto.StateInstallFailed,
+		Firmware:   "2.4.0",
+		BatteryPct: 12,
+		RSSI:       -90,
+		Attempt:    1,
+	}
+}
+
+// kinds lists the four messages with their decoder and a fixture.
+var kinds = []struct {
+	name    string
+	fixture func() proto.Message
+	decode  func([]byte) (proto.Message, error)
+}{
+	{name: "telemetry", fixture: func() proto.Message { return telemetryFixture() }, decode: func(b []byte) (proto.Message, error) { return proto.DecodeTelemetry(b) }},
+	{name: "status", fixture: func() proto.Message { return statusFixture() }, decode: func(b []byte) (proto.Message, error) { return proto.DecodeStatus(b) }},
+	{name: "command", fixture: func() proto.Message { return commandFixture() }, decode: func(b []byte) (proto.Message, error) { return proto.DecodeCommand(b) }},
+	{name: "decision", fixture: func() proto.Message { return decisionFixture() }, decode: func(b []byte) (proto.Message, error) { return proto.DecodeDecision(b) }},
+}
+
+// reasons is the Reason code each sentinel error must map to.
+var reasons = map[error]string{
+	proto.ErrTooLarge:      "too_large",
+	proto.ErrMalformed:     "malformed",
+	proto.ErrWrongType:     "wrong_type",
+	proto.ErrMissingField:  "missing_field",
+	proto.ErrUnknownField:  "unknown_field",
+	proto.ErrOutOfRange:    "out_of_range",
+	proto.ErrUnknownState:  "unknown_value",
+	proto.ErrVersion:       "bad_version",
+	proto.ErrTopicMismatch: "topic_mismatch",
+	proto.ErrBadTopic:      "bad_topic",
+}
+
+// absent, as an edit's value, deletes the key.
+type absentT struct{}
+
+var absent absentT
+
+// raw is a JSON value written verbatim into a payload.
+type raw = json.RawMessage
+
+// toMap turns m into a generic JSON object so tests can edit it.
+func toMap(t testing.TB, m proto.Message) map[string]any {
+	t.Helper()
+	b, err := proto.Encode(m)
+	require.NoError(t, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var obj map[string]any
+	require.NoError(t, dec.Decode(&obj))
+	return obj
+}
+
+// edit returns m encoded with the key/value pairs in kv applied. A value of
+// absent deletes the key; a key "result.x" edits the status result.
+func edit(t testing.TB, m proto.Message, kv ...any) []byte {
+	t.Helper()
+	require.Zero(t, len(kv)%2, "edit needs key/value pairs")
+	obj := toMap(t, m)
+	for i := 0; i < len(kv); i += 2 {
+		key, v := kv[i].(string), kv[i+1]
+		target := obj
+		if sub, ok := strings.CutPrefix(key, "result."); ok {
+			target = obj["result"].(map[string]any)
+			key = sub
+		}
+		if v == absent {
+			delete(target, key)
+			continue
+		}
+		target[key] = v
+	}
+	b, err := json.Marshal(obj)
+	require.NoError(t, err)
+	return b
+}
+
+// requireFieldError checks that err wraps want, names field and has the
+// matching Reason code.
+func requireFieldError(t testing.TB, err, want error, field string) {
+	t.Helper()
+	require.Error(t, err)
+	require.ErrorIs(t, err, want)
+	var fe *proto.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, field, fe.Field, "field of %v", err)
+	require.Equal(t, reasons[want], proto.Reason(err))
+	for other := range reasons {
+		if other != want {
+			require.NotErrorIs(t, err, other, "an error wraps exactly one sentinel")
+		}
+	}
+}
+
+type decodeCase struct {
+	name    string
+	payload []byte
+	want    error // nil: the payload is valid
+	field   string
+}
+
+func runDecodeCases(t *testing.T, decode func([]byte) (proto.Message, error), cases []decodeCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := decode(tt.payload)
+			if tt.want == nil {
+				require.NoError(t, err)
+				require.NoError(t, m.Validate())
+				return
+			}
+			requireFieldError(t, err, tt.want, tt.field)
+		})
+	}
+}
+
+// commonCases are the error classes every message shares: framing, the
+// header and the size cap.
+func commonCases(t *testing.T, m proto.Message) []decodeCase {
+	valid := edit(t, m)
+	padded := append(append([]byte{}, valid...), bytes.Repeat([]byte(" "), proto.DefaultMaxPayload-len(valid))...)
+	return []decodeCase{
+		{name: "valid", payload: valid},
+		{name: "surrounding whitespace", payload: []byte("\n\t " + string(valid) + " \r\n")},
+		{name: "padded to the cap", payload: padded},
+
+		{name: "over the cap", payload: append(padded, ' '), want: proto.ErrTooLarge},
+		{name: "huge", payload: bytes.Repeat([]byte("{"), proto.DefaultMaxPayload*2), want: proto.ErrTooLarge},
+
+		{name: "empty", payload: nil, want: proto.ErrMalformed},
+		{name: "whitespace", payload: []byte("  \n"), want: proto.ErrMalformed},
+		{name: "not json", payload: []byte("hello"), want: proto.ErrMalformed},
+		{name: "array", payload: []byte(`[` + string(valid) + `]`), want: proto.ErrMalformed},
+		{name: "string", payload: []byte(`"{}"`), want: proto.ErrMalformed},
+		{name: "null", payload: []byte(`null`), want: proto.ErrMalformed},
+		{name: "number", payload: []byte(`1`), want: proto.ErrMalformed},
+		{name: "truncated", payload: valid[:len(valid)-1], want: proto.ErrMalformed},
+		{name: "open brace", payload: []byte(`{`), want: proto.ErrMalformed},
+		{name: "syntax error", payload: []byte(`{"v":1,}`), want: proto.ErrMalformed},
+		{name: "single quotes", payload: []byte(`{'v':1}`), want: proto.ErrMalformed},
+		{name: "trailing object", payload: []byte(string(valid) + `{}`), want: proto.ErrMalformed},
+		{name: "trailing brace", payload: []byte(string(valid) + `}`), want: proto.ErrMalformed},
+		{name: "trailing garbage", payload: []byte(string(valid) + ` x`), want: proto.ErrMalformed},
+		{name: "two messages", payload: []byte(string(valid) + "\n" + string(valid)), want: proto.ErrMalformed},
+
+		{name: "empty object", payload: []byte(`{}`), want: proto.ErrMissingField, field: "v"},
+		{name: "missing v", payload: edit(t, m, "v", absent), want: proto.ErrMissingField, field: "v"},
+		{name: "v zero", payload: edit(t, m, "v", 0), want: proto.ErrMissingField, field: "v"},
+		{name: "v null", payload: edit(t, m, "v", nil), want: proto.ErrMissingField, field: "v"},
+		{name: "v 2", payload: edit(t, m, "v", 2), want: proto.ErrVersion, field: "v"},
+		{name: "v negative", payload: edit(t, m, "v", -1), want: proto.ErrVersion, field: "v"},
+		{name: "v string", payload: edit(t, m, "v", "1"), want: proto.ErrWrongType, field: "v"},
+		{name: "v float", payload: edit(t, m, "v", raw(`1.0`)), want: proto.ErrWrongType, field: "v"},
+
+		{name: "missing device_id", payload: edit(t, m, "device_id", absent), want: proto.ErrMissingField, field: "device_id"},
+		{name: "empty device_id", payload: edit(t, m, "device_id", ""), want: proto.ErrMissingField, field: "device_id"},
+		{name: "device_id number", payload: edit(t, m, "device_id", 7), want: proto.ErrWrongType, field: "device_id"},
+		{name: "device_id with slash", payload: edit(t, m, "device_id", "a/b"), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "device_id wildcard", payload: edit(t, m, "device_id", "+"), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "device_id too long", payload: edit(t, m, "device_id", strings.Repeat("d", proto.MaxIDLen+1)), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "device_id non-ascii", payload: edit(t, m, "device_id", "dév"), want: proto.ErrOutOfRange, field: "device_id"},
+
+		{name: "missing ts", payload: edit(t, m, "ts", absent), want: proto.ErrMissingField, field: "ts"},
+		{name: "ts number", payload: edit(t, m, "ts", 1714557600123), want: proto.ErrWrongType, field: "ts"},
+		{name: "ts null", payload: edit(t, m, "ts", nil), want: proto.ErrWrongType, field: "ts"},
+		{name: "ts object", payload: edit(t, m, "ts", raw(`{}`)), want: proto.ErrWrongType, field: "ts"},
+		{name: "ts not rfc3339", payload: edit(t, m, "ts", "2024-05-01 10:00:00"), want: proto.ErrWrongType, field: "ts"},
+		{name: "ts date only", payload: edit(t, m, "ts", "2024-05-01"), want: proto.ErrWrongType, field: "ts"},
+		{name: "ts zero time", payload: edit(t, m, "ts", "0001-01-01T00:00:00Z"), want: proto.ErrMissingField, field: "ts"},
+		{name: "ts before year 0 in UTC", payload: edit(t, m, "ts", "0000-01-01T00:30:00+01:00"), want: proto.ErrOutOfRange, field: "ts"},
+		{name: "ts after year 9999 in UTC", payload: edit(t, m, "ts", "9999-12-31T23:30:00-01:00"), want: proto.ErrOutOfRange, field: "ts"},
+
+		{name: "missing seq", payload: edit(t, m, "seq", absent), want: proto.ErrMissingField, field: "seq"},
+		{name: "seq zero", payload: edit(t, m, "seq", 0), want: proto.ErrMissingField, field: "seq"},
+		{name: "seq negative", payload: edit(t, m, "seq", -1), want: proto.ErrWrongType, field: "seq"},
+		{name: "seq string", payload: edit(t, m, "seq", "7"), want: proto.ErrWrongType, field: "seq"},
+		{name: "seq fraction", payload: edit(t, m, "seq", 1.5), want: proto.ErrWrongType, field: "seq"},
+		{name: "seq overflow", payload: edit(t, m, "seq", raw(`18446744073709551616`)), want: proto.ErrWrongType, field: "seq"},
+		{name: "seq max", payload: edit(t, m, "seq", raw(`18446744073709551615`))},
+
+		{name: "unknown field", payload: edit(t, m, "extra", 1), want: proto.ErrUnknownField, field: "extra"},
+		{name: "unknown null field", payload: edit(t, m, "note", nil), want: proto.ErrUnknownField, field: "note"},
+	}
+}
+
+func TestDecodeCommon(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			runDecodeCases(t, k.decode, commonCases(t, k.fixture()))
+		})
+	}
+}
+
+func TestDecodeTelemetry(t *testing.T) {
+	m := telemetryFixture()
+	runDecodeCases(t, func(b []byte) (proto.Message, error) { return proto.DecodeTelemetry(b) }, []decodeCase{
+		{name: "battery 0", payload: edit(t, m, "battery_pct", 0)},
+		{name: "battery 100", payload: edit(t, m, "battery_pct", 100)},
+		{name: "rssi bounds low", payload: edit(t, m, "rssi_dbm", proto.MinRSSI)},
+		{name: "rssi bounds high", payload: edit(t, m, "rssi_dbm", proto.MaxRSSI)},
+		{name: "temperature low", payload: edit(t, m, "temperature_c", proto.MinTemperature)},
+		{name: "temperature high", payload: edit(t, m, "temperature_c", proto.MaxTemperature)},
+		{name: "failed state", payload: edit(t, m, "state", "partial")},
+
+		{name: "battery string", payload: edit(t, m, "battery_pct", "87"), want: proto.ErrWrongType, field: "battery_pct"},
+		{name: "battery bool", payload: edit(t, m, "battery_pct", true), want: proto.ErrWrongType, field: "battery_pct"},
+		{name: "battery 101", payload: edit(t, m, "battery_pct", 101), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "battery 100.01", payload: edit(t, m, "battery_pct", 100.01), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "battery -1", payload: edit(t, m, "battery_pct", -1), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "battery overflow", payload: edit(t, m, "battery_pct", raw(`1e400`)), want: proto.ErrWrongType, field: "battery_pct"},
+		{name: "rssi 1", payload: edit(t, m, "rssi_dbm", 1), want: proto.ErrOutOfRange, field: "rssi_dbm"},
+		{name: "rssi -141", payload: edit(t, m, "rssi_dbm", -141), want: proto.ErrOutOfRange, field: "rssi_dbm"},
+		{name: "rssi fraction", payload: edit(t, m, "rssi_dbm", -70.5), want: proto.ErrWrongType, field: "rssi_dbm"},
+		{name: "rssi string", payload: edit(t, m, "rssi_dbm", "-70"), want: proto.ErrWrongType, field: "rssi_dbm"},
+		{name: "temperature 151", payload: edit(t, m, "temperature_c", 151), want: proto.ErrOutOfRange, field: "temperature_c"},
+		{name: "temperature -61", payload: edit(t, m, "temperature_c", -61), want: proto.ErrOutOfRange, field: "temperature_c"},
+		{name: "temperature string", payload: edit(t, m, "temperature_c", "hot"), want: proto.ErrWrongType, field: "temperature_c"},
+		{name: "uptime negative", payload: edit(t, m, "uptime_s", -1), want: proto.ErrOutOfRange, field: "uptime_s"},
+		{name: "charging string", payload: edit(t, m, "charging", "yes"), want: proto.ErrWrongType, field: "charging"},
+		{name: "charging number", payload: edit(t, m, "charging", 1), want: proto.ErrWrongType, field: "charging"},
+
+		{name: "unknown state", payload: edit(t, m, "state", "exploded"), want: proto.ErrUnknownState, field: "state"},
+		{name: "state case", payload: edit(t, m, "state", "IDLE"), want: proto.ErrUnknownState, field: "state"},
+		{name: "missing state", payload: edit(t, m, "state", absent), want: proto.ErrMissingField, field: "state"},
+		{name: "state number", payload: edit(t, m, "state", 3), want: proto.ErrWrongType, field: "state"},
+
+		{name: "missing region", payload: edit(t, m, "region", absent), want: proto.ErrMissingField, field: "region"},
+		{name: "bad region", payload: edit(t, m, "region", "eu west"), want: proto.ErrOutOfRange, field: "region"},
+		{name: "region number", payload: edit(t, m, "region", 7), want: proto.ErrWrongType, field: "region"},
+
+		{name: "missing firmware", payload: edit(t, m, "firmware", absent), want: proto.ErrMissingField, field: "firmware"},
+		{name: "firmware newline", payload: edit(t, m, "firmware", "2.4\n1"), want: proto.ErrOutOfRange, field: "firmware"},
+		{name: "firmware nul", payload: edit(t, m, "firmware", "2.4\x001"), want: proto.ErrOutOfRange, field: "firmware"},
+		{name: "firmware too long", payload: edit(t, m, "firmware", strings.Repeat("1", 257)), want: proto.ErrOutOfRange, field: "firmware"},
+		{name: "status field", payload: edit(t, m, "target_firmware", "2.4.2"), want: proto.ErrUnknownField, field: "target_firmware"},
+	})
+}
+
+func TestDecodeStatus(t *testing.T) {
+	m := statusFixture()
+	runDecodeCases(t, func(b []byte) (proto.Message, error) { return proto.DecodeStatus(b) }, []decodeCase{
+		{name: "no result", payload: edit(t, m, "result", absent)},
+		{name: "null result", payload: edit(t, m, "result", nil)},
+		{name: "offline without firmware", payload: edit(t, m, "state", "offline", "firmware", absent, "result", absent)},
+		{name: "minimal", payload: edit(t, m, "target_firmware", absent, "detail", absent, "result", absent)},
+
+		{name: "unknown state", payload: edit(t, m, "state", "half_done"), want: proto.ErrUnknownState, field: "state"},
+		{name: "missing state", payload: edit(t, m, "state", absent), want: proto.ErrMissingField, field: "state"},
+		{name: "missing firmware", payload: edit(t, m, "firmware", absent), want: proto.ErrMissingField, field: "firmware"},
+		{name: "missing region", payload: edit(t, m, "region", absent), want: proto.ErrMissingField, field: "region"},
+		{name: "target_firmware newline", payload: edit(t, m, "target_firmware", "a\nb"), want: proto.ErrOutOfRange, field: "target_firmware"},
+		{name: "detail too long", payload: edit(t, m, "detail", strings.Repeat("x", 257)), want: proto.ErrOutOfRange, field: "detail"},
+		{name: "detail carriage return", payload: edit(t, m, "detail", "x\ry"), want: proto.ErrOutOfRange, field: "detail"},
+		{name: "detail number", payload: edit(t, m, "detail", 5), want: proto.ErrWrongType, field: "detail"},
+		{name: "telemetry field", payload: edit(t, m, "battery_pct", 50), want: proto.ErrUnknownField, field: "battery_pct"},
+
+		{name: "result string", payload: edit(t, m, "result", "ok"), want: proto.ErrWrongType, field: "result"},
+		{name: "result array", payload: edit(t, m, "result", raw(`[]`)), want: proto.ErrWrongType, field: "result"},
+		{name: "result empty", payload: edit(t, m, "result", raw(`{}`)), want: proto.ErrMissingField, field: "result.command_id"},
+		{name: "result missing command_id", payload: edit(t, m, "result.command_id", absent), want: proto.ErrMissingField, field: "result.command_id"},
+		{name: "result command_id newline", payload: edit(t, m, "result.command_id", "c\n1"), want: proto.ErrOutOfRange, field: "result.command_id"},
+		{name: "result missing action", payload: edit(t, m, "result.action", absent), want: proto.ErrMissingField, field: "result.action"},
+		{name: "result unknown action", payload: edit(t, m, "result.action", "reboot"), want: proto.ErrUnknownState, field: "result.action"},
+		{name: "result missing outcome", payload: edit(t, m, "result.outcome", absent), want: proto.ErrMissingField, field: "result.outcome"},
+		{name: "result unknown outcome", payload: edit(t, m, "result.outcome", "maybe"), want: proto.ErrUnknownState, field: "result.outcome"},
+		{name: "result outcome number", payload: edit(t, m, "result.outcome", 1), want: proto.ErrWrongType, field: "result.outcome"},
+		{name: "result action number", payload: edit(t, m, "result.action", 1), want: proto.ErrWrongType, field: "result.action"},
+		// encoding/json does not report the path of an unknown nested field.
+		{name: "result unknown field", payload: edit(t, m, "result.extra", 1), want: proto.ErrUnknownField, field: "extra"},
+	})
+}
+
+func TestDecodeCommand(t *testing.T) {
+	m := commandFixture()
+	cases := []decodeCase{
+		{name: "minimal", payload: edit(t, m, "target_firmware", absent, "reason", absent)},
+
+		{name: "missing command_id", payload: edit(t, m, "command_id", absent), want: proto.ErrMissingField, field: "command_id"},
+		{name: "command_id too long", payload: edit(t, m, "command_id", strings.Repeat("c", 257)), want: proto.ErrOutOfRange, field: "command_id"},
+		{name: "command_id number", payload: edit(t, m, "command_id", 42), want: proto.ErrWrongType, field: "command_id"},
+		{name: "missing action", payload: edit(t, m, "action", absent), want: proto.ErrMissingField, field: "action"},
+		{name: "unknown action", payload: edit(t, m, "action", "reboot"), want: proto.ErrUnknownState, field: "action"},
+		{name: "action none", payload: edit(t, m, "action", "none"), want: proto.ErrUnknownState, field: "action"},
+		{name: "target_firmware nul", payload: edit(t, m, "target_firmware", "\x00"), want: proto.ErrOutOfRange, field: "target_firmware"},
+		{name: "reason carriage return", payload: edit(t, m, "reason", "a\rb"), want: proto.ErrOutOfRange, field: "reason"},
+		{name: "region is not a command field", payload: edit(t, m, "region", "eu-west"), want: proto.ErrUnknownField, field: "region"},
+	}
+	for _, a := range []proto.Action{proto.ActionRetry, proto.ActionRollback, proto.ActionDefer, proto.ActionHalt} {
+		cases = append(cases, decodeCase{name: "action " + string(a), payload: edit(t, m, "action", string(a))})
+	}
+	runDecodeCases(t, func(b []byte) (proto.Message, error) { return proto.DecodeCommand(b) }, cases)
+}
+
+func TestDecodeDecision(t *testing.T) {
+	m := decisionFixture()
+	runDecodeCases(t, func(b []byte) (proto.Message, error) { return proto.DecodeDecision(b) }, []decodeCase{
+		{name: "action none without command", payload: edit(t, m, "action", "none", "command_id", absent)},
+		{name: "battery unknown", payload: edit(t, m, "battery_pct", -1)},
+		{name: "rssi unknown", payload: edit(t, m, "rssi_dbm", 0)},
+		{name: "no firmware", payload: edit(t, m, "firmware", absent)},
+
+		{name: "missing region", payload: edit(t, m, "region", absent), want: proto.ErrMissingField, field: "region"},
+		{name: "missing action", payload: edit(t, m, "action", absent), want: proto.ErrMissingField, field: "action"},
+		{name: "unknown action", payload: edit(t, m, "action", "reboot"), want: proto.ErrUnknownState, field: "action"},
+		{name: "missing reason", payload: edit(t, m, "reason", absent), want: proto.ErrMissingField, field: "reason"},
+		{name: "reason newline", payload: edit(t, m, "reason", "a\nb"), want: proto.ErrOutOfRange, field: "reason"},
+		{name: "command_id too long", payload: edit(t, m, "command_id", strings.Repeat("c", 257)), want: proto.ErrOutOfRange, field: "command_id"},
+		{name: "missing state", payload: edit(t, m, "state", absent), want: proto.ErrMissingField, field: "state"},
+		{name: "unknown state", payload: edit(t, m, "state", "sleepy"), want: proto.ErrUnknownState, field: "state"},
+		{name: "battery -2", payload: edit(t, m, "battery_pct", -2), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "battery 101", payload: edit(t, m, "battery_pct", 101), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "battery string", payload: edit(t, m, "battery_pct", "12"), want: proto.ErrWrongType, field: "battery_pct"},
+		{name: "rssi 1", payload: edit(t, m, "rssi_dbm", 1), want: proto.ErrOutOfRange, field: "rssi_dbm"},
+		{name: "rssi -141", payload: edit(t, m, "rssi_dbm", -141), want: proto.ErrOutOfRange, field: "rssi_dbm"},
+		{name: "firmware newline", payload: edit(t, m, "firmware", "2.4\n0"), want: proto.ErrOutOfRange, field: "firmware"},
+		{name: "attempt negative", payload: edit(t, m, "attempt", -1), want: proto.ErrOutOfRange, field: "attempt"},
+		{name: "attempt string", payload: edit(t, m, "attempt", "1"), want: proto.ErrWrongType, field: "attempt"},
+	})
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			want := k.fixture()
+			b, err := proto.Encode(want)
+			require.NoError(t, err)
+			require.Contains(t, string(b), `"v":1`)
+			require.Contains(t, string(b), `"ts":"2024-05-01T10:00:00.123Z"`)
+			got, err := k.decode(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func TestRoundTripEveryValue(t *testing.T) {
+	states := []proto.State{
+		proto.StateIdle, proto.StateDownloading, proto.StateVerifying, proto.StateInstalling,
+		proto.StateRebooting, proto.StateUpdated, proto.StateDownloadFailed, proto.StateVerifyFailed,
+		proto.StateInstallFailed, proto.StatePartial, proto.StateBootFailed, proto.StateRollingBack,
+		proto.StateRolledBack, proto.StateBricked, proto.StateOffline,
+	}
+	for _, s := range states {
+		t.Run("state "+string(s), func(t *testing.T) {
+			want := statusFixture()
+			want.State = s
+			b, err := proto.Encode(want)
+			require.NoError(t, err)
+			got, err := proto.DecodeStatus(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+	for _, o := range []proto.Outcome{proto.OutcomeOK, proto.OutcomeFailed, proto.OutcomeRejected, proto.OutcomeDuplicate} {
+		t.Run("outcome "+string(o), func(t *testing.T) {
+			want := statusFixture()
+			want.Result.Outcome = o
+			b, err := proto.Encode(want)
+			require.NoError(t, err)
+			got, err := proto.DecodeStatus(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+	for _, a := range []proto.Action{proto.ActionRetry, proto.ActionRollback, proto.ActionDefer, proto.ActionHalt, proto.ActionNone} {
+		t.Run("decision "+string(a), func(t *testing.T) {
+			want := decisionFixture()
+			want.Action = a
+			b, err := proto.Encode(want)
+			require.NoError(t, err)
+			got, err := proto.DecodeDecision(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func TestEncodeRejectsInvalid(t *testing.T) {
+	tests := []struct {
+		name  string
+		m     proto.Message
+		want  error
+		field string
+	}{
+		{name: "zero telemetry", m: &proto.Telemetry{}, want: proto.ErrMissingField, field: "v"},
+		{name: "battery", m: func() proto.Message { m := telemetryFixture(); m.BatteryPct = 120; return m }(), want: proto.ErrOutOfRange, field: "battery_pct"},
+		{name: "version", m: func() proto.Message { m := statusFixture(); m.V = 2; return m }(), want: proto.ErrVersion, field: "v"},
+		{name: "outcome", m: func() proto.Message { m := statusFixture(); m.Result.Outcome = "meh"; return m }(), want: proto.ErrUnknownState, field: "result.outcome"},
+		{name: "command none", m: func() proto.Message { m := commandFixture(); m.Action = proto.ActionNone; return m }(), want: proto.ErrUnknownState, field: "action"},
+		{name: "decision attempt", m: func() proto.Message { m := decisionFixture(); m.Attempt = -3; return m }(), want: proto.ErrOutOfRange, field: "attempt"},
+		{name: "ts year 10000", m: func() proto.Message {
+			m := commandFixture()
+			m.TS = proto.NewTime(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+			return m
+		}(), want: proto.ErrOutOfRange, field: "ts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := proto.Encode(tt.m)
+			require.Nil(t, b)
+			requireFieldError(t, err, tt.want, tt.field)
+			require.True(t, strings.HasPrefix(err.Error(), fmt.Sprintf("encode %T: ", tt.m)), err.Error())
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	tel, st, cmd := telemetryFixture(), statusFixture(), commandFixture()
+	const region, device = "eu-west", "dev-1"
+	tests := []struct {
+		name    string
+		topic   string
+		payload []byte
+		max     int
+		want    proto.Message // nil: an error is expected
+		err     error
+		field   string
+	}{
+		{name: "telemetry", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel), want: tel},
+		{name: "status", topic: proto.StatusTopic(region, device), payload: edit(t, st), want: st},
+		{name: "command", topic: proto.CommandTopic(region, device), payload: edit(t, cmd), want: cmd},
+		{name: "max exactly the size", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel), max: len(edit(t, tel)), want: tel},
+		{name: "negative max means default", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel), max: -1, want: tel},
+
+		{name: "bad topic", topic: "fleet/eu-west/dev-1", payload: edit(t, tel), err: proto.ErrBadTopic},
+		{name: "wildcard topic", topic: "fleet/+/+/telemetry", payload: edit(t, tel), err: proto.ErrBadTopic},
+		{name: "recovery topic", topic: proto.RecoveryTopic(region, device), payload: edit(t, decisionFixture()), err: proto.ErrBadTopic},
+
+		{name: "telemetry device mismatch", topic: proto.TelemetryTopic(region, "dev-2"), payload: edit(t, tel), err: proto.ErrTopicMismatch, field: "device_id"},
+		{name: "status device mismatch", topic: proto.StatusTopic(region, "dev-2"), payload: edit(t, st), err: proto.ErrTopicMismatch, field: "device_id"},
+		{name: "command device mismatch", topic: proto.CommandTopic(region, "DEV-1"), payload: edit(t, cmd), err: proto.ErrTopicMismatch, field: "device_id"},
+		{name: "telemetry region mismatch", topic: proto.TelemetryTopic("us-east", device), payload: edit(t, tel), err: proto.ErrTopicMismatch, field: "region"},
+		{name: "status region mismatch", topic: proto.StatusTopic("us-east", device), payload: edit(t, st), err: proto.ErrTopicMismatch, field: "region"},
+		{name: "command ignores region", topic: proto.CommandTopic("us-east", device), payload: edit(t, cmd), want: cmd},
+
+		{name: "over custom cap", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel), max: 64, err: proto.ErrTooLarge},
+		{name: "over default cap", topic: proto.TelemetryTopic(region, device), payload: bytes.Repeat([]byte(" "), proto.DefaultMaxPayload+1), err: proto.ErrTooLarge},
+		{name: "telemetry on status topic", topic: proto.StatusTopic(region, device), payload: edit(t, tel), err: proto.ErrUnknownField, field: "battery_pct"},
+		{name: "command on telemetry topic", topic: proto.TelemetryTopic(region, device), payload: edit(t, cmd), err: proto.ErrUnknownField, field: "action"},
+		{name: "payload error", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel, "rssi_dbm", 5), err: proto.ErrOutOfRange, field: "rssi_dbm"},
+		{name: "malformed", topic: proto.StatusTopic(region, device), payload: []byte(`{"v":1`), err: proto.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topic, m, err := proto.Decode(tt.topic, tt.payload, tt.max)
+			if tt.want != nil {
+				require.NoError(t, err)
+				require.Equal(t, tt.want, m)
+				require.Equal(t, tt.topic, topic.String())
+				return
+			}
+			require.Nil(t, m)
+			if errors.Is(tt.err, proto.ErrBadTopic) {
+				require.ErrorIs(t, err, proto.ErrBadTopic)
+				require.Equal(t, "bad_topic", proto.Reason(err))
+				require.Equal(t, proto.Topic{}, topic)
+				return
+			}
+			requireFieldError(t, err, tt.err, tt.field)
+			// Payload errors still say where the message came from.
+			require.Equal(t, tt.topic, topic.String())
+		})
+	}
+}
+
+func TestReason(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{name: "nil", err: nil, want: "other"},
+		{name: "unrelated", err: errors.New("boom"), want: "other"},
+		{name: "field error without sentinel", err: &proto.FieldError{Field: "x", Err: errors.New("boom")}, want: "other"},
+		{name: "wrapped field error", err: fmt.Errorf("ingest: %w", &proto.FieldError{Field: "seq", Err: proto.ErrWrongType}), want: "wrong_type"},
+		{name: "wrapped topic error", err: fmt.Errorf("device in %q: %w", "t", fmt.Errorf("%w: empty identifier", proto.ErrBadTopic)), want: "bad_topic"},
+	}
+	for sentinel, code := range reasons {
+		tests = append(tests,
+			struct {
+				name string
+				err  error
+				want string
+			}{name: code, err: sentinel, want: code},
+			struct {
+				name string
+				err  error
+				want string
+			}{name: code + " in field error", err: &proto.FieldError{Field: "f", Err: sentinel, Detail: "d"}, want: code},
+		)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, proto.Reason(tt.err))
+		})
+	}
+}
+
+func TestFieldErrorMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *proto.FieldError
+		want string
+	}{
+		{name: "bare", err: &proto.FieldError{Err: proto.ErrMalformed}, want: "proto: malformed JSON"},
+		{name: "detail", err: &proto.FieldError{Err: proto.ErrTooLarge, Detail: "20000 bytes"}, want: "proto: payload too large: 20000 bytes"},
+		{name: "field", err: &proto.FieldError{Field: "seq", Err: proto.ErrMissingField}, want: `proto: missing field: field "seq"`},
+		{name: "field and detail", err: &proto.FieldError{Field: "rssi_dbm", Err: proto.ErrOutOfRange, Detail: "5 not in -140..0"}, want: `proto: out of range: field "rssi_dbm": 5 not in -140..0`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, tt.err.Error())
+			require.Equal(t, tt.err.Err, errors.Unwrap(tt.err))
+		})
+	}
+}
+
+func TestTimeMarshal(t *testing.T) {
+	cest := time.FixedZone("CEST", 2*60*60)
+	tests := []struct {
+		name string
+		in   proto.Time
+		want string
+	}{
+		{name: "utc ms", in: proto.NewTime(time.Date(2024, 5, 1, 10, 0, 0, 123_000_000, time.UTC)), want: `"2024-05-01T10:00:00.123Z"`},
+		{name: "whole second keeps .000", in: proto.NewTime(time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)), want: `"2024-05-01T10:00:00.000Z"`},
+		{name: "offset converted to utc", in: proto.NewTime(time.Date(2024, 5, 1, 12, 0, 0, 5_000_000, cest)), want: `"2024-05-01T10:00:00.005Z"`},
+		{name: "sub-ms truncated", in: proto.NewTime(time.Date(2024, 12, 31, 23, 59, 59, 999_999_999, time.UTC)), want: `"2024-12-31T23:59:59.999Z"`},
+		{name: "unnormalized time", in: proto.Time{Time: time.Date(2024, 5, 1, 12, 0, 0, 456_789_000, cest)}, want: `"2024-05-01T10:00:00.456Z"`},
+		{name: "year 0", in: proto.NewTime(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)), want: `"0000-01-01T00:00:00.000Z"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.in)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, string(b))
+			var back proto.Time
+			require.NoError(t, json.Unmarshal(b, &back))
+			require.True(t, back.Equal(tt.in.Truncate(time.Millisecond)), "%v != %v", back, tt.in)
+		})
+	}
+}
+
+func TestNewTime(t *testing.T) {
+	in := time.Date(2024, 5, 1, 12, 30, 15, 987_654_321, time.FixedZone("X", -5*60*60))
+	got := proto.NewTime(in)
+	require.Equal(t, time.UTC, got.Location())
+	require.Equal(t, 987_000_000, got.Nanosecond())
+	require.True(t, got.Equal(time.Date(2024, 5, 1, 17, 30, 15, 987_000_000, time.UTC)))
+	require.False(t, got.After(in), "NewTime truncates, never rounds up")
+
+	// The monotonic reading is dropped, so values compare with ==.
+	now := proto.NewTime(time.Now())
+	b, err := json.Marshal(now)
+	require.NoError(t, err)
+	var back proto.Time
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, now, back)
+}
+
+func TestTimeUnmarshal(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{name: "wire format", in: `"2024-05-01T10:00:00.123Z"`, want: time.Date(2024, 5, 1, 10, 0, 0, 123_000_000, time.UTC)},
+		{name: "no fraction", in: `"2024-05-01T10:00:00Z"`, want: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)},
+		{name: "offset", in: `"2024-05-01T12:00:00.5+02:00"`, want: time.Date(2024, 5, 1, 10, 0, 0, 500_000_000, time.UTC)},
+		{name: "sub-ms truncated to wire precision", in: `"2024-05-01T10:00:00.123999Z"`, want: time.Date(2024, 5, 1, 10, 0, 0, 123_000_000, time.UTC)},
+
+		{name: "number", in: `1714557600`, wantErr: true},
+		{name: "null", in: `null`, wantErr: true},
+		{name: "empty string", in: `""`, wantErr: true},
+		{name: "no zone", in: `"2024-05-01T10:00:00"`, wantErr: true},
+		{name: "bad month", in: `"2024-13-01T10:00:00Z"`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got proto.Time
+			err := json.Unmarshal([]byte(tt.in), &got)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, proto.Time{Time: tt.want}, got)
+		})
+	}
+}
