@@ -1,0 +1,123 @@
+package recoverer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// publishTimeout bounds one QoS 1 publish, from sending to PUBACK.
+const publishTimeout = 10 * time.Second
+
+// outbox queues the recoverer's outgoing messages and publishes them, in
+// order, from its own goroutine. The tracker pushes without ever waiting on
+// the network. That matters: paho hands incoming messages to one goroutine,
+// and a tracker blocked on a PUBACK while paho waits for the tracker to take
+// the next message would stall both. The queue is unbounded, but it grows
+// only while messages arrive, which needs a connection, so it stays small.
+type outbox struct {
+	mu   sync.Mutex
+	q    []*paho.Publish
+	wake chan struct{}
+}
+
+func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+
+func (o *outbox) push(p *paho.Publish) {
+	o.mu.Lock()
+	o.q = append(o.q, p)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) peek() *paho.Publish {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.q) == 0 {
+		return nil
+	}
+	return o.q[0]
+}
+
+func (o *outbox) pop() {
+	o.mu.Lock()
+	o.q[0] = nil
+	o.q = o.q[1:]
+	o.mu.Unlock()
+}
+
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.q)
+}
+
+// run publishes until ctx ends and the queue is empty, or until drain has
+// passed since ctx ended. A message the broker refuses is dropped and
+// counted; a connection loss waits for the next connection.
+func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain time.Duration, st *statsCounter, log *slog.Logger) {
+	pubCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var deadline sync.WaitGroup
+	deadline.Go(func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(drain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-pubCtx.Done():
+			}
+		case <-pubCtx.Done():
+		}
+	})
+	defer deadline.Wait()
+	defer cancel()
+
+	for pubCtx.Err() == nil {
+		p := o.peek()
+		if p == nil {
+			if ctx.Err() != nil {
+				return // drained
+			}
+			select {
+			case <-o.wake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		attemptCtx, done := context.WithTimeout(pubCtx, publishTimeout)
+		resp, err := cm.Publish(attemptCtx, p)
+		done()
+		switch {
+		case err == nil:
+			o.pop()
+			st.published.Add(1)
+		case errors.Is(err, autopaho.ConnectionDownError):
+			if err := cm.AwaitConnection(pubCtx); err != nil {
+				return
+			}
+		case resp != nil || errors.Is(err, paho.ErrInvalidArguments):
+			// The broker answered with an error reason code (not
+			// authorized, say) or the packet can never be sent: retrying
+			// the same message will not help.
+			o.pop()
+			st.publishFailures.Add(1)
+			log.Error("broker refused a message; dropped", "topic", p.Topic, "err", err)
+		default:
+			log.Warn("publish failed; retrying", "topic", p.Topic, "err", err)
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-pubCtx.Done():
+			}
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package recoverer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
+)
+
+// The tracker is the recoverer without the network: these tests drive it
+// with messages and a hand-moved clock and read what it decides.
+
+var start = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+type harness struct {
+	t   *testing.T
+	tr  *tracker
+	now time.Time
+	seq uint64
+	ids int
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, now: start}
+	h.tr = newTracker(policy.Config{BackoffBase: time.Second, BackoffMax: 4 * time.Second})
+	h.tr.newID = func() string { h.ids++; return fmt.Sprintf("cmd-%d", h.ids) }
+	return h
+}
+
+func (h *harness) telemetry(dev string, battery float64, charging bool, rssi int) []output {
+	h.t.Helper()
+	h.seq++
+	m := &proto.Telemetry{Header: proto.NewHeader(dev, h.now, h.seq), Region: "eu", Firmware: "1.0.0",
+		State: proto.StateIdle, BatteryPct: battery, Charging: charging, RSSI: rssi}
+	require.NoError(h.t, m.Validate())
+	v, outs := h.tr.telemetry("eu", m, h.now)
+	require.Equal(h.t, accepted, v)
+	return outs
+}
+
+func (h *harness) statusSeq(dev string, seq uint64, s proto.State, result *proto.CommandResult) (verdict, []output) {
+	h.t.Helper()
+	m := &proto.StatusEvent{Header: proto.NewHeader(dev, h.now, seq), Region: "eu", State: s,
+		Firmware: "1.0.0", TargetFirmware: "1.1.0", Result: result}
+	require.NoError(h.t, m.Validate())
+	return h.tr.status("eu", m, h.now)
+}
+
+func (h *harness) status(dev string, s proto.State, result *proto.CommandResult) []output {
+	h.t.Helper()
+	h.seq++
+	v, outs := h.statusSeq(dev, h.seq, s, result)
+	require.Equal(h.t, accepted, v)
+	return outs
+}
+
+// one asserts a single decision with the given action and reason and
+// returns it; command says whether it must carry a command.
+func one(t *testing.T, outs []output, action proto.Action, reason string, command bool) output {
+	t.Helper()
+	require.Len(t, outs, 1)
+	o := outs[0]
+	require.Equal(t, action, o.decision.Action, "reason %q", o.decision.Reason)
+	require.Equal(t, reason, o.decision.Reason)
+	require.NoError(t, o.decision.Validate())
+	if !command {
+		require.Nil(t, o.command)
+		require.Empty(t, o.decision.CommandID)
+		return o
+	}
+	require.NotNil(t, o.command)
+	require.NoError(t, o.command.Validate())
+	require.Equal(t, action, o.command.Action)
+	require.Equal(t, o.command.CommandID, o.decision.CommandID)
+	return o
+}
+
+func failed(id string, a proto.Action) *proto.CommandResult {
+	return &proto.CommandResult{CommandID: id, Action: a, Outcome: proto.OutcomeFailed}
+}
+
+func TestTrackerRetryThenRollback(t *testing.T) {
+	h := newHarness(t)
+	require.Empty(t, h.telemetry("d1", 80, false, -70))
+	require.Empty(t, h.status("d1", proto.StateIdle, nil))
+	require.Empty(t, h.status("d1", proto.StateDownloading, nil), "no decision mid-update")
+
+	o := one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	require.Equal(t, "1.1.0", o.command.TargetFirmware)
+	require.Equal(t, 0, o.decision.Attempt)
+	require.Equal(t, 80.0, o.decision.BatteryPct)
+
+	for retry := 2; retry <= 3; retry++ {
+		id := o.command.CommandID
+		// The retry fails: back off.
+		b := one(t, h.status("d1", proto.StatePartial, failed(id, proto.ActionRetry)), proto.ActionNone, policy.ReasonBackoff, false)
+		require.Equal(t, retry-1, b.decision.Attempt)
+		require.Empty(t, h.tr.tick(h.now.Add(time.Millisecond)), "backoff not over")
+		require.Empty(t, h.telemetry("d1", 80, false, -70), "same decision is not republished")
+		h.now = h.now.Add(h.tr.cfg.Backoff(retry - 1))
+		o = one(t, h.tr.tick(h.now), proto.ActionRetry, policy.ReasonRetryable, true)
+		require.Equal(t, retry-1, o.decision.Attempt)
+	}
+
+	// The third retry fails too: roll back to the firmware it ran before.
+	o = one(t, h.status("d1", proto.StatePartial, failed(o.command.CommandID, proto.ActionRetry)), proto.ActionRollback, policy.ReasonRetriesExhausted, true)
+	require.Equal(t, "1.0.0", o.command.TargetFirmware)
+	require.Equal(t, 3, o.decision.Attempt)
+
+	// It succeeds: the failure is over, and a new one starts from zero.
+	require.Empty(t, h.status("d1", proto.StateRollingBack, nil))
+	require.Empty(t, h.status("d1", proto.StateRolledBack, &proto.CommandResult{CommandID: o.command.CommandID, Action: proto.ActionRollback, Outcome: proto.OutcomeOK}))
+	o = one(t, h.status("d1", proto.StateInstallFailed, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	require.Equal(t, 0, o.decision.Attempt)
+}
+
+func TestTrackerRollbackFloor(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 35, false, -70) // enough for a retry, not for a rollback
+	o := one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	for range 2 {
+		h.status("d1", proto.StatePartial, failed(o.command.CommandID, proto.ActionRetry))
+		h.now = h.now.Add(time.Minute)
+		o = one(t, h.tr.tick(h.now), proto.ActionRetry, policy.ReasonRetryable, true)
+	}
+	d := one(t, h.status("d1", proto.StatePartial, failed(o.command.CommandID, proto.ActionRetry)),
+		proto.ActionDefer, policy.ReasonBelowRollbackFloor, true)
+	require.Equal(t, 35.0, d.decision.BatteryPct)
+
+	// Still below the floor: the defer in force is not sent again.
+	one(t, h.status("d1", proto.StatePartial, nil), proto.ActionDefer, policy.ReasonBelowRollbackFloor, false)
+	require.Empty(t, h.telemetry("d1", 39, false, -70))
+	// Charged above the floor: the reading alone triggers the rollback.
+	one(t, h.telemetry("d1", 41, false, -70), proto.ActionRollback, policy.ReasonRetriesExhausted, true)
+}
+
+func TestTrackerDuplicatesAndOrder(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 80, false, -70)
+	v, outs := h.statusSeq("d1", 10, proto.StatePartial, nil)
+	require.Equal(t, accepted, v)
+	o := one(t, outs, proto.ActionRetry, policy.ReasonRetryable, true)
+
+	for _, seq := range []uint64{10, 9, 1} {
+		v, outs = h.statusSeq("d1", seq, proto.StatePartial, nil)
+		require.Equal(t, duplicate, v, "seq %d", seq)
+		require.Empty(t, outs)
+	}
+	// A newer failed status while the retry is out: no second command.
+	_, outs = h.statusSeq("d1", 11, proto.StatePartial, nil)
+	one(t, outs, proto.ActionNone, policy.ReasonCommandOpen, false)
+	// Telemetry has its own sequence: seq 6 is new there though status is at 11.
+	h.seq = 5
+	require.Empty(t, h.telemetry("d1", 80, false, -70))
+	m := &proto.Telemetry{Header: proto.NewHeader("d1", h.now, 1), Region: "eu", Firmware: "1.0.0", State: proto.StateIdle, BatteryPct: 5, RSSI: -70}
+	v, _ = h.tr.telemetry("eu", m, h.now)
+	require.Equal(t, duplicate, v)
+	require.Equal(t, 80.0, h.tr.device("eu", "d1").tel.BatteryPct, "an old reading must not overwrite a new one")
+
+	// A result for a command this recoverer does not have open changes nothing.
+	_, outs = h.statusSeq("d1", 12, proto.StatePartial, failed("someone-else", proto.ActionRetry))
+	one(t, outs, proto.ActionNone, policy.ReasonCommandOpen, false)
+	_, outs = h.statusSeq("d1", 13, proto.StatePartial, failed(o.command.CommandID, proto.ActionRetry))
+	one(t, outs, proto.ActionNone, policy.ReasonBackoff, false)
+}
+
+func TestTrackerNeverBlind(t *testing.T) {
+	h := newHarness(t)
+	one(t, h.status("d1", proto.StatePartial, nil), proto.ActionDefer, policy.ReasonNoTelemetry, true)
+	one(t, h.status("d1", proto.StatePartial, nil), proto.ActionDefer, policy.ReasonNoTelemetry, false)
+	o := one(t, h.telemetry("d1", 10, false, -70), proto.ActionDefer, policy.ReasonBatteryLow, true)
+	require.Equal(t, 10.0, o.decision.BatteryPct)
+	one(t, h.telemetry("d1", 10, true, -70), proto.ActionRetry, policy.ReasonRetryable, true)
+
+	h2 := newHarness(t)
+	d := one(t, h2.status("d2", proto.StateBootFailed, nil), proto.ActionDefer, policy.ReasonNoTelemetry, true)
+	require.Equal(t, -1.0, d.decision.BatteryPct, "unknown battery is -1 in the audit")
+}
+
+func TestTrackerHalt(t *testing.T) {
+	h := newHarness(t)
+	one(t, h.status("d1", proto.StateBricked, nil), proto.ActionHalt, policy.ReasonBricked, true)
+	one(t, h.status("d1", proto.StateBricked, nil), proto.ActionHalt, policy.ReasonBricked, false)
+
+	h.telemetry("d2", 80, false, -70)
+	one(t, h.status("d2", proto.StateVerifyFailed, nil), proto.ActionHalt, policy.ReasonVerifyFailed, true)
+	one(t, h.status("d2", proto.StateVerifyFailed, nil), proto.ActionNone, policy.ReasonHalted, false)
+	require.Empty(t, h.telemetry("d2", 90, true, -60), "hands off after a halt")
+	require.Empty(t, h.status("d2", proto.StateUpdated, nil))
+	one(t, h.status("d2", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+
+	// A rollback that fails ends in a halt.
+	h.telemetry("d3", 80, false, -70)
+	o := one(t, h.status("d3", proto.StateBootFailed, nil), proto.ActionRollback, policy.ReasonBootFailed, true)
+	one(t, h.status("d3", proto.StateBootFailed, failed(o.command.CommandID, proto.ActionRollback)), proto.ActionHalt, policy.ReasonRollbackFailed, true)
+}
+
+func TestTrackerSeqAndIDs(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 80, false, -70)
+	o := one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	require.GreaterOrEqual(t, o.command.Seq, uint64(start.UnixMilli()), "seq starts from the clock so a restart keeps counting up")
+	require.Greater(t, o.decision.Seq, o.command.Seq)
+	b := one(t, h.status("d1", proto.StatePartial, failed(o.command.CommandID, proto.ActionRetry)), proto.ActionNone, policy.ReasonBackoff, false)
+	require.Greater(t, b.decision.Seq, o.decision.Seq)
+
+	a, b2 := newCommandID(), newCommandID()
+	require.Len(t, a, 32)
+	require.NotEqual(t, a, b2)
+	require.NoError(t, proto.ValidateID(a))
+}
