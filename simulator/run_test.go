@@ -1,0 +1,413 @@
+package simulator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startBroker starts an embedded mochi broker on a free loopback port and
+// returns its URL and the server. The broker closes when the test ends.
+func startBroker(t *testing.T) (string, *mqtt.Server) {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{
+		InlineClient: false,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	require.NoError(t, srv.AddListener(tcp))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		require.NoError(t, <-served)
+	})
+	return "tcp://" + tcp.Address(), srv
+}
+
+// recorder is a test subscriber on fleet/#: it decodes every message with
+// proto.Decode and keeps what it saw.
+type recorder struct {
+	t  *testing.T
+	mu sync.Mutex
+
+	telemetry  map[string]int                  // device -> readings
+	statuses   map[string][]*proto.StatusEvent // device -> events, in arrival order
+	seqs       map[string][]uint64             // device -> seq of every message, in arrival order
+	decodeErrs []error
+	results    chan *proto.StatusEvent // status events that carry a result
+}
+
+func newRecorder(t *testing.T) *recorder {
+	return &recorder{
+		t:         t,
+		telemetry: make(map[string]int),
+		statuses:  make(map[string][]*proto.StatusEvent),
+		seqs:      make(map[string][]uint64),
+		results:   make(chan *proto.StatusEvent, 64),
+	}
+}
+
+func (r *recorder) record(p *paho.Publish) {
+	if t, err := proto.ParseTopic(p.Topic); err == nil && t.Kind == proto.KindCommand {
+		return // the test's own commands, some invalid on purpose
+	}
+	top, msg, err := proto.Decode(p.Topic, p.Payload, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.decodeErrs = append(r.decodeErrs, fmt.Errorf("%s: %w", p.Topic, err))
+		return
+	}
+	switch m := msg.(type) {
+	case *proto.Telemetry:
+		r.telemetry[top.Device]++
+		r.seqs[top.Device] = append(r.seqs[top.Device], m.Seq)
+	case *proto.StatusEvent:
+		r.statuses[top.Device] = append(r.statuses[top.Device], m)
+		r.seqs[top.Device] = append(r.seqs[top.Device], m.Seq)
+		if m.Result != nil {
+			select {
+			case r.results <- m:
+			default:
+				r.t.Errorf("result channel full, dropped %+v", m.Result)
+			}
+		}
+	}
+}
+
+// lastState returns the state of the device's latest status event.
+func (r *recorder) lastState(device string) proto.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.statuses[device]
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1].State
+}
+
+func (r *recorder) lastStatus(device string) *proto.StatusEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.statuses[device]
+	if len(s) == 0 {
+		return &proto.StatusEvent{}
+	}
+	return s[len(s)-1]
+}
+
+func (r *recorder) statusCount(device string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.statuses[device])
+}
+
+func (r *recorder) telemetryCount(device string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.telemetry[device]
+}
+
+// connectClient connects an MQTT v5 client to broker, subscribed to filter
+// when it is not empty, passing received messages to onMessage.
+func connectClient(t *testing.T, ctx context.Context, broker, id, filter string, onMessage func(*paho.Publish)) *autopaho.ConnectionManager {
+	t.Helper()
+	u, err := url.Parse(broker)
+	require.NoError(t, err)
+	ready := make(chan error, 1)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			if filter == "" {
+				ready <- nil
+				return
+			}
+			go func() {
+				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+				ready <- err
+			}()
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: id,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) {
+					if onMessage != nil {
+						onMessage(pr.Packet)
+					}
+					return true, nil
+				},
+			},
+		},
+	})
+	require.NoError(t, err)
+	select {
+	case err := <-ready:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("test client did not connect")
+	}
+	return cm
+}
+
+func sendCommand(t *testing.T, ctx context.Context, cm *autopaho.ConnectionManager, d DeviceInfo, seq uint64, id string, action proto.Action) {
+	t.Helper()
+	payload, err := proto.Encode(&proto.Command{
+		Header:    proto.NewHeader(d.ID, time.Now(), seq),
+		CommandID: id,
+		Action:    action,
+		Reason:    "test",
+	})
+	require.NoError(t, err)
+	_, err = cm.Publish(ctx, &paho.Publish{Topic: proto.CommandTopic(d.Region, d.ID), QoS: 1, Payload: payload})
+	require.NoError(t, err)
+}
+
+// awaitResult waits for the status event reporting command id.
+func awaitResult(t *testing.T, r *recorder, id string) *proto.StatusEvent {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-r.results:
+			if ev.Result.CommandID == id {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no result for command %s", id)
+		}
+	}
+}
+
+// testLogger logs to the test's output with -v, and discards otherwise.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestRunAgainstBroker(t *testing.T) {
+	broker, srv := startBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	rec := newRecorder(t)
+	sub := connectClient(t, ctx, broker, "test-subscriber", "fleet/#", rec.record)
+
+	fleet, err := New(Config{
+		Broker:            broker,
+		Devices:           50,
+		Seed:              42,
+		FailureShare:      0.3,
+		TelemetryInterval: 200 * time.Millisecond,
+		RolloutSpread:     200 * time.Millisecond,
+		StepDuration:      50 * time.Millisecond,
+		ConnectRate:       1000,
+		Logger:            testLogger(t),
+	})
+	require.NoError(t, err)
+	devices := fleet.Devices()
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- fleet.Run(runCtx) }()
+
+	// Every device connects, publishes telemetry, and its rollout ends as
+	// the fleet's truth says.
+	require.Eventually(t, func() bool {
+		for _, d := range devices {
+			if rec.telemetryCount(d.ID) < 2 || rec.lastState(d.ID) != d.RolloutEnd {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, len(devices), fleet.Stats().Connected)
+
+	// Pick a device the rollout left partial or install_failed.
+	var target DeviceInfo
+	for _, d := range devices {
+		if d.RolloutEnd == proto.StatePartial || d.RolloutEnd == proto.StateInstallFailed {
+			target = d
+			break
+		}
+	}
+	require.NotEmpty(t, target.ID, "seed 42 with share 0.3 has failing devices")
+
+	sendCommand(t, ctx, sub, target, 1, "cmd-retry-1", proto.ActionRetry)
+	ev := awaitResult(t, rec, "cmd-retry-1")
+	require.Equal(t, proto.ActionRetry, ev.Result.Action)
+	switch ev.Result.Outcome {
+	case proto.OutcomeOK:
+		require.Equal(t, proto.StateUpdated, ev.State)
+		require.Equal(t, target.ToFirmware, ev.Firmware)
+	case proto.OutcomeFailed:
+		require.Contains(t, []proto.State{proto.StatePartial, proto.StateInstallFailed}, ev.State)
+		require.Equal(t, target.FromFirmware, ev.Firmware)
+	default:
+		t.Fatalf("unexpected retry outcome %q", ev.Result.Outcome)
+	}
+	stateAfterRetry := ev.State
+
+	sendCommand(t, ctx, sub, target, 2, "cmd-retry-1", proto.ActionRetry)
+	dup := awaitResult(t, rec, "cmd-retry-1")
+	require.Equal(t, proto.OutcomeDuplicate, dup.Result.Outcome)
+	require.Equal(t, stateAfterRetry, dup.State, "a duplicate changes nothing")
+
+	// A device the broker drops reconnects and reports its state again,
+	// its seq carrying on (checked below).
+	before := rec.statusCount(target.ID)
+	cl, ok := srv.Clients.Get(target.ID)
+	require.True(t, ok)
+	_ = srv.DisconnectClient(cl, packets.ErrAdministrativeAction) // returns the reason code as its error
+	require.Eventually(t, func() bool {
+		ev := rec.lastStatus(target.ID)
+		return rec.statusCount(target.ID) > before && ev.Detail == "connected" && ev.State == stateAfterRetry
+	}, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return fleet.Stats().Connected == len(devices) }, 30*time.Second, 10*time.Millisecond)
+
+	// A rollback restores the previous firmware, or bricks a device on a
+	// nearly empty battery.
+	sendCommand(t, ctx, sub, target, 3, "cmd-rollback-1", proto.ActionRollback)
+	rb := awaitResult(t, rec, "cmd-rollback-1")
+	if target.BatteryPct < 15 && !target.Charging {
+		require.Equal(t, proto.OutcomeFailed, rb.Result.Outcome)
+		require.Equal(t, proto.StateBricked, rb.State)
+	} else {
+		require.Equal(t, proto.OutcomeOK, rb.Result.Outcome)
+		require.Equal(t, proto.StateRolledBack, rb.State)
+		require.Equal(t, target.FromFirmware, rb.Firmware)
+	}
+
+	// A payload that is not a command is counted and ignored.
+	_, err = sub.Publish(ctx, &paho.Publish{Topic: proto.CommandTopic(target.Region, target.ID), QoS: 1, Payload: []byte(`{"v":1}`)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return fleet.Stats().InvalidCommands == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	st := fleet.Stats()
+	require.EqualValues(t, 3, st.CommandsReceived)
+	require.Positive(t, st.Published)
+	total := 0
+	for _, n := range st.ByState {
+		total += n
+	}
+	require.Equal(t, len(devices), total)
+
+	stop()
+	select {
+	case err := <-runErr:
+		require.NoError(t, err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of cancel")
+	}
+	require.Zero(t, fleet.Stats().Connected)
+	require.ErrorIs(t, fleet.Run(ctx), ErrRunning)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Empty(t, rec.decodeErrs)
+	for id, seqs := range rec.seqs {
+		require.Equal(t, uint64(1), seqs[0], id)
+		for i := 1; i < len(seqs); i++ {
+			require.Greater(t, seqs[i], seqs[i-1], "seq of %s must increase", id)
+		}
+	}
+	// The rollout walks every phase: a device that ends updated reported
+	// each state on the way, in order.
+	for _, d := range devices {
+		if d.RolloutEnd != proto.StateUpdated || d.ID == target.ID {
+			continue
+		}
+		var got []proto.State
+		for _, ev := range rec.statuses[d.ID] {
+			got = append(got, ev.State)
+		}
+		require.Equal(t, []proto.State{"idle", "downloading", "verifying", "installing", "rebooting", "updated"}, got, d.ID)
+		break
+	}
+
+	require.NoError(t, sub.Disconnect(context.Background()))
+}
+
+func TestRunFailsFastWithoutBroker(t *testing.T) {
+	// Reserve a port and close it, so nothing listens there.
+	broker := startBrokerAddrThenClose(t)
+	fleet, err := New(Config{Broker: broker, Devices: 5})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = fleet.Run(ctx)
+	require.ErrorIs(t, err, ErrConnect)
+}
+
+func startBrokerAddrThenClose(t *testing.T) string {
+	t.Helper()
+	l := listeners.NewTCP(listeners.Config{ID: "probe", Address: "127.0.0.1:0"})
+	require.NoError(t, l.Init(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	addr := l.Address()
+	l.Close(func(string) {})
+	return "tcp://" + addr
+}
+
+func TestRunStopsPromptlyAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 connections")
+	}
+	broker, _ := startBroker(t)
+	fleet, err := New(Config{
+		Broker:            broker,
+		Devices:           1000,
+		TelemetryInterval: 500 * time.Millisecond,
+		RolloutSpread:     time.Second,
+		StepDuration:      100 * time.Millisecond,
+		ConnectRate:       2000,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- fleet.Run(ctx) }()
+
+	require.Eventually(t, func() bool { return fleet.Stats().Connected == 1000 }, 30*time.Second, 50*time.Millisecond)
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-runErr:
+		require.NoError(t, err)
+		t.Logf("Run returned %v after cancel", time.Since(start))
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of cancel")
+	}
+}
