@@ -95,21 +95,37 @@ func Encode(m Message) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// decode checks and unmarshals one payload into m. The order of the checks
+// decides which error a payload with several problems gets: size, then JSON
+// syntax (ErrMalformed), then the presence pass (unknown, null and missing
+// fields, see presence.go), then types (ErrWrongType), then Validate.
 func decode(b []byte, max int, m Message) error {
 	if len(b) > max {
 		return &FieldError{Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, cap %d", len(b), max)}
 	}
-	trimmed := bytes.TrimSpace(b)
+	// Only JSON's own whitespace: bytes.TrimSpace would also drop Unicode
+	// spaces such as U+00A0, which are not JSON.
+	trimmed := bytes.Trim(b, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return &FieldError{Err: ErrMalformed, Detail: "payload is not a JSON object"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(m); err != nil {
-		return translate(err)
+	if err := schemaFor(m).check(trimmed); err != nil {
+		// A payload that is not JSON is malformed, whatever the presence
+		// pass ran into first.
+		if err := json.Unmarshal(trimmed, new(json.RawMessage)); err != nil {
+			return translate(err)
+		}
+		if errors.Is(err, errScan) {
+			// Unreachable: the scanner follows any valid JSON object.
+			return &FieldError{Err: ErrMalformed, Detail: "payload is not a JSON object"}
+		}
+		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &FieldError{Err: ErrMalformed, Detail: "data after the JSON object"}
+	// The presence pass has checked every key, so encoding/json's
+	// case-insensitive matching and unknown-field handling never come into
+	// play, and json.Unmarshal (which rejects trailing data) is enough.
+	if err := json.Unmarshal(trimmed, m); err != nil {
+		return translate(err)
 	}
 	return m.Validate()
 }
@@ -133,9 +149,6 @@ func translate(err error) error {
 		return &FieldError{Err: ErrMalformed, Detail: "truncated JSON"}
 	}
 	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return fieldErr(strings.Trim(f, `"`), ErrUnknownField, "not defined in wire version %d", Version)
-	}
 	if strings.Contains(msg, "ts ") {
 		return fieldErr("ts", ErrWrongType, "%s", msg)
 	}

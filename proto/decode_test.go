@@ -155,6 +155,14 @@ func requireFieldError(t testing.TB, err, want error, field string) {
 	}
 }
 
+// indent returns b pretty-printed, with JSON whitespace around every token.
+func indent(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	require.NoError(t, json.Indent(&out, b, " \r\n", "\t "))
+	return bytes.ReplaceAll(out.Bytes(), []byte(`":`), []byte(`" :`))
+}
+
 type decodeCase struct {
 	name    string
 	payload []byte
@@ -186,6 +194,7 @@ func commonCases(t *testing.T, m proto.Message) []decodeCase {
 		{name: "valid", payload: valid},
 		{name: "surrounding whitespace", payload: []byte("\n\t " + string(valid) + " \r\n")},
 		{name: "padded to the cap", payload: padded},
+		{name: "indented", payload: indent(t, valid)},
 
 		{name: "over the cap", payload: append(padded, ' '), want: proto.ErrTooLarge},
 		{name: "huge", payload: bytes.Repeat([]byte("{"), proto.DefaultMaxPayload*2), want: proto.ErrTooLarge},
@@ -225,7 +234,6 @@ func commonCases(t *testing.T, m proto.Message) []decodeCase {
 
 		{name: "missing ts", payload: edit(t, m, "ts", absent), want: proto.ErrMissingField, field: "ts"},
 		{name: "ts number", payload: edit(t, m, "ts", 1714557600123), want: proto.ErrWrongType, field: "ts"},
-		{name: "ts null", payload: edit(t, m, "ts", nil), want: proto.ErrWrongType, field: "ts"},
 		{name: "ts object", payload: edit(t, m, "ts", raw(`{}`)), want: proto.ErrWrongType, field: "ts"},
 		{name: "ts not rfc3339", payload: edit(t, m, "ts", "2024-05-01 10:00:00"), want: proto.ErrWrongType, field: "ts"},
 		{name: "ts date only", payload: edit(t, m, "ts", "2024-05-01"), want: proto.ErrWrongType, field: "ts"},
@@ -243,6 +251,101 @@ func commonCases(t *testing.T, m proto.Message) []decodeCase {
 
 		{name: "unknown field", payload: edit(t, m, "extra", 1), want: proto.ErrUnknownField, field: "extra"},
 		{name: "unknown null field", payload: edit(t, m, "note", nil), want: proto.ErrUnknownField, field: "note"},
+
+		// Keys match exactly: encoding/json alone would fold case (and
+		// Unicode: "ſ" is "s"), letting a second device_id in.
+		{name: "device_id twice in two cases", payload: edit(t, m, "DEVICE_ID", "dev-2"), want: proto.ErrUnknownField, field: "DEVICE_ID"},
+		{name: "seq with long s", payload: edit(t, m, "seq", absent, "ſeq", 7), want: proto.ErrUnknownField, field: "ſeq"},
+		{name: "key with escapes", payload: bytes.Replace(valid, []byte(`"v":`), []byte(`"\u0076":`), 1)},
+		{name: "unknown key with escapes", payload: bytes.Replace(valid, []byte(`"v":`), []byte(`"\u0056":`), 1), want: proto.ErrUnknownField, field: "V"},
+		{name: "no-break space before", payload: []byte("\u00a0" + string(valid)), want: proto.ErrMalformed},
+		{name: "no-break space after", payload: []byte(string(valid) + "\u00a0"), want: proto.ErrMalformed},
+		{name: "unknown field then syntax error", payload: []byte(`{"extra":1,}`), want: proto.ErrMalformed},
+		{name: "null then syntax error", payload: []byte(`{"v":null`), want: proto.ErrMalformed},
+	}
+}
+
+// presenceCases are the rejections of the presence pass for the fields of
+// m: each required field missing, null, or spelled in another case; each
+// optional field null or in another case. A key "result.x" is in the status
+// result.
+func presenceCases(t *testing.T, m proto.Message, required, optional []string) []decodeCase {
+	var cases []decodeCase
+	wrongCase := func(key string) string {
+		prefix, name, nested := strings.Cut(key, ".")
+		if !nested {
+			return strings.ToUpper(key)
+		}
+		return prefix + "." + strings.ToUpper(name)
+	}
+	for _, f := range required {
+		cases = append(cases,
+			decodeCase{name: "missing " + f, payload: edit(t, m, f, absent), want: proto.ErrMissingField, field: f},
+			decodeCase{name: "null " + f, payload: edit(t, m, f, nil), want: proto.ErrMissingField, field: f},
+		)
+	}
+	for _, f := range optional {
+		cases = append(cases,
+			decodeCase{name: "absent " + f, payload: edit(t, m, f, absent)},
+			decodeCase{name: "null " + f, payload: edit(t, m, f, nil), want: proto.ErrMissingField, field: f},
+		)
+	}
+	for _, f := range append(append([]string{}, required...), optional...) {
+		obj := toMap(t, m)
+		target := obj
+		if _, ok := obj[f]; !ok {
+			target = obj["result"].(map[string]any)
+		}
+		_, name, _ := strings.Cut(f, ".")
+		if name == "" {
+			name = f
+		}
+		v := target[name]
+		cases = append(cases,
+			decodeCase{name: "wrong case " + f, payload: edit(t, m, f, absent, wrongCase(f), v), want: proto.ErrUnknownField, field: wrongCase(f)},
+			decodeCase{name: "wrong case duplicate " + f, payload: edit(t, m, wrongCase(f), v), want: proto.ErrUnknownField, field: wrongCase(f)},
+		)
+	}
+	return cases
+}
+
+// headerFields are the required fields of every message.
+var headerFields = []string{"v", "device_id", "ts", "seq"}
+
+func TestDecodePresence(t *testing.T) {
+	withHeader := func(fields ...string) []string { return append(append([]string{}, headerFields...), fields...) }
+	status := statusFixture()
+	tests := []struct {
+		name     string
+		m        proto.Message
+		decode   func([]byte) (proto.Message, error)
+		required []string
+		optional []string
+	}{
+		{
+			name: "telemetry", m: telemetryFixture(), decode: kinds[0].decode,
+			required: withHeader("region", "firmware", "state", "battery_pct", "charging", "rssi_dbm", "temperature_c", "uptime_s"),
+		},
+		{
+			name: "status", m: status, decode: kinds[1].decode,
+			required: withHeader("region", "state", "firmware", "result.command_id", "result.action", "result.outcome"),
+			optional: []string{"target_firmware", "detail", "result"},
+		},
+		{
+			name: "command", m: commandFixture(), decode: kinds[2].decode,
+			required: withHeader("command_id", "action"),
+			optional: []string{"target_firmware", "reason"},
+		},
+		{
+			name: "decision", m: decisionFixture(), decode: kinds[3].decode,
+			required: withHeader("region", "action", "reason", "state", "battery_pct", "charging", "rssi_dbm", "attempt"),
+			optional: []string{"command_id", "firmware"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runDecodeCases(t, tt.decode, presenceCases(t, tt.m, tt.required, tt.optional))
+		})
 	}
 }
 
@@ -303,9 +406,13 @@ func TestDecodeStatus(t *testing.T) {
 	m := statusFixture()
 	runDecodeCases(t, func(b []byte) (proto.Message, error) { return proto.DecodeStatus(b) }, []decodeCase{
 		{name: "no result", payload: edit(t, m, "result", absent)},
-		{name: "null result", payload: edit(t, m, "result", nil)},
+		{name: "null result", payload: edit(t, m, "result", nil), want: proto.ErrMissingField, field: "result"},
 		{name: "offline without firmware", payload: edit(t, m, "state", "offline", "firmware", absent, "result", absent)},
+		{name: "offline with null firmware", payload: edit(t, m, "state", "offline", "firmware", nil, "result", absent), want: proto.ErrMissingField, field: "firmware"},
+		{name: "offline with empty firmware", payload: edit(t, m, "state", "offline", "firmware", "", "result", absent)},
 		{name: "minimal", payload: edit(t, m, "target_firmware", absent, "detail", absent, "result", absent)},
+		{name: "detail with JSON punctuation", payload: edit(t, m, "detail", `a "b": null, {"c":[1]} \\`)},
+		{name: "result indented", payload: indent(t, edit(t, m, "result.command_id", `c"}, "x": null`))},
 
 		{name: "unknown state", payload: edit(t, m, "state", "half_done"), want: proto.ErrUnknownState, field: "state"},
 		{name: "missing state", payload: edit(t, m, "state", absent), want: proto.ErrMissingField, field: "state"},
@@ -328,8 +435,11 @@ func TestDecodeStatus(t *testing.T) {
 		{name: "result unknown outcome", payload: edit(t, m, "result.outcome", "maybe"), want: proto.ErrUnknownState, field: "result.outcome"},
 		{name: "result outcome number", payload: edit(t, m, "result.outcome", 1), want: proto.ErrWrongType, field: "result.outcome"},
 		{name: "result action number", payload: edit(t, m, "result.action", 1), want: proto.ErrWrongType, field: "result.action"},
-		// encoding/json does not report the path of an unknown nested field.
-		{name: "result unknown field", payload: edit(t, m, "result.extra", 1), want: proto.ErrUnknownField, field: "extra"},
+		{name: "result unknown field", payload: edit(t, m, "result.extra", 1), want: proto.ErrUnknownField, field: "result.extra"},
+		{name: "result unknown null field", payload: edit(t, m, "result.extra", nil), want: proto.ErrUnknownField, field: "result.extra"},
+		{name: "result header field", payload: edit(t, m, "result.seq", 1), want: proto.ErrUnknownField, field: "result.seq"},
+		{name: "result field at top level", payload: edit(t, m, "outcome", "ok"), want: proto.ErrUnknownField, field: "outcome"},
+		{name: "result null in array", payload: edit(t, m, "result", raw(`[null]`)), want: proto.ErrWrongType, field: "result"},
 	})
 }
 

@@ -14,9 +14,13 @@ var (
 	ErrMalformed = errors.New("proto: malformed JSON")
 	// ErrWrongType means a field holds a JSON value of the wrong type.
 	ErrWrongType = errors.New("proto: wrong type")
-	// ErrMissingField means a required field is absent or empty.
+	// ErrMissingField means a required field is absent or empty, or any
+	// field, required or optional, is JSON null: null is never a value on
+	// the wire, a field without a value is left out.
 	ErrMissingField = errors.New("proto: missing field")
-	// ErrUnknownField means the payload has a field version 1 does not define.
+	// ErrUnknownField means the payload has a field version 1 does not
+	// define. Keys are case-sensitive: "V" or "DEVICE_ID" is unknown. A
+	// field inside "result" is named by its path, "result.x".
 	ErrUnknownField = errors.New("proto: unknown field")
 	// ErrOutOfRange means a numeric field is outside its allowed range.
 	ErrOutOfRange = errors.New("proto: out of range")

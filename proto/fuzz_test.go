@@ -1,6 +1,9 @@
 package proto_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -36,6 +39,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			require.Nil(t, m)
 			require.NotEqual(t, "other", proto.Reason(err), "error wraps no sentinel: %v", err)
+			requireMalformedIsSyntax(t, payload, err)
 			return
 		}
 		require.Equal(t, topic, top.String())
@@ -50,6 +54,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		enc, err := proto.Encode(m)
 		require.NoError(t, err)
+		requireKeysFrom(t, payload, enc)
 		top2, m2, err := proto.Decode(topic, enc, 0)
 		require.NoError(t, err, "re-encoded: %s", enc)
 		require.Equal(t, top, top2)
@@ -58,8 +63,11 @@ func FuzzDecode(f *testing.F) {
 }
 
 // checkDecoder holds the properties of every decoder: it never panics; an
-// error is a *FieldError wrapping a sentinel; a decoded message re-encodes
-// and decodes again to an equal value, with a stable encoding.
+// error is a *FieldError wrapping a sentinel, and a payload-wide malformed
+// error means the payload really is not one JSON object; a decoded message
+// came from a valid JSON object holding, exactly and not null, every key its
+// encoding has; it re-encodes and decodes again to an equal value, with a
+// stable encoding.
 func checkDecoder[M proto.Message](t *testing.T, b []byte, decode func([]byte) (M, error)) {
 	t.Helper()
 	m, err := decode(b)
@@ -67,10 +75,12 @@ func checkDecoder[M proto.Message](t *testing.T, b []byte, decode func([]byte) (
 		require.NotEqual(t, "other", proto.Reason(err), "error wraps no sentinel: %v", err)
 		var fe *proto.FieldError
 		require.ErrorAs(t, err, &fe)
+		requireMalformedIsSyntax(t, b, err)
 		return
 	}
 	enc, err := proto.Encode(m)
 	require.NoError(t, err)
+	requireKeysFrom(t, b, enc)
 	m2, err := decode(enc)
 	require.NoError(t, err, "re-encoded: %s", enc)
 	require.Equal(t, m, m2)
@@ -91,4 +101,49 @@ func messageDevice(m proto.Message) string {
 		return v.DeviceID
 	}
 	return ""
+}
+
+// isObject reports whether b is valid JSON whose value is an object.
+func isObject(b []byte) bool {
+	return json.Valid(b) && bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{"))
+}
+
+// requireMalformedIsSyntax checks that a decoder says a whole payload is
+// malformed only when it is not one JSON object.
+func requireMalformedIsSyntax(t *testing.T, b []byte, err error) {
+	t.Helper()
+	var fe *proto.FieldError
+	if len(b) <= proto.DefaultMaxPayload && errors.As(err, &fe) && fe.Err == proto.ErrMalformed && fe.Field == "" {
+		require.False(t, isObject(b), "valid JSON object reported malformed: %v", err)
+	}
+}
+
+// requireKeysFrom checks that an accepted payload is a JSON object that
+// holds every key of its encoding enc, spelled exactly and not null, so no
+// value was made up from a missing, null or differently cased key (an empty
+// string may be absent: the firmware of an offline device); and that
+// every other key of the payload is an empty string (an optional field
+// omitted from enc). It recurses into "result".
+func requireKeysFrom(t *testing.T, payload, enc []byte) {
+	t.Helper()
+	require.True(t, isObject(payload), "accepted a payload that is not a JSON object")
+	var in, out map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(payload, &in))
+	require.NoError(t, json.Unmarshal(enc, &out))
+	for k, v := range out {
+		got, ok := in[k]
+		if !ok && string(v) == `""` {
+			continue // firmware of an offline device
+		}
+		require.True(t, ok, "key %q of %s not in accepted payload %q", k, enc, payload)
+		require.NotEqual(t, "null", string(got), "key %q is null in accepted payload", k)
+		if k == "result" {
+			requireKeysFrom(t, got, v)
+		}
+	}
+	for k, v := range in {
+		if _, ok := out[k]; !ok {
+			require.Equal(t, `""`, string(v), "key %q of accepted payload %q not in %s", k, payload, enc)
+		}
+	}
 }
