@@ -28,6 +28,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	failures := fs.Float64("failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed")
 	interval := fs.Duration("telemetry-interval", 2*time.Second, "time between two readings of one device")
 	spread := fs.Duration("rollout-spread", 10*time.Second, "devices start updating at random offsets within this window")
+	step := fs.Duration("step", time.Second, "mean time a device spends in each OTA phase")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 		Listen: *listen,
 		Fleet: simulator.Config{
 			Devices: *devices, Seed: *seed, FailureShare: *failures,
-			TelemetryInterval: *interval, RolloutSpread: *spread,
+			TelemetryInterval: *interval, RolloutSpread: *spread, StepDuration: *step,
 		},
 		Recoverer: recoverConfigDefaults(),
 		Logger:    log,

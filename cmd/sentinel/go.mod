@@ -1,14 +1,17 @@
 module github.com/sentinel-iot/sentinel/cmd/sentinel
 
-go 1.26.0
+go 1.26
 
 require (
+	github.com/eclipse/paho.golang v0.23.0
 	github.com/sentinel-iot/sentinel/analytics v0.0.0
 	github.com/sentinel-iot/sentinel/broker v0.0.0
 	github.com/sentinel-iot/sentinel/ingestor v0.0.0
+	github.com/sentinel-iot/sentinel/proto v0.0.0
 	github.com/sentinel-iot/sentinel/recoverer v0.0.0
 	github.com/sentinel-iot/sentinel/simulator v0.0.0
 	github.com/sentinel-iot/sentinel/warehouse v0.0.0
+	github.com/stretchr/testify v1.12.1
 )
 
 require (
@@ -18,7 +21,6 @@ require (
 	github.com/brianvoe/gofakeit/v6 v6.28.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/ebitengine/purego v0.11.3 // indirect
-	github.com/eclipse/paho.golang v0.23.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.8.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -29,10 +31,10 @@ require (
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
-	github.com/sentinel-iot/sentinel/proto v0.0.0 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
