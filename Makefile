@@ -6,7 +6,7 @@ MODULES := proto warehouse broker simulator ingestor recoverer analytics cmd/sen
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN     := bin/sentinel
 
-.PHONY: all build setup demo test check fmt vet unit fuzz clean
+.PHONY: all build setup demo test check fmt vet boundaries unit fuzz clean
 
 all: build
 
@@ -26,7 +26,11 @@ demo: setup
 test: setup check
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
-check: fmt vet
+check: fmt vet boundaries
+
+# DESIGN.md's module rule: no service module imports another.
+boundaries:
+	./scripts/check-boundaries.sh
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

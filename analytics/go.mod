@@ -1,6 +1,6 @@
 module github.com/sentinel-iot/sentinel/analytics
 
-go 1.26.0
+go 1.26
 
 require github.com/sentinel-iot/sentinel/warehouse v0.0.0
 

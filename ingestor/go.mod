@@ -1,6 +1,6 @@
 module github.com/sentinel-iot/sentinel/ingestor
 
-go 1.26.0
+go 1.26
 
 require github.com/sentinel-iot/sentinel/proto v0.0.0
 

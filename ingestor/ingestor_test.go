@@ -1,9 +1,12 @@
 package ingestor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"testing"
@@ -27,7 +30,7 @@ func startBroker(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := mqtt.New(&mqtt.Options{InlineClient: false})
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, s.AddHook(new(auth.AllowHook), nil))
 	require.NoError(t, s.AddListener(listeners.NewNet("t", ln)))
 	require.NoError(t, s.Serve())
@@ -110,7 +113,7 @@ func TestIngest(t *testing.T) {
 	// Poison: each is stored with its reason and acknowledged, and the stream goes on.
 	bad := map[string][]byte{
 		"malformed":      []byte(`{"v":1,`),
-		"wrong_type":     []byte(`{"v":1,"device_id":"dev-00","ts":"2026-11-27T06:00:00Z","seq":"7"}`),
+		"wrong_type":     bytes.Replace(mustJSON(t, func(*proto.Telemetry) {}), []byte(`"seq":999`), []byte(`"seq":"999"`), 1),
 		"out_of_range":   mustJSON(t, func(m *proto.Telemetry) { m.BatteryPct = 140 }),
 		"topic_mismatch": mustJSON(t, func(m *proto.Telemetry) { m.DeviceID = "dev-01" }),
 		"too_large":      make([]byte, proto.DefaultMaxPayload+1),

@@ -1,6 +1,6 @@
 module github.com/sentinel-iot/sentinel/warehouse
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0

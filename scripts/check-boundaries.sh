@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# DESIGN.md's module rule: no service module imports another; they meet only
+# in proto (the wire) and warehouse (the tables). Test imports count too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=github.com/sentinel-iot/sentinel
+fail=0
+for m in proto warehouse broker simulator ingestor recoverer analytics; do
+	case $m in
+	proto) allowed="" ;;
+	warehouse) allowed="proto" ;;
+	*) allowed="proto warehouse" ;;
+	esac
+	deps=$(cd "$m" && go list -test -deps ./... | sed -e 's/ \[.*//' -e 's/_test$//' -e 's/\.test$//' |
+		grep "^$prefix/" | sed "s#^$prefix/##" | cut -d/ -f1 | sort -u)
+	for d in $deps; do
+		[ "$d" = "$m" ] && continue
+		case " $allowed " in *" $d "*) continue ;; esac
+		echo "module $m imports module $d: DESIGN.md allows only: ${allowed:-nothing}"
+		fail=1
+	done
+done
+[ $fail = 0 ] && echo "module boundaries hold: no service module imports another"
+exit $fail
