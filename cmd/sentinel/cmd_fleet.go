@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -16,14 +17,8 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addBroker(fs)
 	c.addLog(fs, "info")
-	cfg := simulator.Config{}
-	fs.IntVar(&cfg.Devices, "devices", simulator.DefaultDevices, "simulated devices, one MQTT connection each")
-	fs.Int64Var(&cfg.Seed, "seed", simulator.DefaultSeed, "fleet seed: the same seed gives the same fleet and failures")
-	fs.Float64Var(&cfg.FailureShare, "failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed")
-	fs.DurationVar(&cfg.TelemetryInterval, "telemetry-interval", simulator.DefaultTelemetryInterval, "time between two readings of one device")
-	fs.DurationVar(&cfg.RolloutSpread, "rollout-spread", simulator.DefaultRolloutSpread, "devices start updating at random offsets within this window")
-	fs.DurationVar(&cfg.StepDuration, "step", simulator.DefaultStepDuration, "mean time per OTA phase")
-	fs.IntVar(&cfg.ConnectRate, "connect-rate", simulator.DefaultConnectRate, "new connections per second while ramping up")
+	var cfg simulator.Config
+	addFleetFlags(fs, &cfg)
 	fs.StringVar(&cfg.Username, "username", "", "MQTT username for every device")
 	fs.StringVar(&cfg.Password, "password", "", "MQTT password for every device")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until interrupted)")
@@ -97,4 +92,16 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	return r.Run(ctx)
+}
+
+// addFleetFlags maps the simulated fleet's settings onto flags, for both
+// `simulate` and `run`.
+func addFleetFlags(fs *flag.FlagSet, cfg *simulator.Config) {
+	fs.IntVar(&cfg.Devices, "devices", simulator.DefaultDevices, "simulated devices, one MQTT connection each")
+	fs.Int64Var(&cfg.Seed, "seed", simulator.DefaultSeed, "fleet seed: the same seed gives the same fleet and failures")
+	fs.Float64Var(&cfg.FailureShare, "failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed (negative: none)")
+	fs.DurationVar(&cfg.TelemetryInterval, "telemetry-interval", simulator.DefaultTelemetryInterval, "time between two readings of one device")
+	fs.DurationVar(&cfg.RolloutSpread, "rollout-spread", simulator.DefaultRolloutSpread, "devices start updating at random offsets within this window")
+	fs.DurationVar(&cfg.StepDuration, "step", simulator.DefaultStepDuration, "mean time a device spends in each OTA phase")
+	fs.IntVar(&cfg.ConnectRate, "connect-rate", simulator.DefaultConnectRate, "new connections per second while ramping up")
 }

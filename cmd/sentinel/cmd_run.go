@@ -22,13 +22,9 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
 	listen := fs.String("listen", "127.0.0.1:1883", "MQTT listener for the embedded broker (port 0 picks a free one)")
-	devices := fs.Int("devices", 1000, "simulated devices, one MQTT connection each")
 	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
-	seed := fs.Int64("seed", 1, "fleet seed: the same seed gives the same fleet and failures")
-	failures := fs.Float64("failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed")
-	interval := fs.Duration("telemetry-interval", 2*time.Second, "time between two readings of one device")
-	spread := fs.Duration("rollout-spread", 10*time.Second, "devices start updating at random offsets within this window")
-	step := fs.Duration("step", time.Second, "mean time a device spends in each OTA phase")
+	var fleet simulator.Config
+	addFleetFlags(fs, &fleet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,11 +40,8 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "warehouse: %s\n", db.Engine())
 
 	p, err := startPipeline(ctx, db, pipelineConfig{
-		Listen: *listen,
-		Fleet: simulator.Config{
-			Devices: *devices, Seed: *seed, FailureShare: *failures,
-			TelemetryInterval: *interval, RolloutSpread: *spread, StepDuration: *step,
-		},
+		Listen:    *listen,
+		Fleet:     fleet,
 		Recoverer: recoverConfigDefaults(),
 		Logger:    log,
 	})
