@@ -29,9 +29,11 @@ var (
 	ErrClosed = errors.New("chdb: connection closed")
 )
 
-type cResult struct{ internalData unsafe.Pointer }
+// cResult mirrors chdb_result: an opaque handle the library owns.
+type cResult struct{ _ unsafe.Pointer }
 
-type cConnection struct{ internalData unsafe.Pointer }
+// cConnection mirrors struct chdb_connection_: an opaque handle.
+type cConnection struct{ _ unsafe.Pointer }
 
 // The C functions, filled by load.
 var (
