@@ -96,8 +96,9 @@ var (
 )
 
 // Open connects to the engine with its data in dir, after Load. The engine
-// holds one directory per process: opening the same directory again returns
-// the same connection's error ErrInUse unless the first was closed.
+// holds one connection per process: while one is open, Open fails with
+// ErrInUse (whatever the directory); after Close, any directory may be
+// opened. Another process holding dir makes Open fail too.
 func Open(dir string, args ...string) (*Conn, error) {
 	if loaded == "" {
 		return nil, fmt.Errorf("chdb: open %s: library not loaded", dir)
