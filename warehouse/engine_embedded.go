@@ -47,11 +47,11 @@ func (e *embedded) exec(ctx context.Context, query string) error {
 	return err
 }
 
-func (e *embedded) query(ctx context.Context, query string) (*Result, error) {
+func (e *embedded) query(ctx context.Context, query string, params map[string]string) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out, err := e.conn.Query(query, "JSONCompact")
+	out, err := e.conn.QueryParams(params, query, "JSONCompact")
 	if err != nil {
 		return nil, err
 	}

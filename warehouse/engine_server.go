@@ -41,7 +41,10 @@ func (s *server) exec(ctx context.Context, query string) error {
 	return s.conn.Exec(ctx, query)
 }
 
-func (s *server) query(ctx context.Context, query string) (*Result, error) {
+func (s *server) query(ctx context.Context, query string, params map[string]string) (*Result, error) {
+	if len(params) > 0 {
+		ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters(params)))
+	}
 	rows, err := s.conn.Query(ctx, query)
 	if err != nil {
 		return nil, err

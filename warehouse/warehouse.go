@@ -36,7 +36,7 @@ func (o *Options) ensureDefaults() {
 // engine is what each backend implements.
 type engine interface {
 	exec(ctx context.Context, query string) error
-	query(ctx context.Context, query string) (*Result, error)
+	query(ctx context.Context, query string, params map[string]string) (*Result, error)
 	insert(ctx context.Context, table string, rows []any) error
 	close() error
 	name() string
@@ -92,14 +92,32 @@ func (db *DB) Exec(ctx context.Context, query string) error {
 	return nil
 }
 
+// QueryOption adjusts one query.
+type QueryOption func(*queryOptions)
+
+type queryOptions struct {
+	params map[string]string
+}
+
+// WithParams binds ClickHouse query parameters: a {name:Type} placeholder
+// in the SQL takes params[name], parsed by the engine as Type. Values never
+// become SQL text, so a filter value cannot change the query.
+func WithParams(params map[string]string) QueryOption {
+	return func(o *queryOptions) { o.params = params }
+}
+
 // Query runs a statement and returns all its rows as text, the way
 // ClickHouse prints them.
-func (db *DB) Query(ctx context.Context, query string) (*Result, error) {
+func (db *DB) Query(ctx context.Context, query string, opts ...QueryOption) (*Result, error) {
+	var o queryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := db.acquire(); err != nil {
 		return nil, err
 	}
 	defer db.mu.RUnlock()
-	res, err := db.eng.query(ctx, query)
+	res, err := db.eng.query(ctx, query, o.params)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: query %s: %w", abbrev(query), err)
 	}
@@ -108,8 +126,8 @@ func (db *DB) Query(ctx context.Context, query string) (*Result, error) {
 
 // QueryInt runs query and returns the first column of its first row as an
 // integer: what counts and sums need.
-func (db *DB) QueryInt(ctx context.Context, query string) (int64, error) {
-	res, err := db.Query(ctx, query)
+func (db *DB) QueryInt(ctx context.Context, query string, opts ...QueryOption) (int64, error) {
+	res, err := db.Query(ctx, query, opts...)
 	if err != nil {
 		return 0, err
 	}

@@ -113,6 +113,22 @@ func TestWarehouse(t *testing.T) {
 		require.Equal(t, [][]string{{"too_large", "4096", fmt.Sprint(len(payload))}}, res.Rows)
 	})
 
+	t.Run("query parameters are values, never SQL", func(t *testing.T) {
+		for _, v := range []string{"1.5.0", "", "it's", `back\slash`, "tab\there", "new\nline", "'; DROP TABLE telemetry; --", "{v:String}", "ünïcode ✓"} {
+			res, err := db.Query(ctx, "SELECT {v:String} AS v, length({v:String}) AS n", warehouse.WithParams(map[string]string{"v": v}))
+			require.NoError(t, err, "value %q", v)
+			require.Equal(t, [][]string{{v, fmt.Sprint(len(v))}}, res.Rows, "value %q", v)
+		}
+		n, err := db.QueryInt(ctx, "SELECT count() FROM telemetry FINAL WHERE ts >= {since:DateTime64(3, 'UTC')} AND device_id = {dev:String}",
+			warehouse.WithParams(map[string]string{"since": "2026-11-27 06:01:00", "dev": "dev-a"}))
+		require.NoError(t, err)
+		require.EqualValues(t, 41, n, "seq 60..100 are at or after 06:01:00")
+		_, err = db.Query(ctx, "SELECT {since:DateTime64(3)}", warehouse.WithParams(map[string]string{"since": "yesterday"}))
+		require.Error(t, err, "a malformed time is the engine's error, not a silent zero")
+		_, err = db.Query(ctx, "SELECT 1", warehouse.WithParams(map[string]string{"bad name": "x"}))
+		require.ErrorContains(t, err, "not an identifier")
+	})
+
 	t.Run("table output", func(t *testing.T) {
 		res, err := db.Query(ctx, "SELECT * FROM (SELECT 'eu' AS region, toUInt64(12) AS n UNION ALL SELECT 'ap-south', 3) ORDER BY n DESC")
 		require.NoError(t, err)

@@ -13,6 +13,7 @@ package chdb
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -134,22 +135,77 @@ func (c *Conn) Query(query, format string) ([]byte, error) {
 	if c.conn == nil {
 		return nil, ErrClosed
 	}
+	var out []byte
+	err := c.run(query, format, &out)
+	return out, err
+}
+
+// QueryParams runs query with ClickHouse query parameters bound: each
+// {name:Type} placeholder in query takes params[name]. The engine keeps
+// parameters in its session, so they are set and the query run under one
+// lock; a later query cannot see them unless it sets its own. Names must
+// be identifiers; values are escaped, never spliced into the query.
+func (c *Conn) QueryParams(params map[string]string, query, format string) ([]byte, error) {
+	if len(params) == 0 {
+		return c.Query(query, format)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil, ErrClosed
+	}
+	for name, value := range params {
+		if !isIdent(name) {
+			return nil, fmt.Errorf("chdb: query parameter name %q is not an identifier", name)
+		}
+		if err := c.run("SET param_"+name+" = "+paramLiteral(value), "TabSeparated", nil); err != nil {
+			return nil, fmt.Errorf("chdb: bind parameter %s: %w", name, err)
+		}
+	}
+	var out []byte
+	err := c.run(query, format, &out)
+	return out, err
+}
+
+// run executes one statement with the lock held.
+func (c *Conn) run(query, format string, out *[]byte) error {
 	res := chdbQuery(*c.conn, query, format)
 	if res == nil {
-		return nil, nil
+		return nil
 	}
 	defer chdbDestroyQueryResult(res)
 	if msg := chdbResultError(res); msg != "" {
-		return nil, &Error{Message: msg}
+		return &Error{Message: msg}
 	}
 	n := chdbResultLength(res)
 	buf := chdbResultBuffer(res)
-	if n == 0 || buf == nil {
-		return nil, nil
+	if out == nil || n == 0 || buf == nil {
+		return nil
 	}
-	out := make([]byte, n)
-	copy(out, unsafe.Slice((*byte)(buf), n))
-	return out, nil
+	*out = make([]byte, n)
+	copy(*out, unsafe.Slice((*byte)(buf), n))
+	return nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// paramLiteral quotes v for SET param_x = '...'. ClickHouse reads a
+// parameter's text in its escaped (TabSeparated) form, so v is escaped
+// twice: for that form, then as a SQL string literal.
+func paramLiteral(v string) string {
+	tsv := strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n", "\r", "\\r", "\x00", "\\0").Replace(v)
+	return "'" + strings.NewReplacer("\\", "\\\\", "'", "\\'").Replace(tsv) + "'"
 }
 
 // Close closes the connection; the process may then Open another directory.
