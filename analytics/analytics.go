@@ -76,13 +76,17 @@ func Get(name string) (Query, error) {
 	return Query{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownQuery, name, strings.Join(names, ", "))
 }
 
-// Run runs the query called name against db.
-func Run(ctx context.Context, db *warehouse.DB, name string) (*warehouse.Result, error) {
+// Run runs the query called name against db, narrowed by f.
+func Run(ctx context.Context, db *warehouse.DB, name string, f Filter) (*warehouse.Result, error) {
 	q, err := Get(name)
 	if err != nil {
 		return nil, err
 	}
-	res, err := db.Query(ctx, q.SQL)
+	params, err := f.Params()
+	if err != nil {
+		return nil, err
+	}
+	res, err := db.Query(ctx, q.SQL, warehouse.WithParams(params))
 	if err != nil {
 		return nil, fmt.Errorf("analytics: run %s: %w", name, err)
 	}

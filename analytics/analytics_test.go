@@ -68,7 +68,7 @@ func TestRegionalRanking(t *testing.T) {
 	// Redelivered events must not change the result.
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows[:40]))
 
-	res, err := analytics.Run(ctx, db, "regional_ranking")
+	res, err := analytics.Run(ctx, db, "regional_ranking", analytics.Filter{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"firmware", "rank", "region", "devices", "partial", "failed_any", "partial_rate"}, names(res))
 	// Worked out by hand: partial/devices per region; us-east and ap-south

@@ -6,14 +6,23 @@
 -- A device counts as updating once it reports any state past `idle` for that
 -- target. Ties share a rank (RANK, not ROW_NUMBER). Reads status_events with
 -- FINAL so a redelivered event never counts twice.
-WITH attempts AS (
+-- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
+-- region ('' = all), top.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+attempts AS (
     SELECT
         target_firmware AS firmware,
         region,
         device_id,
         max(state = 'partial') AS went_partial,
         max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
-    FROM status_events FINAL
+    FROM events
     WHERE target_firmware != '' AND state NOT IN ('idle', 'offline')
     GROUP BY firmware, region, device_id
 ),

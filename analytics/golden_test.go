@@ -1,0 +1,416 @@
+package analytics_test
+
+import (
+	"context"
+	"math"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
+)
+
+// expected computes a query's full result, as text rows, from the fixture.
+type expected func(events []event, f analytics.Filter) [][]string
+
+var golden = map[string]expected{
+	"regional_ranking":    wantRegionalRanking,
+	"rollout_funnel":      wantRolloutFunnel,
+	"failure_clusters":    wantFailureClusters,
+	"top_problem_devices": wantTopProblemDevices,
+	"moving_failure_rate": wantMovingFailureRate,
+	"anomalous_regions":   wantAnomalousRegions,
+}
+
+func TestGolden(t *testing.T) {
+	ctx := context.Background()
+	db := warehousetest.Open(t)
+	events := fixtureEvents()
+	rows := statusRows(events)
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows))
+	// Redelivered events (a crash between commit and ack) change nothing.
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows[:len(rows)/3]))
+
+	filters := []struct {
+		name string
+		f    analytics.Filter
+	}{
+		{"everything", analytics.Filter{}},
+		{"time window", analytics.Filter{Since: fixtureBase.Add(5 * time.Minute), Until: fixtureBase.Add(14 * time.Minute)}},
+		{"one firmware", analytics.Filter{Firmware: "1.6.0"}},
+		{"one region, top 3", analytics.Filter{Region: "ap-south", Top: 3}},
+		{"no match", analytics.Filter{Region: "nowhere"}},
+	}
+	qs, err := analytics.Queries()
+	require.NoError(t, err)
+	for _, q := range qs {
+		want, ok := golden[q.Name]
+		if !ok {
+			continue
+		}
+		for _, fl := range filters {
+			t.Run(q.Name+"/"+fl.name, func(t *testing.T) {
+				res, err := analytics.Run(ctx, db, q.Name, fl.f)
+				require.NoError(t, err)
+				exp := want(filterEvents(events, fl.f.Since, fl.f.Until, fl.f.Firmware, fl.f.Region), fl.f)
+				if fl.name == "everything" {
+					require.NotEmpty(t, exp, "the fixture must exercise %s", q.Name)
+				}
+				if len(exp) == 0 {
+					require.Empty(t, res.Rows)
+					return
+				}
+				require.Equal(t, exp, res.Rows)
+			})
+		}
+	}
+	// Every query in the library has a golden test.
+	for _, q := range qs {
+		_, ok := golden[q.Name]
+		require.True(t, ok, "query %s has no golden test", q.Name)
+	}
+}
+
+func wantRegionalRanking(events []event, _ analytics.Filter) [][]string {
+	type key struct{ fw, region string }
+	type dev struct{ partial, failed bool }
+	devs := map[key]map[string]*dev{}
+	for _, e := range events {
+		if e.state == "idle" || e.state == "offline" {
+			continue
+		}
+		k := key{e.firmware, e.region}
+		if devs[k] == nil {
+			devs[k] = map[string]*dev{}
+		}
+		d := devs[k][e.device]
+		if d == nil {
+			d = &dev{}
+			devs[k][e.device] = d
+		}
+		d.partial = d.partial || e.state == "partial"
+		d.failed = d.failed || failedStates[e.state]
+	}
+	type rate struct {
+		k                        key
+		devices, partial, failed int
+		rate                     float64
+	}
+	var rates []rate
+	for k, ds := range devs {
+		r := rate{k: k, devices: len(ds)}
+		for _, d := range ds {
+			if d.partial {
+				r.partial++
+			}
+			if d.failed {
+				r.failed++
+			}
+		}
+		r.rate = math.RoundToEven(float64(r.partial)/float64(r.devices)*1e4) / 1e4
+		rates = append(rates, r)
+	}
+	rank := func(r rate) int {
+		n := 1
+		for _, o := range rates {
+			if o.k.fw == r.k.fw && o.rate > r.rate {
+				n++
+			}
+		}
+		return n
+	}
+	sort.Slice(rates, func(i, j int) bool {
+		a, b := rates[i], rates[j]
+		if a.k.fw != b.k.fw {
+			return a.k.fw < b.k.fw
+		}
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
+		}
+		return a.k.region < b.k.region
+	})
+	var out [][]string
+	for _, r := range rates {
+		out = append(out, []string{r.k.fw, u(rank(r)), r.k.region, u(r.devices), u(r.partial), u(r.failed), f64(r.rate, 4)})
+	}
+	return out
+}
+
+func wantRolloutFunnel(events []event, _ analytics.Filter) [][]string {
+	stages := []struct {
+		name   string
+		states map[string]bool
+	}{
+		{"started", nil},
+		{"downloaded", set("verifying", "installing", "rebooting", "updated", "verify_failed", "install_failed", "partial", "boot_failed")},
+		{"verified", set("installing", "rebooting", "updated", "install_failed", "partial", "boot_failed")},
+		{"installed", set("rebooting", "updated", "boot_failed")},
+		{"updated", set("updated")},
+	}
+	type key struct{ fw, dev string }
+	reached := map[key][]bool{}
+	for _, e := range events {
+		k := key{e.firmware, e.device}
+		if reached[k] == nil {
+			reached[k] = make([]bool, len(stages))
+		}
+		for i, s := range stages {
+			if (s.states == nil && e.state != "idle" && e.state != "offline") || s.states[e.state] {
+				reached[k][i] = true
+			}
+		}
+	}
+	counts := map[string][]int{}
+	for k, r := range reached {
+		if !r[0] {
+			continue
+		}
+		if counts[k.fw] == nil {
+			counts[k.fw] = make([]int, len(stages))
+		}
+		for i, ok := range r {
+			if ok {
+				counts[k.fw][i]++
+			}
+		}
+	}
+	var out [][]string
+	for _, fw := range sortedKeys(counts) {
+		c := counts[fw]
+		for i, s := range stages {
+			prev := c[i]
+			if i > 0 {
+				prev = c[i-1]
+			}
+			out = append(out, []string{fw, u(i + 1), s.name, u(c[i]),
+				f64(float64(c[i])/float64(c[0]), 4), f64(float64(c[i])/float64(prev), 4)})
+		}
+	}
+	return out
+}
+
+func wantFailureClusters(events []event, _ analytics.Filter) [][]string {
+	m, ids := byDevice(events)
+	type row struct {
+		region, dev, fw             string
+		episodes, failures, longest int
+		first, last                 time.Time
+	}
+	var rows []row
+	for _, id := range ids {
+		es := m[id]
+		r := row{region: es[0].region, dev: id, fw: es[0].firmware}
+		run := 0
+		for i, e := range es {
+			if !failedStates[e.state] {
+				run = 0
+				continue
+			}
+			if i == 0 || !failedStates[es[i-1].state] {
+				r.episodes++
+			}
+			run++
+			r.failures++
+			r.longest = max(r.longest, run)
+			if r.first.IsZero() {
+				r.first = e.ts
+			}
+			r.last = e.ts
+		}
+		if r.episodes >= 2 {
+			rows = append(rows, r)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.episodes != b.episodes {
+			return a.episodes > b.episodes
+		}
+		if a.failures != b.failures {
+			return a.failures > b.failures
+		}
+		if a.region != b.region {
+			return a.region < b.region
+		}
+		return a.dev < b.dev
+	})
+	var out [][]string
+	for _, r := range rows {
+		out = append(out, []string{r.region, r.dev, r.fw, u(r.episodes), u(r.failures), u(r.longest), ts(r.first), ts(r.last)})
+	}
+	return out
+}
+
+func wantTopProblemDevices(events []event, f analytics.Filter) [][]string {
+	top := f.Top
+	if top == 0 {
+		top = 5
+	}
+	m, ids := byDevice(events)
+	type row struct {
+		region, dev, current string
+		failures             int
+		last                 time.Time
+	}
+	perRegion := map[string][]row{}
+	for _, id := range ids {
+		es := m[id]
+		r := row{region: es[0].region, dev: id, current: es[len(es)-1].state}
+		for _, e := range es {
+			if failedStates[e.state] {
+				r.failures++
+				if e.ts.After(r.last) {
+					r.last = e.ts
+				}
+			}
+		}
+		if r.failures > 0 {
+			perRegion[r.region] = append(perRegion[r.region], r)
+		}
+	}
+	var out [][]string
+	for _, region := range sortedKeys(perRegion) {
+		rs := perRegion[region]
+		sort.Slice(rs, func(i, j int) bool {
+			a, b := rs[i], rs[j]
+			if a.failures != b.failures {
+				return a.failures > b.failures
+			}
+			if !a.last.Equal(b.last) {
+				return a.last.After(b.last)
+			}
+			return a.dev < b.dev
+		})
+		for i, r := range rs {
+			if i == top {
+				break
+			}
+			out = append(out, []string{region, u(i + 1), r.dev, u(r.failures), ts(r.last), r.current})
+		}
+	}
+	return out
+}
+
+func wantMovingFailureRate(events []event, _ analytics.Filter) [][]string {
+	type bucket struct{ ota, failures int }
+	per := map[string]map[time.Time]*bucket{}
+	for _, e := range events {
+		if per[e.firmware] == nil {
+			per[e.firmware] = map[time.Time]*bucket{}
+		}
+		m := e.ts.Truncate(time.Minute)
+		b := per[e.firmware][m]
+		if b == nil {
+			b = &bucket{}
+			per[e.firmware][m] = b
+		}
+		if e.state != "idle" && e.state != "offline" {
+			b.ota++
+		}
+		if failedStates[e.state] {
+			b.failures++
+		}
+	}
+	var out [][]string
+	for _, fw := range sortedKeys(per) {
+		var minutes []time.Time
+		for m, b := range per[fw] {
+			if b.ota > 0 {
+				minutes = append(minutes, m)
+			}
+		}
+		sort.Slice(minutes, func(i, j int) bool { return minutes[i].Before(minutes[j]) })
+		for i, m := range minutes {
+			b := per[fw][m]
+			var so, sf int
+			for j := max(0, i-4); j <= i; j++ {
+				so += per[fw][minutes[j]].ota
+				sf += per[fw][minutes[j]].failures
+			}
+			out = append(out, []string{fw, minute(m), u(b.ota), u(b.failures),
+				f64(float64(b.failures)/float64(b.ota), 4), f64(float64(sf)/float64(so), 4)})
+		}
+	}
+	return out
+}
+
+func wantAnomalousRegions(events []event, _ analytics.Filter) [][]string {
+	type key struct{ fw, region string }
+	failed := map[key]map[string]bool{}
+	for _, e := range events {
+		if e.state == "idle" || e.state == "offline" {
+			continue
+		}
+		k := key{e.firmware, e.region}
+		if failed[k] == nil {
+			failed[k] = map[string]bool{}
+		}
+		failed[k][e.device] = failed[k][e.device] || failedStates[e.state]
+	}
+	type row struct {
+		k               key
+		devices, failed int
+		rate, z         float64
+	}
+	perFW := map[string][]*row{}
+	for k, ds := range failed {
+		r := &row{k: k, devices: len(ds)}
+		for _, f := range ds {
+			if f {
+				r.failed++
+			}
+		}
+		r.rate = float64(r.failed) / float64(r.devices)
+		perFW[k.fw] = append(perFW[k.fw], r)
+	}
+	var out [][]string
+	for _, fw := range sortedKeys(perFW) {
+		rs := perFW[fw]
+		var mean, sd float64
+		for _, r := range rs {
+			mean += r.rate
+		}
+		mean /= float64(len(rs))
+		for _, r := range rs {
+			sd += (r.rate - mean) * (r.rate - mean)
+		}
+		sd = math.Sqrt(sd / float64(len(rs)))
+		for _, r := range rs {
+			if sd > 0 {
+				r.z = (r.rate - mean) / sd
+			}
+		}
+		sort.Slice(rs, func(i, j int) bool {
+			zi, zj := math.RoundToEven(rs[i].z*100), math.RoundToEven(rs[j].z*100)
+			if zi != zj {
+				return zi > zj
+			}
+			return rs[i].k.region < rs[j].k.region
+		})
+		for _, r := range rs {
+			out = append(out, []string{fw, r.k.region, u(r.devices), u(r.failed), f64(r.rate, 4), f64(mean, 4), f64(r.z, 2), b01(r.z >= 1.5)})
+		}
+	}
+	return out
+}
+
+func set(states ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range states {
+		m[s] = true
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
