@@ -23,6 +23,11 @@ type Filter struct {
 	Region string
 	// Top bounds per-group lists such as the top problem devices. Default 5.
 	Top int
+	// MinSample is the fewest devices a cohort needs before its failure
+	// rate can trip the breaker. Default 20.
+	MinSample int
+	// Threshold is the failure rate that trips the breaker. Default 0.25.
+	Threshold float64
 }
 
 // Bounds used when a time bound is not given: wide enough for any fleet,
@@ -59,13 +64,29 @@ func (f Filter) Params() (map[string]string, error) {
 	if top < 0 || top > 10000 {
 		return nil, fmt.Errorf("%w: top %d not in 1..10000", ErrBadFilter, top)
 	}
+	minSample := f.MinSample
+	if minSample == 0 {
+		minSample = 20
+	}
+	if minSample < 0 {
+		return nil, fmt.Errorf("%w: min sample %d is negative", ErrBadFilter, minSample)
+	}
+	threshold := f.Threshold
+	if threshold == 0 {
+		threshold = 0.25
+	}
+	if !(threshold > 0 && threshold <= 1) {
+		return nil, fmt.Errorf("%w: threshold %g not in (0, 1]", ErrBadFilter, threshold)
+	}
 	const layout = "2006-01-02 15:04:05.000"
 	return map[string]string{
-		"since":    since.UTC().Format(layout),
-		"until":    until.UTC().Format(layout),
-		"firmware": f.Firmware,
-		"region":   f.Region,
-		"top":      strconv.Itoa(top),
+		"since":      since.UTC().Format(layout),
+		"until":      until.UTC().Format(layout),
+		"firmware":   f.Firmware,
+		"region":     f.Region,
+		"top":        strconv.Itoa(top),
+		"min_sample": strconv.Itoa(minSample),
+		"threshold":  strconv.FormatFloat(threshold, 'f', -1, 64),
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,23 +16,39 @@ import (
 )
 
 // expected computes a query's full result, as text rows, from the fixture.
-type expected func(events []event, f analytics.Filter) [][]string
+type expected func(events []event, decisions []decision, f analytics.Filter) [][]string
 
 var golden = map[string]expected{
-	"regional_ranking":    wantRegionalRanking,
-	"rollout_funnel":      wantRolloutFunnel,
-	"failure_clusters":    wantFailureClusters,
-	"top_problem_devices": wantTopProblemDevices,
-	"moving_failure_rate": wantMovingFailureRate,
-	"anomalous_regions":   wantAnomalousRegions,
+	"regional_ranking":         onEvents(wantRegionalRanking),
+	"rollout_funnel":           onEvents(wantRolloutFunnel),
+	"failure_clusters":         onEvents(wantFailureClusters),
+	"top_problem_devices":      onEvents(wantTopProblemDevices),
+	"moving_failure_rate":      onEvents(wantMovingFailureRate),
+	"anomalous_regions":        onEvents(wantAnomalousRegions),
+	"time_to_recover":          onEvents(wantTimeToRecover),
+	"stuck_devices":            onEvents(wantStuckDevices),
+	"failure_hotspots":         onEvents(wantFailureHotspots),
+	"cohort_failure_rate":      onEvents(wantCohortFailureRate),
+	"retry_success_by_attempt": wantRetrySuccess,
+	"battery_deferrals":        wantBatteryDeferrals,
+}
+
+// onEvents adapts a reference that needs only the filtered status events.
+func onEvents(fn func([]event, analytics.Filter) [][]string) expected {
+	return func(all []event, _ []decision, f analytics.Filter) [][]string {
+		return fn(filterEvents(all, f.Since, f.Until, f.Firmware, f.Region), f)
+	}
 }
 
 func TestGolden(t *testing.T) {
 	ctx := context.Background()
 	db := warehousetest.Open(t)
-	events := fixtureEvents()
+	events, decisions := fixtureDecisions(fixtureEvents())
 	rows := statusRows(events)
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows))
+	drows, crows := decisionRows(decisions)
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableDecisions, drows))
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableCommands, crows))
 	// Redelivered events (a crash between commit and ack) change nothing.
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows[:len(rows)/3]))
 
@@ -40,7 +57,8 @@ func TestGolden(t *testing.T) {
 		f    analytics.Filter
 	}{
 		{"everything", analytics.Filter{}},
-		{"time window", analytics.Filter{Since: fixtureBase.Add(5 * time.Minute), Until: fixtureBase.Add(14 * time.Minute)}},
+		{"time window", analytics.Filter{Since: fixtureBase.Add(70 * time.Minute), Until: fixtureBase.Add(200 * time.Minute)}},
+		{"small cohorts trip", analytics.Filter{MinSample: 5, Threshold: 0.3}},
 		{"one firmware", analytics.Filter{Firmware: "1.6.0"}},
 		{"one region, top 3", analytics.Filter{Region: "ap-south", Top: 3}},
 		{"no match", analytics.Filter{Region: "nowhere"}},
@@ -56,7 +74,7 @@ func TestGolden(t *testing.T) {
 			t.Run(q.Name+"/"+fl.name, func(t *testing.T) {
 				res, err := analytics.Run(ctx, db, q.Name, fl.f)
 				require.NoError(t, err)
-				exp := want(filterEvents(events, fl.f.Since, fl.f.Until, fl.f.Firmware, fl.f.Region), fl.f)
+				exp := want(events, filterDecisions(decisions, fl.f), fl.f)
 				if fl.name == "everything" {
 					require.NotEmpty(t, exp, "the fixture must exercise %s", q.Name)
 				}
@@ -413,4 +431,329 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func wantTimeToRecover(events []event, _ analytics.Filter) [][]string {
+	m, ids := byDevice(events)
+	type agg struct {
+		failed, recovered int
+		secs              []float64
+	}
+	per := map[string]*agg{}
+	for _, id := range ids {
+		es := m[id]
+		var first time.Time
+		for _, e := range es {
+			if failedStates[e.state] && (first.IsZero() || e.ts.Before(first)) {
+				first = e.ts
+			}
+		}
+		if first.IsZero() {
+			continue
+		}
+		a := per[es[0].region]
+		if a == nil {
+			a = &agg{}
+			per[es[0].region] = a
+		}
+		a.failed++
+		var fix time.Time
+		for _, e := range es {
+			if (e.state == "updated" || e.state == "rolled_back") && e.ts.After(first) && (fix.IsZero() || e.ts.Before(fix)) {
+				fix = e.ts
+			}
+		}
+		if !fix.IsZero() {
+			a.recovered++
+			a.secs = append(a.secs, fix.Sub(first).Seconds())
+		}
+	}
+	var out [][]string
+	for _, region := range sortedKeys(per) {
+		a := per[region]
+		sort.Float64s(a.secs)
+		out = append(out, []string{region, u(a.failed), u(a.recovered), f64(float64(a.recovered)/float64(a.failed), 4),
+			rank(a.secs, 0.5), rank(a.secs, 0.9), rank(a.secs, 1)})
+	}
+	return out
+}
+
+// rank is the nearest-rank percentile of sorted xs, or NULL.
+func rank(xs []float64, p float64) string {
+	if len(xs) == 0 {
+		return "NULL"
+	}
+	return strconv.FormatFloat(xs[int(math.Ceil(p*float64(len(xs))))-1], 'f', -1, 64)
+}
+
+func wantStuckDevices(events []event, _ analytics.Filter) [][]string {
+	timeouts := map[string]int{"downloading": 600, "verifying": 120, "installing": 600, "rebooting": 300, "rolling_back": 600}
+	m, ids := byDevice(events)
+	var ref time.Time
+	for _, e := range events {
+		if e.ts.After(ref) {
+			ref = e.ts
+		}
+	}
+	type row struct {
+		region, dev, fw, state string
+		last                   time.Time
+		silent, timeout        int
+	}
+	var rows []row
+	for _, id := range ids {
+		es := m[id]
+		latest := es[len(es)-1]
+		var lastSeen time.Time
+		for _, e := range es {
+			if e.ts.After(lastSeen) {
+				lastSeen = e.ts
+			}
+		}
+		silent := int(ref.Sub(lastSeen) / time.Second)
+		if to := timeouts[latest.state]; to > 0 && silent > to {
+			rows = append(rows, row{latest.region, id, latest.firmware, latest.state, lastSeen, silent, to})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.silent != b.silent {
+			return a.silent > b.silent
+		}
+		if a.region != b.region {
+			return a.region < b.region
+		}
+		return a.dev < b.dev
+	})
+	var out [][]string
+	for _, r := range rows {
+		out = append(out, []string{r.region, r.dev, r.fw, r.state, ts(r.last), u(r.silent), u(r.timeout)})
+	}
+	return out
+}
+
+func wantFailureHotspots(events []event, f analytics.Filter) [][]string {
+	top := f.Top
+	if top == 0 {
+		top = 5
+	}
+	per := map[string]map[time.Time]int{}
+	for _, e := range events {
+		if per[e.region] == nil {
+			per[e.region] = map[time.Time]int{}
+		}
+		h := e.ts.Truncate(time.Hour)
+		per[e.region][h] += 0
+		if failedStates[e.state] {
+			per[e.region][h]++
+		}
+	}
+	var out [][]string
+	for _, region := range sortedKeys(per) {
+		hours := per[region]
+		total := 0
+		for _, n := range hours {
+			total += n
+		}
+		avg := float64(total) / float64(len(hours))
+		var hs []time.Time
+		for h := range hours {
+			hs = append(hs, h)
+		}
+		rankOf := func(h time.Time) int {
+			r := 1
+			for _, o := range hs {
+				if hours[o] > hours[h] {
+					r++
+				}
+			}
+			return r
+		}
+		sort.Slice(hs, func(i, j int) bool {
+			if ri, rj := rankOf(hs[i]), rankOf(hs[j]); ri != rj {
+				return ri < rj
+			}
+			return hs[i].Before(hs[j])
+		})
+		for _, h := range hs {
+			if hours[h] == 0 || rankOf(h) > top {
+				continue
+			}
+			out = append(out, []string{region, u(rankOf(h)), h.Format("2006-01-02 15:04:05"), u(hours[h]),
+				f64(float64(hours[h])/float64(total), 4), f64(float64(hours[h])/avg, 2)})
+		}
+	}
+	return out
+}
+
+func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
+	minSample, threshold := f.MinSample, f.Threshold
+	if minSample == 0 {
+		minSample = 20
+	}
+	if threshold == 0 {
+		threshold = 0.25
+	}
+	type key struct{ fw, region string }
+	failed := map[key]map[string]bool{}
+	for _, e := range events {
+		if e.state == "idle" || e.state == "offline" {
+			continue
+		}
+		k := key{e.firmware, e.region}
+		if failed[k] == nil {
+			failed[k] = map[string]bool{}
+		}
+		failed[k][e.device] = failed[k][e.device] || failedStates[e.state]
+	}
+	type row struct {
+		k               key
+		devices, failed int
+		rate            float64
+		enough, tripped bool
+	}
+	var rows []row
+	for k, ds := range failed {
+		r := row{k: k, devices: len(ds)}
+		for _, fl := range ds {
+			if fl {
+				r.failed++
+			}
+		}
+		r.rate = float64(r.failed) / float64(r.devices)
+		r.enough = r.devices >= minSample
+		r.tripped = r.enough && r.rate >= threshold
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.tripped != b.tripped {
+			return a.tripped
+		}
+		ra, rb := math.RoundToEven(a.rate*1e4), math.RoundToEven(b.rate*1e4)
+		if ra != rb {
+			return ra > rb
+		}
+		if a.k.fw != b.k.fw {
+			return a.k.fw < b.k.fw
+		}
+		return a.k.region < b.k.region
+	})
+	var out [][]string
+	for _, r := range rows {
+		out = append(out, []string{r.k.fw, r.k.region, u(r.devices), u(r.failed), f64(r.rate, 4), b01(r.enough), b01(r.tripped)})
+	}
+	return out
+}
+
+func wantRetrySuccess(all []event, decisions []decision, _ analytics.Filter) [][]string {
+	type res struct {
+		seq     uint64
+		outcome string
+	}
+	results := map[string]res{}
+	for _, e := range all {
+		if e.commandID == "" {
+			continue
+		}
+		if r, ok := results[e.commandID]; !ok || e.seq > r.seq {
+			results[e.commandID] = res{e.seq, e.outcome}
+		}
+	}
+	type agg struct{ retries, ok, failed, none int }
+	per := map[int]*agg{}
+	for _, d := range decisions {
+		if d.action != "retry" || d.commandID == "" {
+			continue
+		}
+		a := per[d.attempt+1]
+		if a == nil {
+			a = &agg{}
+			per[d.attempt+1] = a
+		}
+		a.retries++
+		switch results[d.commandID].outcome {
+		case "ok":
+			a.ok++
+		case "":
+			a.none++
+		default:
+			a.failed++
+		}
+	}
+	var attempts []int
+	for n := range per {
+		attempts = append(attempts, n)
+	}
+	sort.Ints(attempts)
+	var out [][]string
+	cum := 0
+	for _, n := range attempts {
+		a := per[n]
+		cum += a.ok
+		out = append(out, []string{u(n), u(a.retries), u(a.ok), u(a.failed), u(a.none), f64(float64(a.ok)/float64(a.retries), 4), u(cum)})
+	}
+	return out
+}
+
+func wantBatteryDeferrals(_ []event, decisions []decision, _ analytics.Filter) [][]string {
+	type dev struct {
+		region     string
+		deferrals  int
+		firstDefer time.Time
+		acted      []time.Time
+	}
+	devs := map[string]*dev{}
+	for _, d := range decisions {
+		v := devs[d.device]
+		if v == nil {
+			v = &dev{region: d.region}
+			devs[d.device] = v
+		}
+		switch {
+		case d.action == "defer" && (d.reason == "battery_low" || d.reason == "battery_below_rollback_floor"):
+			v.deferrals++
+			if v.firstDefer.IsZero() || d.ts.Before(v.firstDefer) {
+				v.firstDefer = d.ts
+			}
+		case d.action == "retry" || d.action == "rollback":
+			v.acted = append(v.acted, d.ts)
+		}
+	}
+	type agg struct {
+		devices, deferrals, resumed, waiting int
+		waits                                []float64
+	}
+	per := map[string]*agg{}
+	for _, v := range devs {
+		if v.deferrals == 0 {
+			continue
+		}
+		a := per[v.region]
+		if a == nil {
+			a = &agg{}
+			per[v.region] = a
+		}
+		a.devices++
+		a.deferrals += v.deferrals
+		var next time.Time
+		for _, t := range v.acted {
+			if t.After(v.firstDefer) && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		if next.IsZero() {
+			a.waiting++
+			continue
+		}
+		a.resumed++
+		a.waits = append(a.waits, next.Sub(v.firstDefer).Seconds())
+	}
+	var out [][]string
+	for _, region := range sortedKeys(per) {
+		a := per[region]
+		sort.Float64s(a.waits)
+		out = append(out, []string{region, u(a.devices), u(a.deferrals), u(a.resumed), u(a.waiting), rank(a.waits, 0.5), rank(a.waits, 1)})
+	}
+	return out
 }
