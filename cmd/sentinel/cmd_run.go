@@ -150,7 +150,7 @@ func printReport(ctx context.Context, out io.Writer, db *warehouse.DB) error {
 	if err != nil {
 		return err
 	}
-	res, err := db.Query(ctx, q.SQL)
+	res, err := analytics.Run(ctx, db, q.Name, analytics.Filter{})
 	if err != nil {
 		return err
 	}

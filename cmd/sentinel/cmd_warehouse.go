@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/warehouse"
@@ -76,12 +77,26 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
 	format := fs.String("format", "table", "output: table, csv or tsv")
+	since := fs.String("since", "", "only events at or after this time: RFC 3339, a date, or a duration ago (24h)")
+	until := fs.String("until", "", "only events before this time (same forms as --since)")
+	var filter analytics.Filter
+	fs.StringVar(&filter.Firmware, "firmware", "", "only rollouts to this target firmware")
+	fs.StringVar(&filter.Region, "region", "", "only this region")
+	fs.IntVar(&filter.Top, "top", 5, "rows per group in per-group lists")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("report takes one query name, or list")
+	}
+	var err error
+	now := time.Now()
+	if filter.Since, err = analytics.ParseTime(*since, now); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	if filter.Until, err = analytics.ParseTime(*until, now); err != nil {
+		return fmt.Errorf("--until: %w", err)
 	}
 	if fs.Arg(0) == "list" {
 		qs, err := analytics.Queries()
@@ -97,12 +112,15 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, err := filter.Params(); err != nil {
+		return err
+	}
 	db, err := openWarehouse(ctx, c.dsn, &c)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	res, err := db.Query(ctx, q.SQL)
+	res, err := analytics.Run(ctx, db, q.Name, filter)
 	if err != nil {
 		return err
 	}

@@ -228,16 +228,9 @@ func TestEndToEnd(t *testing.T) {
 	require.EqualValues(t, len(ds), count(t, db, "SELECT count() FROM decisions FINAL WHERE (device_id, seq) IN ("+strings.Join(keys, ",")+")"))
 
 	// The ranking covers at least 5 regions.
-	res, err := db.Query(ctx, mustQuery(t, "regional_ranking"))
+	res, err := analytics.Run(ctx, db, "regional_ranking", analytics.Filter{})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(res.Rows), 5)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
-
-func mustQuery(t *testing.T, name string) string {
-	t.Helper()
-	q, err := analytics.Get(name)
-	require.NoError(t, err)
-	return q.SQL
-}
