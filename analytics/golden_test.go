@@ -62,6 +62,7 @@ func TestGolden(t *testing.T) {
 		{"one firmware", analytics.Filter{Firmware: "1.6.0"}},
 		{"one region, top 3", analytics.Filter{Region: "ap-south", Top: 3}},
 		{"no match", analytics.Filter{Region: "nowhere"}},
+		{"SQL-like text is only a value", analytics.Filter{Region: "eu-west' OR '1'='1"}},
 	}
 	qs, err := analytics.Queries()
 	require.NoError(t, err)
