@@ -129,6 +129,32 @@ func TestWarehouse(t *testing.T) {
 		require.ErrorContains(t, err, "not an identifier")
 	})
 
+	t.Run("dashboard rollups fill on insert", func(t *testing.T) {
+		res, err := db.Query(ctx, `SELECT minute, countMerge(readings), uniqMerge(devices), round(avgMerge(battery_avg), 2), minMerge(battery_min)
+			FROM telemetry_per_minute WHERE region = 'eu-west' GROUP BY minute ORDER BY minute`)
+		require.NoError(t, err)
+		// dev-a's 100 readings, one a second from 06:00:01, plus 50 redelivered
+		// (seq 1..50, all in the first minute), then dev-w's rows at the same times.
+		require.NotEmpty(t, res.Rows)
+		require.Equal(t, []string{"2026-11-27 06:00:00", "109", "1", "55.5", "55.5"}, res.Rows[0])
+	})
+
+	t.Run("latest state per device", func(t *testing.T) {
+		rows := []warehouse.StatusRow{
+			{DeviceID: "dev-l", Region: "eu-west", TS: time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC), Seq: 1, State: "installing", Firmware: "1.4.2", TargetFirmware: "1.5.0"},
+			{DeviceID: "dev-l", Region: "eu-west", TS: time.Date(2026, 11, 27, 6, 0, 9, 0, time.UTC), Seq: 3, State: "updated", Firmware: "1.5.0", TargetFirmware: "1.5.0"},
+			// Out of order: older seq arriving last does not win.
+			{DeviceID: "dev-l", Region: "eu-west", TS: time.Date(2026, 11, 27, 6, 0, 5, 0, time.UTC), Seq: 2, State: "rebooting", Firmware: "1.4.2", TargetFirmware: "1.5.0"},
+		}
+		require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows))
+		res, err := db.Query(ctx, "SELECT state, firmware, last_seq FROM device_latest WHERE device_id = 'dev-l'")
+		require.NoError(t, err)
+		require.Equal(t, [][]string{{"updated", "1.5.0", "3"}}, res.Rows)
+		n, err := db.QueryInt(ctx, "SELECT countMerge(events) FROM status_per_minute WHERE target_firmware = '1.5.0'")
+		require.NoError(t, err)
+		require.EqualValues(t, 3, n)
+	})
+
 	t.Run("table output", func(t *testing.T) {
 		res, err := db.Query(ctx, "SELECT * FROM (SELECT 'eu' AS region, toUInt64(12) AS n UNION ALL SELECT 'ap-south', 3) ORDER BY n DESC")
 		require.NoError(t, err)
