@@ -371,8 +371,12 @@ type cappedReader struct {
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.left <= 0 {
 		var one [1]byte
-		if n, _ := c.r.Read(one[:]); n == 0 {
+		n, err := c.r.Read(one[:])
+		if n == 0 && errors.Is(err, io.EOF) {
 			return 0, io.EOF
+		}
+		if n == 0 && err != nil {
+			return 0, c.tooLarge(err)
 		}
 		return 0, errRequestTooLarge
 	}
@@ -381,11 +385,16 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
+	return n, c.tooLarge(err)
+}
+
+// tooLarge turns the raw body's own limit into LIMIT_EXCEEDED.
+func (c *cappedReader) tooLarge(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return n, errRequestTooLarge
+		return errRequestTooLarge
 	}
-	return n, err
+	return err
 }
 
 var errRequestTooLarge = newException(codeLimitExceeded, "Request body too large: over this server's limit (sentinel warehouse --max-request-size)")
@@ -395,6 +404,7 @@ var errRequestTooLarge = newException(codeLimitExceeded, "Request body too large
 // query parameter, the body, or both.
 func (s *Server) statementOf(q *request, body io.Reader) (*statement, io.Reader, error) {
 	tooLong := newException(codeSyntaxError, fmt.Sprintf("Max query size exceeded: the query is over %d bytes (sentinel warehouse --max-query-size)", s.cfg.MaxQueryBytes))
+	tooLong.Status = http.StatusRequestEntityTooLarge
 	text := q.param("query")
 	if len(text) > s.cfg.MaxQueryBytes {
 		return nil, nil, tooLong
