@@ -356,7 +356,7 @@ func TestPlainHTTP(t *testing.T) {
 
 	tests := []httpCase{
 		{name: "insert JSONEachRow from the body", user: w, pass: wp, params: q("query", "INSERT INTO plain FORMAT JSONEachRow"),
-			body: `{"id":1,"name":"one","at":"2026-11-27 00:00:01.000"}` + "\n" + `{"id":2,"name":"two","at":"2026-11-27 00:00:02.000"}`,
+			body:       `{"id":1,"name":"one","at":"2026-11-27 00:00:01.000"}` + "\n" + `{"id":2,"name":"two","at":"2026-11-27 00:00:02.000"}`,
 			wantHeader: map[string]string{"X-ClickHouse-Summary": ""}},
 		{name: "insert CSV with query and data in the body", user: w, pass: wp, body: "INSERT INTO plain FORMAT CSV\n3,\"three, quoted\",2026-11-27 00:00:03\n"},
 		{name: "insert TabSeparated, gzip body", user: w, pass: wp, params: q("query", "INSERT INTO plain (id, name, at) FORMAT TabSeparated"),
