@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -51,7 +52,7 @@ func cmdSQL(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
-	format := fs.String("format", "table", "output: table, csv or tsv")
+	format := fs.String("format", "table", "output: table, csv, tsv or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
-	format := fs.String("format", "table", "output: table, csv or tsv")
+	format := fs.String("format", "table", "output: table, csv, tsv or json")
 	since := fs.String("since", "", "only events at or after this time: RFC 3339, a date, or a duration ago (24h)")
 	until := fs.String("until", "", "only events before this time (same forms as --since)")
 	var filter analytics.Filter
@@ -151,5 +152,18 @@ func writeResult(out io.Writer, res *warehouse.Result, format string) error {
 		}
 		return w.Error()
 	}
-	return fmt.Errorf("--format %q: want table, csv or tsv", format)
+	case "json":
+		// One object per row, keyed by column, values as ClickHouse prints them.
+		rows := make([]map[string]string, len(res.Rows))
+		for i, r := range res.Rows {
+			rows[i] = make(map[string]string, len(r))
+			for j, v := range r {
+				rows[i][res.Columns[j].Name] = v
+			}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	return fmt.Errorf("--format %q: want table, csv, tsv or json", format)
 }

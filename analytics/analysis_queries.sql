@@ -1,0 +1,578 @@
+-- Sentinel analysis queries: the whole library in one file.
+--
+-- Generated from analytics/queries/*.sql (edit those, then run
+-- `SENTINEL_UPDATE_GOLDEN=1 go test ./analytics`); each query is tested on the
+-- embedded ClickHouse engine against an independent computation.
+--
+-- Every query takes the same parameters; pass them to clickhouse-client:
+--
+--   clickhouse-client --multiquery \
+--     --param_since='1970-01-01 00:00:00' --param_until='2200-01-01 00:00:00' \
+--     --param_firmware='' --param_region='' \
+--     --param_top=5 --param_min_sample=20 --param_threshold=0.25 \
+--     < analysis_queries.sql
+--
+-- or, in an interactive session, SET param_since = '2026-11-27 00:00:00'; etc.
+-- since/until bound event time [since, until); firmware and region ''
+-- mean all; top bounds per-group lists; min_sample and threshold drive the
+-- cohort breaker. Tables are read with FINAL, so redelivered MQTT messages
+-- never count twice.
+
+-- ==========================================================================
+
+-- name: anomalous_regions
+-- title: Regions whose failure rate stands out from the fleet (z-score)
+-- Why: "ap-south fails more" only matters against the spread of all
+-- regions. Per target firmware, each region's share of updating devices
+-- that failed at least once is compared with the mean and population
+-- standard deviation over the firmware's regions (window aggregates over
+-- the whole partition). anomalous marks z >= 1.5: a region far above its
+-- peers, not just the worst one.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_device AS (
+    SELECT target_firmware AS firmware, region, device_id, max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
+    FROM events
+    WHERE target_firmware != '' AND state NOT IN ('idle', 'offline')
+    GROUP BY firmware, region, device_id
+),
+rates AS (
+    SELECT firmware, region, count() AS devices, sum(failed) AS failed_devices, sum(failed) / count() AS rate
+    FROM per_device
+    GROUP BY firmware, region
+),
+scored AS (
+    SELECT
+        *,
+        avg(rate) OVER (PARTITION BY firmware) AS fleet_mean,
+        stddevPop(rate) OVER (PARTITION BY firmware) AS fleet_stddev
+    FROM rates
+)
+SELECT
+    firmware,
+    region,
+    devices,
+    failed_devices AS failed,
+    round(rate, 4) AS failure_rate,
+    round(fleet_mean, 4) AS fleet_rate,
+    round(if(fleet_stddev = 0, 0, (rate - fleet_mean) / fleet_stddev), 2) AS z_score,
+    if(fleet_stddev = 0, 0, (rate - fleet_mean) / fleet_stddev) >= 1.5 AS anomalous
+FROM scored
+ORDER BY firmware, z_score DESC, region;
+
+-- ==========================================================================
+
+-- name: battery_deferrals
+-- title: Battery-guard deferrals by region, and how long devices waited
+-- Why: the battery guard keeps devices safe by waiting; this shows what
+-- the waiting costs. A device is deferred from its first decision to defer
+-- for battery (battery_low, battery_below_rollback_floor) until the
+-- recoverer's next retry or rollback for it; still_waiting counts devices
+-- with no such command yet. Wait percentiles use nearest rank, as in
+-- time_to_recover.
+WITH d AS (
+    SELECT *
+    FROM decisions FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({region:String} = '' OR region = {region:String})
+      AND ({firmware:String} = '' OR device_id IN
+            (SELECT device_id FROM status_events FINAL WHERE target_firmware = {firmware:String}))
+),
+per_device AS (
+    SELECT
+        region,
+        device_id,
+        countIf(action = 'defer' AND reason IN ('battery_low', 'battery_below_rollback_floor')) AS deferrals,
+        minIf(ts, action = 'defer' AND reason IN ('battery_low', 'battery_below_rollback_floor')) AS first_defer,
+        groupArrayIf(ts, action IN ('retry', 'rollback')) AS acted
+    FROM d
+    GROUP BY region, device_id
+    HAVING deferrals > 0
+),
+waits AS (
+    SELECT
+        region,
+        deferrals,
+        arrayFilter(t -> t > first_defer, acted) AS after,
+        length(after) > 0 AS resumed,
+        if(resumed, dateDiff('millisecond', first_defer, arrayMin(after)) / 1000, 0) AS wait_s
+    FROM per_device
+),
+per_region AS (
+    SELECT
+        region,
+        count() AS deferred_devices,
+        sum(deferrals) AS total_deferrals,
+        countIf(resumed) AS resumed_devices,
+        countIf(NOT resumed) AS still_waiting,
+        arraySort(groupArrayIf(wait_s, resumed)) AS w
+    FROM waits
+    GROUP BY region
+)
+SELECT
+    region,
+    deferred_devices,
+    total_deferrals AS deferrals,
+    resumed_devices AS resumed,
+    still_waiting,
+    if(length(w) = 0, NULL, w[toUInt32(ceil(0.5 * length(w)))]) AS p50_wait_s,
+    if(length(w) = 0, NULL, w[length(w)]) AS max_wait_s
+FROM per_region
+ORDER BY region;
+
+-- ==========================================================================
+
+-- name: cohort_failure_rate
+-- title: Cohort breaker input: failure rate per (firmware, region) in the window
+-- Why: the recoverer stops retrying a cohort whose rollout is failing (the
+-- cohort breaker); this is the one definition of that input. Over the
+-- window [since, until), per target firmware and region: devices that
+-- started the update, devices that failed at least once, and the rate.
+-- enough_sample needs {min_sample} devices; tripped means enough_sample and
+-- rate >= {threshold}. Worst cohorts first.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_device AS (
+    SELECT target_firmware AS firmware, region, device_id, max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
+    FROM events
+    WHERE target_firmware != '' AND state NOT IN ('idle', 'offline')
+    GROUP BY firmware, region, device_id
+)
+SELECT
+    firmware,
+    region,
+    count() AS devices,
+    sum(failed) AS failed_devices,
+    round(failed_devices / devices, 4) AS failure_rate,
+    devices >= {min_sample:UInt32} AS enough_sample,
+    enough_sample AND failed_devices / devices >= {threshold:Float64} AS tripped
+FROM per_device
+GROUP BY firmware, region
+ORDER BY tripped DESC, failure_rate DESC, firmware, region;
+
+-- ==========================================================================
+
+-- name: failure_clusters
+-- title: Devices failing repeatedly: failure episodes (gaps and islands)
+-- Why: one failure is noise, a device that keeps falling back into a failed
+-- state is a cluster worth a person's time. Each device's status sequence
+-- (by seq) is split into islands of consecutive failure states: an island
+-- starts where a failed state follows a non-failed one (lagInFrame), and a
+-- running sum of starts numbers the islands. Lists devices with two or more
+-- episodes, worst first.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+flagged AS (
+    SELECT
+        device_id,
+        region,
+        target_firmware AS firmware,
+        seq,
+        ts,
+        state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed') AS failed,
+        lagInFrame(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed'), 1, 0)
+            OVER (PARTITION BY device_id ORDER BY seq ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev_failed
+    FROM events
+),
+numbered AS (
+    SELECT
+        *,
+        sum(failed AND NOT prev_failed)
+            OVER (PARTITION BY device_id ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
+    FROM flagged
+),
+islands AS (
+    SELECT device_id, region, firmware, island, count() AS events, min(ts) AS started, max(ts) AS ended
+    FROM numbered
+    WHERE failed
+    GROUP BY device_id, region, firmware, island
+)
+SELECT
+    region,
+    device_id,
+    firmware,
+    count() AS episodes,
+    sum(events) AS failure_events,
+    max(events) AS longest_episode,
+    min(started) AS first_failure,
+    max(ended) AS last_failure
+FROM islands
+GROUP BY region, device_id, firmware
+HAVING episodes >= 2
+ORDER BY episodes DESC, failure_events DESC, region, device_id;
+
+-- ==========================================================================
+
+-- name: failure_hotspots
+-- title: Hours where failures bunch, per region
+-- Why: failures that cluster in time point at something outside the device
+-- (a backend, a network, a wave of the rollout). Per region and hour:
+-- failure events, their share of the region's failures, and how many times
+-- the region's average hour that is (window aggregates over the region).
+-- The {top} worst hours per region, ties sharing a rank.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_hour AS (
+    SELECT region, toStartOfHour(ts) AS hour, countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failures
+    FROM events
+    GROUP BY region, hour
+),
+ranked AS (
+    SELECT
+        *,
+        RANK() OVER (PARTITION BY region ORDER BY failures DESC) AS rank_in_region,
+        sum(failures) OVER (PARTITION BY region) AS region_failures,
+        avg(failures) OVER (PARTITION BY region) AS region_hourly_avg
+    FROM per_hour
+)
+SELECT
+    region,
+    rank_in_region,
+    hour,
+    failures,
+    round(failures / region_failures, 4) AS share_of_region,
+    round(failures / region_hourly_avg, 2) AS vs_average_hour
+FROM ranked
+WHERE failures > 0 AND rank_in_region <= {top:UInt32}
+ORDER BY region, rank_in_region, hour;
+
+-- ==========================================================================
+
+-- name: moving_failure_rate
+-- title: Failure rate per minute and its 5-minute moving rate, per firmware
+-- Why: a dashboard line that shows a bad build as it spreads. Per target
+-- firmware and minute: OTA events (any state past idle) and failure events;
+-- the moving rate sums both over a frame of the current and 4 preceding
+-- minutes that had events (ROWS BETWEEN 4 PRECEDING AND CURRENT ROW), so a
+-- quiet minute does not divide by zero.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_minute AS (
+    SELECT
+        target_firmware AS firmware,
+        toStartOfMinute(ts) AS minute,
+        countIf(state NOT IN ('idle', 'offline')) AS ota_events,
+        countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failures
+    FROM events
+    WHERE target_firmware != ''
+    GROUP BY firmware, minute
+    HAVING ota_events > 0
+)
+SELECT
+    firmware,
+    minute,
+    ota_events,
+    failures,
+    round(failures / ota_events, 4) AS failure_rate,
+    round(sum(failures) OVER w / sum(ota_events) OVER w, 4) AS moving_rate_5m
+FROM per_minute
+WINDOW w AS (PARTITION BY firmware ORDER BY minute ROWS BETWEEN 4 PRECEDING AND CURRENT ROW)
+ORDER BY firmware, minute;
+
+-- ==========================================================================
+
+-- name: regional_ranking
+-- title: Regions ranked by partial-failure rate, per target firmware
+-- Why: a rollout stalls where devices end half-updated. For every target
+-- firmware, rank the regions by the share of updating devices that reported
+-- `partial` at least once, so the worst region of each build comes first.
+-- A device counts as updating once it reports any state past `idle` for that
+-- target. Ties share a rank (RANK, not ROW_NUMBER). Reads status_events with
+-- FINAL so a redelivered event never counts twice.
+-- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
+-- region ('' = all), top.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+attempts AS (
+    SELECT
+        target_firmware AS firmware,
+        region,
+        device_id,
+        max(state = 'partial') AS went_partial,
+        max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
+    FROM events
+    WHERE target_firmware != '' AND state NOT IN ('idle', 'offline')
+    GROUP BY firmware, region, device_id
+),
+rates AS (
+    SELECT
+        firmware,
+        region,
+        count() AS devices,
+        sum(went_partial) AS partial,
+        sum(failed) AS failed_any,
+        round(sum(went_partial) / count(), 4) AS partial_rate
+    FROM attempts
+    GROUP BY firmware, region
+)
+SELECT
+    firmware,
+    RANK() OVER (PARTITION BY firmware ORDER BY partial_rate DESC) AS rank,
+    region,
+    devices,
+    partial,
+    failed_any,
+    partial_rate
+FROM rates
+ORDER BY firmware, rank, region;
+
+-- ==========================================================================
+
+-- name: retry_success_by_attempt
+-- title: Retry success by attempt number
+-- Why: says whether a third retry is worth sending. Each retry the
+-- recoverer decided (decisions, attempt 0 is the first) is matched to the
+-- result the device reported with the same command ID (the latest one, by
+-- seq). no_result counts retries still waiting for an answer; failed counts
+-- every other outcome. cumulative_succeeded is a running sum over attempts.
+WITH retries AS (
+    SELECT command_id, attempt + 1 AS attempt_no
+    FROM (
+    SELECT *
+    FROM decisions FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({region:String} = '' OR region = {region:String})
+      AND ({firmware:String} = '' OR device_id IN
+            (SELECT device_id FROM status_events FINAL WHERE target_firmware = {firmware:String}))
+    )
+    WHERE action = 'retry' AND command_id != ''
+),
+results AS (
+    SELECT command_id, argMax(outcome, seq) AS outcome
+    FROM status_events FINAL
+    WHERE command_id != ''
+    GROUP BY command_id
+),
+per_attempt AS (
+    SELECT
+        r.attempt_no AS attempt_no,
+        count() AS retries,
+        countIf(res.outcome = 'ok') AS succeeded,
+        countIf(res.outcome NOT IN ('ok', '')) AS failed,
+        countIf(res.outcome = '') AS no_result
+    FROM retries AS r
+    LEFT JOIN results AS res ON res.command_id = r.command_id
+    GROUP BY attempt_no
+)
+SELECT
+    attempt_no,
+    retries,
+    succeeded,
+    failed,
+    no_result,
+    round(succeeded / retries, 4) AS success_rate,
+    sum(succeeded) OVER (ORDER BY attempt_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cumulative_succeeded
+FROM per_attempt
+ORDER BY attempt_no;
+
+-- ==========================================================================
+
+-- name: rollout_funnel
+-- title: Rollout funnel per target firmware: how far devices got
+-- Why: shows at which OTA phase a build loses devices. A device counts at
+-- a stage once it reported that stage or any later one (a device that
+-- failed installing did download and verify); devices that never left idle
+-- are not in the funnel. share_of_started is against
+-- the first stage, step_conversion against the stage before (lagInFrame over
+-- a running frame), so the weakest step has the lowest conversion.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_device AS (
+    SELECT
+        target_firmware AS firmware,
+        device_id,
+        max(state NOT IN ('idle', 'offline')) AS started,
+        max(state IN ('verifying', 'installing', 'rebooting', 'updated', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS downloaded,
+        max(state IN ('installing', 'rebooting', 'updated', 'install_failed', 'partial', 'boot_failed')) AS verified,
+        max(state IN ('rebooting', 'updated', 'boot_failed')) AS installed,
+        max(state = 'updated') AS updated
+    FROM events
+    WHERE target_firmware != ''
+    GROUP BY firmware, device_id
+    HAVING started
+),
+stages AS (
+    SELECT firmware, stage_no, stage, sum(reached) AS devices
+    FROM per_device
+    ARRAY JOIN
+        [1, 2, 3, 4, 5] AS stage_no,
+        ['started', 'downloaded', 'verified', 'installed', 'updated'] AS stage,
+        [started, downloaded, verified, installed, updated] AS reached
+    GROUP BY firmware, stage_no, stage
+)
+SELECT
+    firmware,
+    stage_no,
+    stage,
+    devices,
+    round(devices / first_value(devices) OVER w, 4) AS share_of_started,
+    round(devices / lagInFrame(devices, 1, devices) OVER w, 4) AS step_conversion
+FROM stages
+WINDOW w AS (PARTITION BY firmware ORDER BY stage_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+ORDER BY firmware, stage_no;
+
+-- ==========================================================================
+
+-- name: stuck_devices
+-- title: Devices stuck in an OTA phase longer than its timeout
+-- Why: a device that went quiet mid-install needs a person (hawkBit has no
+-- such timeout). A device is stuck when its latest state is an in-progress
+-- phase and its latest event is older than that phase's timeout (downloading
+-- 10 min, verifying 2 min, installing 10 min, rebooting 5 min, rolling_back
+-- 10 min), measured at the latest event in the window: replaying history
+-- gives the same answer, and on live data that is about now.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+latest AS (
+    SELECT
+        region,
+        device_id,
+        argMax(target_firmware, seq) AS firmware,
+        argMax(state, seq) AS state,
+        max(ts) AS last_seen
+    FROM events
+    GROUP BY region, device_id
+),
+timeouts AS (
+    SELECT
+        *,
+        transform(state, ['downloading', 'verifying', 'installing', 'rebooting', 'rolling_back'], [600, 120, 600, 300, 600], 0) AS timeout_s,
+        dateDiff('second', last_seen, (SELECT max(ts) FROM events)) AS silent_s
+    FROM latest
+)
+SELECT region, device_id, firmware, state, last_seen, silent_s, timeout_s
+FROM timeouts
+WHERE timeout_s > 0 AND silent_s > timeout_s
+ORDER BY silent_s DESC, region, device_id;
+
+-- ==========================================================================
+
+-- name: time_to_recover
+-- title: Time to recover by region: from first failure to updated or rolled back
+-- Why: the number a rollout owner is judged on. For every device that
+-- failed, the time from its first failure to the first `updated` or
+-- `rolled_back` after it. Percentiles use the nearest-rank method on the
+-- sorted durations (the value at rank ceil(p * n)), so they are values
+-- that occurred; NULL where no device of the region recovered.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_device AS (
+    SELECT
+        region,
+        device_id,
+        minIf(ts, state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS first_failure,
+        groupArrayIf(ts, state IN ('updated', 'rolled_back')) AS fixes
+    FROM events
+    GROUP BY region, device_id
+    HAVING countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) > 0
+),
+recoveries AS (
+    SELECT
+        region,
+        device_id,
+        arrayFilter(t -> t > first_failure, fixes) AS after,
+        length(after) > 0 AS recovered,
+        if(recovered, dateDiff('millisecond', first_failure, arrayMin(after)) / 1000, 0) AS seconds
+    FROM per_device
+),
+per_region AS (
+    SELECT
+        region,
+        count() AS failed_devices,
+        countIf(recovered) AS recovered_devices,
+        arraySort(groupArrayIf(seconds, recovered)) AS s
+    FROM recoveries
+    GROUP BY region
+)
+SELECT
+    region,
+    failed_devices,
+    recovered_devices,
+    round(recovered_devices / failed_devices, 4) AS recovered_share,
+    if(length(s) = 0, NULL, s[toUInt32(ceil(0.5 * length(s)))]) AS p50_s,
+    if(length(s) = 0, NULL, s[toUInt32(ceil(0.9 * length(s)))]) AS p90_s,
+    if(length(s) = 0, NULL, s[length(s)]) AS max_s
+FROM per_region
+ORDER BY region;
+
+-- ==========================================================================
+
+-- name: top_problem_devices
+-- title: Top problem devices per region (ROW_NUMBER)
+-- Why: gives each region's team its own short list. Devices are ordered
+-- within their region by failure events, then by how recently they failed;
+-- ROW_NUMBER (not RANK) keeps exactly {top} per region even on ties, and
+-- device_id breaks ties so the list is stable.
+WITH events AS (
+    SELECT *
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+),
+per_device AS (
+    SELECT
+        region,
+        device_id,
+        countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failure_events,
+        maxIf(ts, state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS last_failure,
+        argMax(state, seq) AS current_state
+    FROM events
+    GROUP BY region, device_id
+    HAVING failure_events > 0
+),
+ranked AS (
+    SELECT
+        *,
+        ROW_NUMBER() OVER (PARTITION BY region ORDER BY failure_events DESC, last_failure DESC, device_id) AS rank_in_region
+    FROM per_device
+)
+SELECT region, rank_in_region, device_id, failure_events, last_failure, current_state
+FROM ranked
+WHERE rank_in_region <= {top:UInt32}
+ORDER BY region, rank_in_region;
