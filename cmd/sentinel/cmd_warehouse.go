@@ -151,7 +151,6 @@ func writeResult(out io.Writer, res *warehouse.Result, format string) error {
 			return err
 		}
 		return w.Error()
-	}
 	case "json":
 		// One object per row, keyed by column, values as ClickHouse prints them.
 		rows := make([]map[string]string, len(res.Rows))
