@@ -25,6 +25,8 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
+	wh := serverFlags{prefix: "warehouse-"}
+	wh.add(fs, "", "serve the live warehouse over ClickHouse's HTTP interface on this address, e.g. 127.0.0.1:8123 (default: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +40,11 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer db.Close()
 	fmt.Fprintf(out, "warehouse: %s\n", db.Engine())
+	stopServer, err := wh.start(ctx, db, out, log)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
 
 	p, err := startPipeline(ctx, db, pipelineConfig{
 		Listen:    *listen,

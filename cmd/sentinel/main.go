@@ -28,6 +28,7 @@ func commands() []command {
 		{"sql", "run a query against the warehouse and print the result", cmdSQL},
 		{"report", "run a named analytics query (`report list` lists them)", cmdReport},
 		{"broker", "run the MQTT broker", cmdBroker},
+		{"warehouse", "serve the embedded warehouse over ClickHouse's HTTP interface", cmdWarehouse},
 		{"simulate", "run the simulated fleet against an MQTT broker", cmdSimulate},
 		{"ingest", "run the ingestor: MQTT telemetry and status into the warehouse", cmdIngest},
 		{"recover", "run the recoverer: status in, guarded commands and audit out", cmdRecover},
