@@ -19,8 +19,9 @@ func ExampleNew() {
 		ends[string(d.RolloutEnd)]++
 	}
 	fmt.Println(len(devices), "devices, first", devices[0].ID, "in", devices[0].Region)
-	fmt.Println("partial:", ends["partial"], "install_failed:", ends["install_failed"], "download_failed:", ends["download_failed"])
+	fmt.Println("partial:", ends["partial"], "install_failed:", ends["install_failed"], "verify_failed:", ends["verify_failed"],
+		"boot_failed:", ends["boot_failed"], "download_failed:", ends["download_failed"])
 	// Output:
 	// 1000 devices, first dev-00000-fcfd52 in af-south
-	// partial: 73 install_failed: 85 download_failed: 17
+	// partial: 52 install_failed: 55 verify_failed: 22 boot_failed: 48 download_failed: 24
 }

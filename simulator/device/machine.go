@@ -11,8 +11,12 @@ import (
 const (
 	// RetrySuccess is the probability that a retry of the update succeeds.
 	RetrySuccess = 0.8
-	// BrickBatteryPct is the battery level under which a rollback without
-	// external power bricks the device.
+	// RetrySuccessBadBuild is the same probability for a device installing
+	// the bad build: retrying a broken build mostly fails again.
+	RetrySuccessBadBuild = 0.15
+	// BrickBatteryPct is the battery level under which a retry or rollback
+	// started without external power bricks the device: the flash write
+	// outlasts the battery and the device dies half-written.
 	BrickBatteryPct = 15.0
 )
 
@@ -25,7 +29,7 @@ var transitions = map[proto.State][]proto.State{
 	proto.StateIdle:           {proto.StateDownloading},
 	proto.StateDownloading:    {proto.StateVerifying, proto.StateDownloadFailed},
 	proto.StateVerifying:      {proto.StateInstalling, proto.StateVerifyFailed},
-	proto.StateInstalling:     {proto.StateRebooting, proto.StateInstallFailed},
+	proto.StateInstalling:     {proto.StateRebooting, proto.StateInstallFailed, proto.StateBricked},
 	proto.StateRebooting:      {proto.StateUpdated, proto.StatePartial, proto.StateBootFailed},
 	proto.StateUpdated:        {proto.StateRollingBack},
 	proto.StateDownloadFailed: {proto.StateDownloading, proto.StateRollingBack},
@@ -33,7 +37,7 @@ var transitions = map[proto.State][]proto.State{
 	proto.StateInstallFailed:  {proto.StateInstalling, proto.StateRollingBack},
 	proto.StatePartial:        {proto.StateInstalling, proto.StateRollingBack},
 	proto.StateBootFailed:     {proto.StateInstalling, proto.StateRollingBack},
-	proto.StateRollingBack:    {proto.StateRolledBack, proto.StateBricked},
+	proto.StateRollingBack:    {proto.StateRolledBack, proto.StateBricked, proto.StateBootFailed},
 	proto.StateRolledBack:     {proto.StateInstalling},
 	proto.StateBricked:        nil,
 }
@@ -70,15 +74,24 @@ func RolloutPath(f Fate) []proto.State {
 		return []proto.State{proto.StateDownloading, proto.StateVerifying, proto.StateInstalling, proto.StateInstallFailed}
 	case FateDownloadFailed:
 		return []proto.State{proto.StateDownloading, proto.StateDownloadFailed}
+	case FateVerifyFailed:
+		return []proto.State{proto.StateDownloading, proto.StateVerifying, proto.StateVerifyFailed}
+	case FateBootFailed:
+		return []proto.State{proto.StateDownloading, proto.StateVerifying, proto.StateInstalling, proto.StateRebooting, proto.StateBootFailed}
 	}
 	return []proto.State{proto.StateDownloading, proto.StateVerifying, proto.StateInstalling, proto.StateRebooting, proto.StateUpdated}
 }
 
 // RetrySucceeds reports whether retry number attempt (from 1) of the device
-// seeded with seed succeeds. The draw is a pure function of its arguments,
-// true with probability RetrySuccess.
-func RetrySucceeds(seed uint64, attempt int) bool {
-	return unit(seed, 0x7e7, uint64(attempt)) < RetrySuccess
+// seeded with seed succeeds, conditions permitting. The draw is a pure
+// function of its arguments, true with probability RetrySuccess, or
+// RetrySuccessBadBuild for a device installing the bad build.
+func RetrySucceeds(seed uint64, attempt int, badBuild bool) bool {
+	p := RetrySuccess
+	if badBuild {
+		p = RetrySuccessBadBuild
+	}
+	return unit(seed, 0x7e7, uint64(attempt)) < p
 }
 
 // retryFailure returns the state a failed retry number attempt ends in:
@@ -117,12 +130,15 @@ type Plan struct {
 // Machine is one device's OTA state and firmware, with the rules that move
 // them. It is not safe for concurrent use: one goroutine owns a device.
 type Machine struct {
-	state    proto.State
-	firmware string
-	from, to string
-	seed     uint64
-	retries  int
-	applied  map[string]bool
+	state         proto.State
+	firmware      string
+	from, to      string
+	seed          uint64
+	badBuild      bool
+	unrecoverable bool
+	halted        bool
+	retries       int
+	applied       map[string]bool
 }
 
 // NewMachine returns the state machine of the device p describes, idle on
@@ -133,8 +149,10 @@ func NewMachine(p Profile) *Machine {
 		firmware: p.FromFirmware,
 		from:     p.FromFirmware,
 		to:       p.ToFirmware,
-		seed:     p.Seed,
-		applied:  make(map[string]bool),
+		seed:          p.Seed,
+		badBuild:      p.BadBuild,
+		unrecoverable: p.Unrecoverable,
+		applied:       make(map[string]bool),
 	}
 }
 
@@ -149,6 +167,15 @@ func (m *Machine) Target() string { return m.to }
 
 // Retries returns how many retry commands the device has applied.
 func (m *Machine) Retries() int { return m.retries }
+
+// Halted reports whether the device has obeyed a halt: it refuses retries
+// and rollbacks until a person resets it.
+func (m *Machine) Halted() bool { return m.halted }
+
+// Unsafe reports whether a retry or rollback started in conditions c would
+// risk the device: its battery is under BrickBatteryPct and it is not
+// charging.
+func Unsafe(c Conditions) bool { return c.BatteryPct < BrickBatteryPct && !c.Charging }
 
 // Enter moves the device to state next, updating its firmware: updated
 // means the target version, rolled_back the previous one. It returns an
@@ -173,13 +200,17 @@ func (m *Machine) Enter(next proto.State) error {
 // no action the next time. It changes neither state nor firmware: the caller
 // walks the plan's path with Enter.
 //
-// The rules: a bricked device does not answer. A retry re-applies the target
-// firmware from a failed or rolled-back state and succeeds with probability
-// RetrySuccess (a failed download on a weak signal fails again); a rollback
-// restores the previous firmware, and bricks the device when its battery is
-// under BrickBatteryPct and it is not charging; defer and halt are
-// acknowledged and change nothing. A device busy in a transient state
-// rejects retry and rollback.
+// The rules, each judged on the conditions at this moment: a bricked device
+// does not answer. A retry re-applies the target firmware from a failed or
+// rolled-back state and succeeds with probability RetrySuccess (far less
+// for the bad build); one that must download again fails while the signal
+// is under WeakSignalDBm; one started on a battery under BrickBatteryPct
+// without a charger bricks the device mid-flash. A rollback restores the
+// previous firmware, and bricks the device on the same low battery. A
+// device whose boot loader is corrupted (Profile.Unrecoverable) fails both
+// and stays boot_failed. Defer is acknowledged and changes nothing; halt is
+// acknowledged and makes the device refuse later retries and rollbacks. A
+// device busy in a transient state rejects retry and rollback.
 func (m *Machine) Accept(cmd *proto.Command, c Conditions) Plan {
 	if m.state == proto.StateBricked {
 		return Plan{Silent: true}
@@ -197,6 +228,7 @@ func (m *Machine) Accept(cmd *proto.Command, c Conditions) Plan {
 	case proto.ActionDefer:
 		return Plan{Outcome: proto.OutcomeOK, Detail: "deferred"}
 	case proto.ActionHalt:
+		m.halted = true
 		return Plan{Outcome: proto.OutcomeOK, Detail: "halted"}
 	}
 	return Plan{Outcome: proto.OutcomeRejected, Detail: fmt.Sprintf("unknown action %q", cmd.Action)}
@@ -206,17 +238,18 @@ func (m *Machine) retry(c Conditions) Plan {
 	switch {
 	case Transient(m.state):
 		return Plan{Outcome: proto.OutcomeRejected, Detail: "busy: " + string(m.state)}
+	case m.halted:
+		return Plan{Outcome: proto.OutcomeRejected, Detail: "halted: needs a person"}
 	case m.state == proto.StateIdle:
 		return Plan{Outcome: proto.OutcomeRejected, Detail: "update not started"}
 	case m.state == proto.StateUpdated:
 		return Plan{Outcome: proto.OutcomeOK, Detail: "already on target firmware"}
 	}
 	m.retries++
-	ok := RetrySucceeds(m.seed, m.retries)
 	var path []proto.State
 	switch m.state {
 	case proto.StateDownloadFailed, proto.StateVerifyFailed:
-		if m.state == proto.StateDownloadFailed && c.RSSI < WeakSignalDBm {
+		if c.RSSI < WeakSignalDBm {
 			return Plan{
 				Path:    []proto.State{proto.StateDownloading, proto.StateDownloadFailed},
 				Outcome: proto.OutcomeFailed,
@@ -227,7 +260,14 @@ func (m *Machine) retry(c Conditions) Plan {
 	}
 	path = append(path, proto.StateInstalling)
 	switch {
-	case ok:
+	case Unsafe(c):
+		path = append(path, proto.StateBricked)
+		return Plan{Path: path, Outcome: proto.OutcomeFailed,
+			Detail: fmt.Sprintf("power lost while flashing at %.1f%% battery", c.BatteryPct)}
+	case m.unrecoverable:
+		path = append(path, proto.StateRebooting, proto.StateBootFailed)
+		return Plan{Path: path, Outcome: proto.OutcomeFailed, Detail: "boot loader corrupted: image does not boot"}
+	case RetrySucceeds(m.seed, m.retries, m.badBuild):
 		path = append(path, proto.StateRebooting, proto.StateUpdated)
 		return Plan{Path: path, Outcome: proto.OutcomeOK, Detail: fmt.Sprintf("retry %d updated", m.retries)}
 	case retryFailure(m.seed, m.retries) == proto.StatePartial:
@@ -242,14 +282,19 @@ func (m *Machine) rollback(c Conditions) Plan {
 	switch {
 	case Transient(m.state):
 		return Plan{Outcome: proto.OutcomeRejected, Detail: "busy: " + string(m.state)}
+	case m.halted:
+		return Plan{Outcome: proto.OutcomeRejected, Detail: "halted: needs a person"}
 	case m.state == proto.StateIdle || m.state == proto.StateRolledBack:
 		return Plan{Outcome: proto.OutcomeOK, Detail: "already on previous firmware"}
-	case c.BatteryPct < BrickBatteryPct && !c.Charging:
+	case Unsafe(c):
 		return Plan{
 			Path:    []proto.State{proto.StateRollingBack, proto.StateBricked},
 			Outcome: proto.OutcomeFailed,
 			Detail:  fmt.Sprintf("power lost during rollback at %.1f%% battery", c.BatteryPct),
 		}
+	case m.unrecoverable && m.state == proto.StateBootFailed:
+		return Plan{Path: []proto.State{proto.StateRollingBack, proto.StateBootFailed}, Outcome: proto.OutcomeFailed,
+			Detail: "boot loader corrupted: previous image does not boot either"}
 	}
 	return Plan{Path: []proto.State{proto.StateRollingBack, proto.StateRolledBack}, Outcome: proto.OutcomeOK, Detail: "rolled back"}
 }

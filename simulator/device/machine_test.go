@@ -53,6 +53,8 @@ func TestRolloutPath(t *testing.T) {
 		{FatePartial, []proto.State{"downloading", "verifying", "installing", "rebooting", "partial"}},
 		{FateInstallFailed, []proto.State{"downloading", "verifying", "installing", "install_failed"}},
 		{FateDownloadFailed, []proto.State{"downloading", "download_failed"}},
+		{FateVerifyFailed, []proto.State{"downloading", "verifying", "verify_failed"}},
+		{FateBootFailed, []proto.State{"downloading", "verifying", "installing", "rebooting", "boot_failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fate.String(), func(t *testing.T) {
@@ -87,7 +89,7 @@ func TestEnterRefusesIllegalMove(t *testing.T) {
 func seedWhere(t *testing.T, succeed bool, failState proto.State) uint64 {
 	t.Helper()
 	for s := uint64(1); s < 10000; s++ {
-		if RetrySucceeds(s, 1) != succeed {
+		if RetrySucceeds(s, 1, false) != succeed {
 			continue
 		}
 		if succeed || retryFailure(s, 1) == failState {
@@ -114,6 +116,8 @@ func TestAccept(t *testing.T) {
 		outcome  proto.Outcome
 		silent   bool
 		firmware string // after walking the path
+
+		unrecoverable bool
 	}{
 		{name: "retry partial succeeds", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
@@ -153,12 +157,31 @@ func TestAccept(t *testing.T) {
 			outcome: proto.OutcomeOK, firmware: "1.0"},
 		{name: "halt acknowledged", state: proto.StatePartial, action: proto.ActionHalt, cond: healthy,
 			outcome: proto.OutcomeOK, firmware: "1.0"},
+		{name: "retry verify_failed downloads again", state: proto.StateVerifyFailed, seed: okSeed, action: proto.ActionRetry, cond: healthy,
+			path: []proto.State{"downloading", "verifying", "installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
+		{name: "retry verify_failed on weak signal fails the download", state: proto.StateVerifyFailed, seed: okSeed, action: proto.ActionRetry,
+			cond: Conditions{BatteryPct: 80, RSSI: -112}, path: []proto.State{"downloading", "download_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "retry boot_failed", state: proto.StateBootFailed, seed: okSeed, action: proto.ActionRetry, cond: healthy,
+			path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
+		{name: "retry on low battery bricks mid-flash", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry,
+			cond: Conditions{BatteryPct: 9, RSSI: -70}, path: []proto.State{"installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "retry on low battery while charging is safe", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry,
+			cond: Conditions{BatteryPct: 9, Charging: true, RSSI: -70}, path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
+		{name: "retry download_failed on low battery bricks after the download", state: proto.StateDownloadFailed, seed: okSeed, action: proto.ActionRetry,
+			cond: Conditions{BatteryPct: 3, RSSI: -70}, path: []proto.State{"downloading", "verifying", "installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "retry unrecoverable stays boot_failed", state: proto.StateBootFailed, seed: okSeed, unrecoverable: true, action: proto.ActionRetry, cond: healthy,
+			path: []proto.State{"installing", "rebooting", "boot_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "rollback unrecoverable stays boot_failed", state: proto.StateBootFailed, unrecoverable: true, action: proto.ActionRollback, cond: healthy,
+			path: []proto.State{"rolling_back", "boot_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "rollback verify_failed", state: proto.StateVerifyFailed, action: proto.ActionRollback, cond: healthy,
+			path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
 		{name: "bricked device is silent", state: proto.StateBricked, action: proto.ActionRetry, cond: healthy,
 			silent: true, firmware: "1.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := machineIn(t, tt.state, tt.seed)
+			m.unrecoverable = tt.unrecoverable
 			plan := m.Accept(&proto.Command{CommandID: "c-1", Action: tt.action}, tt.cond)
 			require.Equal(t, tt.silent, plan.Silent)
 			require.Equal(t, tt.outcome, plan.Outcome)
@@ -198,16 +221,36 @@ func TestAcceptDuplicate(t *testing.T) {
 	require.Equal(t, proto.OutcomeDuplicate, m.Accept(rb, Conditions{BatteryPct: 1}).Outcome)
 }
 
+func TestHaltRefusesLaterCommands(t *testing.T) {
+	m := machineIn(t, proto.StatePartial, seedWhere(t, true, ""))
+	healthy := Conditions{BatteryPct: 80, RSSI: -70}
+	require.Equal(t, proto.OutcomeOK, m.Accept(&proto.Command{CommandID: "h", Action: proto.ActionHalt}, healthy).Outcome)
+	require.True(t, m.Halted())
+	for _, a := range []proto.Action{proto.ActionRetry, proto.ActionRollback} {
+		plan := m.Accept(&proto.Command{CommandID: "after-" + string(a), Action: a}, healthy)
+		require.Equal(t, proto.OutcomeRejected, plan.Outcome, a)
+		require.Empty(t, plan.Path)
+	}
+	require.Equal(t, proto.OutcomeOK, m.Accept(&proto.Command{CommandID: "d", Action: proto.ActionDefer}, healthy).Outcome)
+}
+
 func TestRetrySucceedsRate(t *testing.T) {
 	ok := 0
 	const n = 20000
 	for i := range n {
-		if RetrySucceeds(uint64(i)*7919, 1+i%3) {
+		if RetrySucceeds(uint64(i)*7919, 1+i%3, false) {
 			ok++
 		}
 	}
 	require.InDelta(t, RetrySuccess, float64(ok)/n, 0.02)
-	require.Equal(t, RetrySucceeds(12345, 2), RetrySucceeds(12345, 2), "deterministic")
+	require.Equal(t, RetrySucceeds(12345, 2, false), RetrySucceeds(12345, 2, false), "deterministic")
+	bad := 0
+	for i := range n {
+		if RetrySucceeds(uint64(i)*7919, 1+i%3, true) {
+			bad++
+		}
+	}
+	require.InDelta(t, RetrySuccessBadBuild, float64(bad)/n, 0.02, "the bad build mostly fails again")
 }
 
 // machineIn returns a machine walked into state along legal transitions.
@@ -222,6 +265,8 @@ func machineIn(t *testing.T, state proto.State, seed uint64) *Machine {
 		proto.StatePartial:        RolloutPath(FatePartial),
 		proto.StateInstallFailed:  RolloutPath(FateInstallFailed),
 		proto.StateDownloadFailed: RolloutPath(FateDownloadFailed),
+		proto.StateVerifyFailed:   RolloutPath(FateVerifyFailed),
+		proto.StateBootFailed:     RolloutPath(FateBootFailed),
 		proto.StateRolledBack:     append(RolloutPath(FatePartial), "rolling_back", "rolled_back"),
 		proto.StateBricked:        append(RolloutPath(FatePartial), "rolling_back", "bricked"),
 	}

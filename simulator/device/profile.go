@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/brianvoe/gofakeit/v6"
 	"github.com/sentinel-iot/sentinel/proto"
@@ -14,15 +15,42 @@ const (
 	// LowBatteryShare is the share of devices generated with a battery
 	// below 30 %.
 	LowBatteryShare = 0.18
-	// ChargingShare is the share of devices generated on external power.
+	// ChargingShare is the share of devices generated on mains power: they
+	// charge all the time.
 	ChargingShare = 0.12
+	// CycledChargingShare is the share of the other devices that are put on
+	// a charger for part of every charging period (a tracker docked at
+	// night, a meter with a solar panel); the rest never charge during a run.
+	CycledChargingShare = 0.35
 	// WeakSignalDBm is the mean signal strength under which a device counts
-	// as weak-signal: its downloads may fail and retries of them do fail.
+	// as weak-signal: its downloads fail far more often and retries of a
+	// failed download fail while the signal stays weak.
 	WeakSignalDBm = -100
 	// WeakDownloadFailShare is the share of weak-signal devices, among those
 	// not already chosen to fail, whose first download fails.
 	WeakDownloadFailShare = 0.4
+	// DownloadFailShare is the same share for devices with a usable signal.
+	DownloadFailShare = 0.01
+	// UnrecoverableShare is the share of boot_failed devices whose boot
+	// loader the update corrupted: neither a retry nor a rollback fixes
+	// them, only a person with a cable.
+	UnrecoverableShare = 0.25
+	// DefaultBadBuildFactor multiplies the failure share of devices that
+	// install the bad build.
+	DefaultBadBuildFactor = 4.0
 )
+
+// failureKinds are the ways an injected install failure ends, with their
+// relative weights. partial is the most common: it is the hard case.
+var failureKinds = []struct {
+	fate   Fate
+	weight float64
+}{
+	{FatePartial, 0.35},
+	{FateInstallFailed, 0.30},
+	{FateVerifyFailed, 0.15},
+	{FateBootFailed, 0.20},
+}
 
 // ErrSpec is wrapped by every error Generate returns for an unusable Spec.
 var ErrSpec = errors.New("device: invalid fleet spec")
@@ -40,8 +68,14 @@ const (
 	FatePartial
 	// FateInstallFailed means the install fails before the reboot.
 	FateInstallFailed
-	// FateDownloadFailed means the download fails on a weak signal.
+	// FateDownloadFailed means the download fails, most often on a weak signal.
 	FateDownloadFailed
+	// FateVerifyFailed means the downloaded image fails its signature or
+	// checksum check.
+	FateVerifyFailed
+	// FateBootFailed means the new image does not boot; the device falls
+	// back to its previous slot and reports it.
+	FateBootFailed
 )
 
 // String returns the state the fate ends in.
@@ -56,8 +90,49 @@ func (f Fate) Final() proto.State {
 		return proto.StateInstallFailed
 	case FateDownloadFailed:
 		return proto.StateDownloadFailed
+	case FateVerifyFailed:
+		return proto.StateVerifyFailed
+	case FateBootFailed:
+		return proto.StateBootFailed
 	}
 	return proto.StateUpdated
+}
+
+// Power is how a device is powered.
+type Power uint8
+
+// The power sources.
+const (
+	// PowerBattery devices never charge during a run.
+	PowerBattery Power = iota
+	// PowerMains devices are always on external power.
+	PowerMains
+	// PowerCycled devices are on a charger for part of every charging period.
+	PowerCycled
+)
+
+// String names the power source.
+func (p Power) String() string {
+	switch p {
+	case PowerMains:
+		return "mains"
+	case PowerCycled:
+		return "cycled"
+	}
+	return "battery"
+}
+
+// BadBuild is a firmware build that fails far more often than the rest,
+// everywhere or in one region: the cohort the recoverer's breaker exists for.
+type BadBuild struct {
+	// Firmware is the bad version; devices installing it are affected.
+	// Empty means no bad build.
+	Firmware string
+	// Region, when set, limits the effect to devices in that region.
+	Region string
+	// Factor multiplies the failure share of affected devices, and divides
+	// their chance that a retry succeeds. Zero means DefaultBadBuildFactor.
+	Factor float64
 }
 
 // Spec describes the fleet Generate builds.
@@ -66,8 +141,9 @@ type Spec struct {
 	Devices int
 	// Seed selects the fleet: the same Spec gives the same fleet.
 	Seed int64
-	// FailureShare is the share of devices whose install ends partial or
-	// install_failed, before the regional bias multiplies it.
+	// FailureShare is the share of devices whose install fails (partial,
+	// install_failed, verify_failed or boot_failed), before the regional
+	// bias and the bad build multiply it.
 	FailureShare float64
 	// FromFirmware is the version every device runs before the rollout.
 	FromFirmware string
@@ -77,6 +153,12 @@ type Spec struct {
 	Regions []Region
 	// Models are the hardware models; nil means DefaultModels.
 	Models []Model
+	// Waves are the cumulative shares of the fleet, in percent, that have
+	// started updating once each wave of the rollout has begun, ending at
+	// 100; nil means one wave. Profile.Wave follows from them.
+	Waves []float64
+	// BadBuild is the build that fails far more often; zero means none.
+	BadBuild BadBuild
 }
 
 // Profile is one device's static identity and the draws that fix its
@@ -96,15 +178,37 @@ type Profile struct {
 	ToFirmware string
 	// BatteryPct is the battery level at start, 0 to 100.
 	BatteryPct float64
-	// Charging is true when the device is on external power.
+	// CapacityMAh is the battery's capacity now, after wear.
+	CapacityMAh float64
+	// ChargeCycles is the number of full charge cycles the battery has
+	// been through before the run; each costs a little capacity.
+	ChargeCycles int
+	// Power is how the device is powered.
+	Power Power
+	// ChargePeriod is, for a PowerCycled device, the length of its charging
+	// cycle in device time.
+	ChargePeriod time.Duration
+	// ChargeOn is the fraction of ChargePeriod the device spends on the
+	// charger, at the start of each period.
+	ChargeOn float64
+	// ChargePhase is the fraction of ChargePeriod the cycle has run at
+	// the start of the run.
+	ChargePhase float64
+	// Charging is true when the device is on external power at start.
 	Charging bool
 	// RSSIMean is the device's mean signal strength in dBm.
 	RSSIMean float64
+	// RSSINoise is the standard deviation of one signal reading, in dB.
+	RSSINoise float64
 	// TemperatureC is the device's board temperature at rest.
 	TemperatureC float64
 	// UptimeS is the device's uptime at start, in seconds.
 	UptimeS int64
-	// RolloutAt is when, as a fraction in [0, 1) of the rollout spread, the
+	// BootCount is how many times the device has booted before the run.
+	BootCount int
+	// Wave is the rollout wave the device belongs to, from 0.
+	Wave int
+	// RolloutAt is when, as a fraction in [0, 1) of its wave's spread, the
 	// device starts its update.
 	RolloutAt float64
 	// TelemetryPhase is the fraction in [0, 1) of a telemetry interval the
@@ -112,6 +216,11 @@ type Profile struct {
 	TelemetryPhase float64
 	// Fate is how the device's first update ends.
 	Fate Fate
+	// BadBuild is true when the device installs the bad build.
+	BadBuild bool
+	// Unrecoverable is true for a boot_failed device whose boot loader the
+	// update corrupted: no command fixes it.
+	Unrecoverable bool
 	// Seed seeds the device's own random draws: sensor noise, step
 	// durations and the success of each retry.
 	Seed uint64
@@ -120,14 +229,35 @@ type Profile struct {
 // WeakSignal reports whether the device's mean signal is below WeakSignalDBm.
 func (p Profile) WeakSignal() bool { return p.RSSIMean < WeakSignalDBm }
 
+// ChargingAt reports whether the device is on external power at device
+// time t after the start of the run.
+func (p Profile) ChargingAt(t time.Duration) bool {
+	switch p.Power {
+	case PowerMains:
+		return true
+	case PowerCycled:
+		if p.ChargePeriod <= 0 {
+			return false
+		}
+		pos := math.Mod(p.ChargePhase+float64(t)/float64(p.ChargePeriod), 1)
+		return pos < p.ChargeOn
+	}
+	return false
+}
+
 // Generate builds the fleet spec describes. It is deterministic: the same
-// spec always gives the same profiles, in the same order. The draws a device
-// makes do not depend on FailureShare, so changing it changes who fails but
+// spec always gives the same profiles, in the same order, and a smaller
+// fleet is a prefix of a larger one. The draws a device makes do not depend
+// on FailureShare or the bad build, so changing them changes who fails but
 // not the devices' identities.
 func Generate(spec Spec) ([]Profile, error) {
 	regions, models, err := spec.check()
 	if err != nil {
 		return nil, err
+	}
+	factor := spec.BadBuild.Factor
+	if factor == 0 {
+		factor = DefaultBadBuildFactor
 	}
 	f := gofakeit.NewUnlocked(spec.Seed)
 	regionPick := picker(len(regions), func(i int) float64 { return regions[i].Weight })
@@ -136,7 +266,7 @@ func Generate(spec Spec) ([]Profile, error) {
 	out := make([]Profile, spec.Devices)
 	for i := range out {
 		// The order of the draws below is part of the fleet's definition:
-		// changing it changes every fleet.
+		// changing it changes every fleet. New draws go at the end.
 		suffix := f.IntRange(0, 1<<24-1)
 		r := regions[pick(f, regionPick)]
 		m := models[pick(f, modelPick)]
@@ -146,7 +276,7 @@ func Generate(spec Spec) ([]Profile, error) {
 		} else {
 			battery = f.Float64Range(30, 100)
 		}
-		charging := f.Rand.Float64() < ChargingShare
+		mains := f.Rand.Float64() < ChargingShare
 		rssi := clamp(r.RSSIMean+f.Rand.NormFloat64()*7, -125, -45)
 		temp := m.TemperatureC + f.Rand.NormFloat64()*3
 		uptime := int64(f.IntRange(600, 30*86400))
@@ -154,6 +284,11 @@ func Generate(spec Spec) ([]Profile, error) {
 		phase := f.Rand.Float64()
 		failDraw, kindDraw, downloadDraw := f.Rand.Float64(), f.Rand.Float64(), f.Rand.Float64()
 		seed := f.Uint64()
+		waveDraw, cycledDraw, unrecoverDraw := f.Rand.Float64(), f.Rand.Float64(), f.Rand.Float64()
+		cycles := f.IntRange(0, 900)
+		chargePeriod := time.Duration(f.IntRange(2, 12)) * time.Hour
+		chargeOn, chargePhase := f.Float64Range(0.2, 0.5), f.Rand.Float64()
+		boots := f.IntRange(1, 400)
 
 		p := Profile{
 			Index:          i,
@@ -163,21 +298,40 @@ func Generate(spec Spec) ([]Profile, error) {
 			FromFirmware:   spec.FromFirmware,
 			ToFirmware:     spec.ToFirmware,
 			BatteryPct:     math.Round(battery*10) / 10,
-			Charging:       charging,
+			CapacityMAh:    math.Round(m.CapacityMAh * (1 - 0.0003*float64(cycles))),
+			ChargeCycles:   cycles,
 			RSSIMean:       math.Round(rssi*10) / 10,
+			RSSINoise:      r.RSSINoise,
 			TemperatureC:   math.Round(temp*10) / 10,
 			UptimeS:        uptime,
+			BootCount:      boots,
+			Wave:           waveOf(spec.Waves, waveDraw),
 			RolloutAt:      rolloutAt,
 			TelemetryPhase: phase,
 			Seed:           seed,
 		}
 		switch {
-		case failDraw < clamp(spec.FailureShare*r.FailureBias, 0, 1):
-			p.Fate = FatePartial
-			if kindDraw >= 0.5 {
-				p.Fate = FateInstallFailed
-			}
-		case p.WeakSignal() && downloadDraw < WeakDownloadFailShare:
+		case mains:
+			p.Power = PowerMains
+		case cycledDraw < CycledChargingShare:
+			p.Power, p.ChargePeriod, p.ChargeOn, p.ChargePhase = PowerCycled, chargePeriod, chargeOn, chargePhase
+		}
+		p.Charging = p.ChargingAt(0)
+		bb := spec.BadBuild
+		p.BadBuild = bb.Firmware != "" && bb.Firmware == p.ToFirmware && (bb.Region == "" || bb.Region == p.Region)
+		share := spec.FailureShare * r.FailureBias
+		if p.BadBuild {
+			share *= factor
+		}
+		downloadShare := DownloadFailShare
+		if p.WeakSignal() {
+			downloadShare = WeakDownloadFailShare
+		}
+		switch {
+		case failDraw < clamp(share, 0, 0.95):
+			p.Fate = failureKind(kindDraw)
+			p.Unrecoverable = p.Fate == FateBootFailed && unrecoverDraw < UnrecoverableShare
+		case downloadDraw < downloadShare:
 			p.Fate = FateDownloadFailed
 		default:
 			p.Fate = FateUpdated
@@ -185,6 +339,33 @@ func Generate(spec Spec) ([]Profile, error) {
 		out[i] = p
 	}
 	return out, nil
+}
+
+// failureKind maps a uniform draw to an install failure, by failureKinds' weights.
+func failureKind(u float64) Fate {
+	total := 0.0
+	for _, k := range failureKinds {
+		total += k.weight
+	}
+	x := u * total
+	for _, k := range failureKinds {
+		if x < k.weight {
+			return k.fate
+		}
+		x -= k.weight
+	}
+	return failureKinds[len(failureKinds)-1].fate
+}
+
+// waveOf returns the wave a device with uniform draw u belongs to, given
+// the waves' cumulative percentages.
+func waveOf(waves []float64, u float64) int {
+	for i, w := range waves {
+		if u*100 < w {
+			return i
+		}
+	}
+	return max(len(waves)-1, 0)
 }
 
 func (s Spec) check() ([]Region, []Model, error) {
@@ -204,22 +385,56 @@ func (s Spec) check() ([]Region, []Model, error) {
 		return nil, nil, fmt.Errorf("%w: no models", ErrSpec)
 	case s.FromFirmware == "" || s.ToFirmware == "":
 		return nil, nil, fmt.Errorf("%w: firmware versions are required", ErrSpec)
+	case s.BadBuild.Factor < 0:
+		return nil, nil, fmt.Errorf("%w: bad build factor %g is negative", ErrSpec, s.BadBuild.Factor)
+	}
+	if err := CheckWaves(s.Waves); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	for _, r := range regions {
 		if err := proto.ValidateID(r.Name); err != nil {
 			return nil, nil, fmt.Errorf("%w: region name: %w", ErrSpec, err)
 		}
-		if !(r.Weight > 0) || r.FailureBias < 0 || r.RSSIMean < proto.MinRSSI || r.RSSIMean > proto.MaxRSSI {
-			return nil, nil, fmt.Errorf("%w: region %q: weight must be positive, bias non-negative, RSSI mean in %d..%d dBm",
+		if !(r.Weight > 0) || r.FailureBias < 0 || r.RSSINoise < 0 || r.RSSIMean < proto.MinRSSI || r.RSSIMean > proto.MaxRSSI {
+			return nil, nil, fmt.Errorf("%w: region %q: weight must be positive, bias and noise non-negative, RSSI mean in %d..%d dBm",
 				ErrSpec, r.Name, proto.MinRSSI, proto.MaxRSSI)
 		}
 	}
+	if b := s.BadBuild.Region; b != "" && !hasRegion(regions, b) {
+		return nil, nil, fmt.Errorf("%w: bad build region %q is not a region of the fleet", ErrSpec, b)
+	}
 	for _, m := range models {
-		if m.Name == "" || !(m.Weight > 0) {
-			return nil, nil, fmt.Errorf("%w: model %q needs a name and a positive weight", ErrSpec, m.Name)
+		if m.Name == "" || !(m.Weight > 0) || !(m.CapacityMAh > 0) {
+			return nil, nil, fmt.Errorf("%w: model %q needs a name, a positive weight and a positive capacity", ErrSpec, m.Name)
 		}
 	}
 	return regions, models, nil
+}
+
+// CheckWaves reports whether waves is a usable rollout plan: cumulative
+// percentages, strictly increasing, above 0, ending at exactly 100. Nil is
+// usable (one wave).
+func CheckWaves(waves []float64) error {
+	prev := 0.0
+	for i, w := range waves {
+		if !(w > prev) || w > 100 {
+			return fmt.Errorf("wave %d at %g%%: waves must be cumulative percentages, increasing, in (0, 100]", i+1, w)
+		}
+		prev = w
+	}
+	if len(waves) > 0 && prev != 100 {
+		return fmt.Errorf("the last wave is at %g%%: it must reach 100", prev)
+	}
+	return nil
+}
+
+func hasRegion(regions []Region, name string) bool {
+	for _, r := range regions {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // picker returns the cumulative weights of n options.

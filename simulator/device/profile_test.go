@@ -64,7 +64,7 @@ func TestGenerateFleetShape(t *testing.T) {
 	ids := make(map[string]bool)
 	regions := make(map[string]int)
 	failedByRegion := make(map[string]int)
-	var low, charging, failed, partial, install, download, weak int
+	var low, charging, failed, partial, install, verify, boot, download, weak, weakDownload, unrecoverable, cycled int
 	for _, p := range fleet {
 		require.NoError(t, proto.ValidateID(p.ID), p.ID)
 		require.False(t, ids[p.ID], "duplicate id %s", p.ID)
@@ -81,9 +81,15 @@ func TestGenerateFleetShape(t *testing.T) {
 		if p.BatteryPct < 30 {
 			low++
 		}
-		if p.Charging {
+		if p.Power == PowerMains {
 			charging++
+			require.True(t, p.Charging)
 		}
+		if p.Power == PowerCycled {
+			cycled++
+			require.Positive(t, p.ChargePeriod)
+		}
+		require.Positive(t, p.CapacityMAh)
 		if p.WeakSignal() {
 			weak++
 		}
@@ -92,11 +98,21 @@ func TestGenerateFleetShape(t *testing.T) {
 			partial++
 		case FateInstallFailed:
 			install++
+		case FateVerifyFailed:
+			verify++
+		case FateBootFailed:
+			boot++
 		case FateDownloadFailed:
 			download++
-			require.True(t, p.WeakSignal(), "only weak-signal devices fail their download")
+			if p.WeakSignal() {
+				weakDownload++
+			}
 		}
-		if p.Fate == FatePartial || p.Fate == FateInstallFailed {
+		if p.Unrecoverable {
+			unrecoverable++
+			require.Equal(t, FateBootFailed, p.Fate)
+		}
+		if p.Fate != FateUpdated && p.Fate != FateDownloadFailed {
 			failed++
 			failedByRegion[p.Region]++
 		}
@@ -108,9 +124,16 @@ func TestGenerateFleetShape(t *testing.T) {
 	require.InDelta(t, ChargingShare, share(charging), 0.02)
 	// 0.15 times the weighted mean bias (about 1.14).
 	require.InDelta(t, 0.17, share(failed), 0.03)
-	require.InDelta(t, 0.5, float64(partial)/float64(failed), 0.06, "partial vs install_failed")
+	require.InDelta(t, 0.35, float64(partial)/float64(failed), 0.05, "partial share of failures")
+	require.InDelta(t, 0.30, float64(install)/float64(failed), 0.05, "install_failed share of failures")
+	require.InDelta(t, 0.15, float64(verify)/float64(failed), 0.04, "verify_failed share of failures")
+	require.InDelta(t, 0.20, float64(boot)/float64(failed), 0.04, "boot_failed share of failures")
+	require.Positive(t, unrecoverable)
+	require.InDelta(t, CycledChargingShare*(1-ChargingShare), share(cycled), 0.03)
 	require.Positive(t, download)
 	require.Less(t, share(download), 0.05)
+	require.Greater(t, float64(weakDownload)/float64(weak), 5*float64(download-weakDownload)/float64(n-weak),
+		"downloads fail far more often on a weak signal")
 	require.Positive(t, weak)
 
 	rate := func(r string) float64 { return float64(failedByRegion[r]) / float64(regions[r]) }
@@ -128,7 +151,12 @@ func TestGenerateRejectsBadSpec(t *testing.T) {
 		{"bad region name", func(s *Spec) { s.Regions = []Region{{Name: "eu/west", Weight: 1, RSSIMean: -70}} }},
 		{"zero weight", func(s *Spec) { s.Regions = []Region{{Name: "eu", Weight: 0, RSSIMean: -70}} }},
 		{"rssi out of range", func(s *Spec) { s.Regions = []Region{{Name: "eu", Weight: 1, RSSIMean: 5}} }},
-		{"unnamed model", func(s *Spec) { s.Models = []Model{{Weight: 1}} }},
+		{"unnamed model", func(s *Spec) { s.Models = []Model{{Weight: 1, CapacityMAh: 1}} }},
+		{"no capacity", func(s *Spec) { s.Models = []Model{{Name: "m", Weight: 1}} }},
+		{"waves not increasing", func(s *Spec) { s.Waves = []float64{10, 5, 100} }},
+		{"waves short of 100", func(s *Spec) { s.Waves = []float64{1, 50} }},
+		{"unknown bad build region", func(s *Spec) { s.BadBuild = BadBuild{Firmware: "1.5.0", Region: "mars"} }},
+		{"negative bad build factor", func(s *Spec) { s.BadBuild = BadBuild{Firmware: "1.5.0", Factor: -1} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,18 +175,77 @@ func TestSensorsStayInRange(t *testing.T) {
 	for _, p := range fleet {
 		s := NewSensors(p)
 		start := s.BatteryPct
-		for range 50 {
-			s.Advance(p, proto.StateInstalling, 10*time.Minute, r)
+		for i := range 50 {
+			s.Advance(p, proto.StateInstalling, time.Duration(i+1)*10*time.Minute, 10*time.Minute, r)
 			tm := proto.Telemetry{
 				Header: proto.NewHeader(p.ID, time.Now(), 1), Region: p.Region, Firmware: "1", State: proto.StateInstalling,
 				BatteryPct: s.BatteryPct, Charging: s.Charging, RSSI: s.RSSI, TemperatureC: s.TemperatureC, UptimeS: int64(s.Uptime / time.Second),
 			}
 			require.NoError(t, tm.Validate())
 		}
-		if p.Charging {
+		switch p.Power {
+		case PowerMains:
 			require.GreaterOrEqual(t, s.BatteryPct, start)
-		} else {
+		case PowerBattery:
 			require.Less(t, s.BatteryPct, start+1e-9)
+			require.Equal(t, p.ChargeCycles, s.ChargeCycles)
 		}
+		require.True(t, s.VoltageV > 2.5 && s.VoltageV <= 4.2, "voltage %g", s.VoltageV)
+	}
+}
+
+func TestGenerateWavesAndBadBuild(t *testing.T) {
+	s := spec(4, 20000)
+	s.Waves = []float64{1, 10, 50, 100}
+	base, err := Generate(s)
+	require.NoError(t, err)
+	s.BadBuild = BadBuild{Firmware: "1.5.0", Region: "eu-west"}
+	bad, err := Generate(s)
+	require.NoError(t, err)
+
+	waves := make([]int, 4)
+	failed := map[bool]int{}
+	devices := map[bool]int{}
+	for i, p := range bad {
+		waves[p.Wave]++
+		require.Equal(t, base[i].ID, p.ID, "the bad build changes failures, not identities")
+		require.Equal(t, p.Region == "eu-west", p.BadBuild)
+		if p.Region == "eu-west" {
+			devices[true]++
+			if base[i].Fate != FateUpdated && base[i].Fate != FateDownloadFailed {
+				failed[false]++
+			}
+			if p.Fate != FateUpdated && p.Fate != FateDownloadFailed {
+				failed[true]++
+			}
+		}
+	}
+	n := float64(len(bad))
+	require.InDelta(t, 0.01, float64(waves[0])/n, 0.005)
+	require.InDelta(t, 0.09, float64(waves[1])/n, 0.01)
+	require.InDelta(t, 0.40, float64(waves[2])/n, 0.02)
+	require.InDelta(t, 0.50, float64(waves[3])/n, 0.02)
+	require.Greater(t, failed[true], 3*failed[false], "the bad build fails far more often in its region")
+}
+
+func TestChargingAt(t *testing.T) {
+	p := Profile{Power: PowerCycled, ChargePeriod: 4 * time.Hour, ChargeOn: 0.25, ChargePhase: 0.5}
+	require.False(t, p.ChargingAt(0))
+	require.True(t, p.ChargingAt(2*time.Hour))
+	require.True(t, p.ChargingAt(2*time.Hour+59*time.Minute))
+	require.False(t, p.ChargingAt(3*time.Hour+time.Minute))
+	require.True(t, Profile{Power: PowerMains}.ChargingAt(time.Hour))
+	require.False(t, Profile{Power: PowerBattery}.ChargingAt(time.Hour))
+}
+
+func TestVoltage(t *testing.T) {
+	require.InDelta(t, 4.2, Voltage(100, 0), 1e-9)
+	require.InDelta(t, 3.3, Voltage(0, 0), 1e-9)
+	require.Less(t, Voltage(50, 260), Voltage(50, 12), "voltage sags under load")
+	prev := 0.0
+	for pct := 0.0; pct <= 100; pct += 5 {
+		v := Voltage(pct, 0)
+		require.Greater(t, v, prev)
+		prev = v
 	}
 }

@@ -1,8 +1,9 @@
 package device
 
 // Region is a geographic cohort of the fleet. Regions differ in how many
-// devices they hold, how often the rollout fails there and how good the
-// radio signal is, so that cohort analytics have something to find.
+// devices they hold, how often the rollout fails there and how good and how
+// steady the radio signal is, so that cohort analytics have something to
+// find.
 type Region struct {
 	// Name is the region's identifier, used as the topic level; it must pass
 	// proto.ValidateID.
@@ -13,20 +14,23 @@ type Region struct {
 	FailureBias float64
 	// RSSIMean is the mean signal strength of devices here, in dBm.
 	RSSIMean float64
+	// RSSINoise is the standard deviation, in dB, of one reading around a
+	// device's own mean: how unsteady the radio links of the region are.
+	RSSINoise float64
 }
 
 // DefaultRegions returns the eight regions a generated fleet spreads over,
 // a fresh copy each call.
 func DefaultRegions() []Region {
 	return []Region{
-		{Name: "eu-west", Weight: 0.20, FailureBias: 0.8, RSSIMean: -72},
-		{Name: "eu-north", Weight: 0.08, FailureBias: 0.6, RSSIMean: -76},
-		{Name: "us-east", Weight: 0.18, FailureBias: 1.0, RSSIMean: -74},
-		{Name: "us-west", Weight: 0.12, FailureBias: 0.9, RSSIMean: -73},
-		{Name: "sa-east", Weight: 0.10, FailureBias: 1.5, RSSIMean: -88},
-		{Name: "ap-south", Weight: 0.14, FailureBias: 2.0, RSSIMean: -93},
-		{Name: "ap-northeast", Weight: 0.10, FailureBias: 0.7, RSSIMean: -70},
-		{Name: "af-south", Weight: 0.08, FailureBias: 1.8, RSSIMean: -96},
+		{Name: "eu-west", Weight: 0.20, FailureBias: 0.8, RSSIMean: -72, RSSINoise: 2.5},
+		{Name: "eu-north", Weight: 0.08, FailureBias: 0.6, RSSIMean: -76, RSSINoise: 2.5},
+		{Name: "us-east", Weight: 0.18, FailureBias: 1.0, RSSIMean: -74, RSSINoise: 3},
+		{Name: "us-west", Weight: 0.12, FailureBias: 0.9, RSSIMean: -73, RSSINoise: 3},
+		{Name: "sa-east", Weight: 0.10, FailureBias: 1.5, RSSIMean: -88, RSSINoise: 4.5},
+		{Name: "ap-south", Weight: 0.14, FailureBias: 2.0, RSSIMean: -93, RSSINoise: 5},
+		{Name: "ap-northeast", Weight: 0.10, FailureBias: 0.7, RSSIMean: -70, RSSINoise: 2},
+		{Name: "af-south", Weight: 0.08, FailureBias: 1.8, RSSIMean: -96, RSSINoise: 6},
 	}
 }
 
@@ -38,15 +42,18 @@ type Model struct {
 	Weight float64
 	// TemperatureC is the model's typical board temperature at rest.
 	TemperatureC float64
+	// CapacityMAh is the nominal capacity of the model's battery: the same
+	// current drains a small battery faster.
+	CapacityMAh float64
 }
 
 // DefaultModels returns the hardware models a generated fleet is built
 // from, a fresh copy each call.
 func DefaultModels() []Model {
 	return []Model{
-		{Name: "tracker-t1", Weight: 0.35, TemperatureC: 31},
-		{Name: "meter-m2", Weight: 0.30, TemperatureC: 28},
-		{Name: "gateway-g3", Weight: 0.20, TemperatureC: 42},
-		{Name: "camera-c1", Weight: 0.15, TemperatureC: 47},
+		{Name: "tracker-t1", Weight: 0.35, TemperatureC: 31, CapacityMAh: 1200},
+		{Name: "meter-m2", Weight: 0.30, TemperatureC: 28, CapacityMAh: 3000},
+		{Name: "gateway-g3", Weight: 0.20, TemperatureC: 42, CapacityMAh: 5000},
+		{Name: "camera-c1", Weight: 0.15, TemperatureC: 47, CapacityMAh: 2400},
 	}
 }

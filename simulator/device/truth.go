@@ -1,0 +1,270 @@
+package device
+
+import (
+	"time"
+
+	"github.com/sentinel-iot/sentinel/proto"
+)
+
+// TruthMaxRetries is how many retries the ground truth considers when it
+// asks whether retrying fixes a device: the recoverer's default budget.
+const TruthMaxRetries = 3
+
+// Remedy is what would have fixed a device whose update failed: the answer
+// key the recoverer's decisions are scored against.
+type Remedy string
+
+// The remedies.
+const (
+	// RemedyNone means the update did not fail (or has not run).
+	RemedyNone Remedy = "none"
+	// RemedyRetry means a retry fixes the device, within TruthMaxRetries.
+	RemedyRetry Remedy = "retry"
+	// RemedyRetryAfterSignal means the download failed on a weak signal: a
+	// retry fixes it only once the signal recovers.
+	RemedyRetryAfterSignal Remedy = "retry_after_signal"
+	// RemedyRollback means retries keep failing (a bad build, bad luck):
+	// only a rollback restores a working device.
+	RemedyRollback Remedy = "rollback"
+	// RemedyChargeFirst means the battery was under BrickBatteryPct without
+	// a charger when the update failed: a retry or rollback then bricks the
+	// device; it is recoverable only after charging.
+	RemedyChargeFirst Remedy = "charge_first"
+	// RemedyUnrecoverable means no command fixes the device (its boot
+	// loader is corrupted); a person must. Halting it is right.
+	RemedyUnrecoverable Remedy = "unrecoverable"
+)
+
+// Verdict is how a device ended the run, for scoring the controller.
+type Verdict string
+
+// The verdicts.
+const (
+	// VerdictNotStarted means the device's update never started.
+	VerdictNotStarted Verdict = "not_started"
+	// VerdictHealthy means the update never failed.
+	VerdictHealthy Verdict = "healthy"
+	// VerdictRecovered means the update failed and commands brought the
+	// device back to a working firmware (updated or rolled back).
+	VerdictRecovered Verdict = "recovered"
+	// VerdictBrickedByCommand means a command started in unsafe conditions
+	// bricked the device.
+	VerdictBrickedByCommand Verdict = "bricked_by_command"
+	// VerdictLeftBroken means the device ended the run in a failed state.
+	VerdictLeftBroken Verdict = "left_broken"
+	// VerdictInProgress means an update or command was still running.
+	VerdictInProgress Verdict = "in_progress"
+)
+
+// TruthVersion is the version of the Truth record, its "v" field.
+const TruthVersion = 1
+
+// Truth is the ground truth about one device: what happened to it, what
+// would have fixed it, and how it ended. It is one line of the ground-truth
+// file, as JSON with the tags below.
+type Truth struct {
+	// V is TruthVersion.
+	V int `json:"v"`
+	// DeviceID is the device's ID.
+	DeviceID string `json:"device_id"`
+	// Region is the device's region.
+	Region string `json:"region"`
+	// Model is the hardware model.
+	Model string `json:"model"`
+	// FromFirmware is the version before the rollout.
+	FromFirmware string `json:"from_firmware"`
+	// ToFirmware is the version the rollout installs.
+	ToFirmware string `json:"to_firmware"`
+	// Wave is the rollout wave, from 0.
+	Wave int `json:"wave"`
+	// BadBuild is true when the device installs the bad build.
+	BadBuild bool `json:"bad_build"`
+	// Power is battery, mains or cycled.
+	Power string `json:"power"`
+	// WeakSignal is true when the device's mean signal is under WeakSignalDBm.
+	WeakSignal bool `json:"weak_signal"`
+	// Fate is the state the device's first update ends in (decided when
+	// the fleet is generated, whether or not the update ran).
+	Fate proto.State `json:"fate"`
+	// Cause explains a failing fate; empty for updated.
+	Cause string `json:"cause,omitempty"`
+	// Started is true once the update has started.
+	Started bool `json:"started"`
+	// Remedy is what would have fixed the device, judged when its update
+	// failed; none until then.
+	Remedy Remedy `json:"remedy"`
+	// RetriesToFix is the retry that first succeeds, 1 to TruthMaxRetries,
+	// when Remedy is retry or retry_after_signal; 0 otherwise.
+	RetriesToFix int `json:"retries_to_fix"`
+	// BatteryAtFailure is the battery level when the update failed.
+	BatteryAtFailure float64 `json:"battery_at_failure"`
+	// ChargingAtFailure is true when the device was charging then.
+	ChargingAtFailure bool `json:"charging_at_failure"`
+	// FinalState is the OTA state at the time of the record.
+	FinalState proto.State `json:"final_state"`
+	// FinalFirmware is the firmware at the time of the record.
+	FinalFirmware string `json:"final_firmware"`
+	// BatteryPct, VoltageV, ChargeCycles and BootCount are the device's
+	// condition at the time of the record.
+	BatteryPct float64 `json:"battery_pct"`
+	// VoltageV is the battery voltage under the current load.
+	VoltageV float64 `json:"voltage_v"`
+	// ChargeCycles is the battery's full charge cycles so far.
+	ChargeCycles int `json:"charge_cycles"`
+	// BootCount is the number of boots so far.
+	BootCount int `json:"boot_count"`
+	// Commands counts the commands the device received (duplicates included).
+	Commands int `json:"commands"`
+	// Retries counts retry commands applied.
+	Retries int `json:"retries"`
+	// Rollbacks counts rollback commands applied.
+	Rollbacks int `json:"rollbacks"`
+	// Defers counts defer commands applied.
+	Defers int `json:"defers"`
+	// Halts counts halt commands applied.
+	Halts int `json:"halts"`
+	// Duplicates counts commands answered as duplicates.
+	Duplicates int `json:"duplicates"`
+	// UnsafeCommands counts retries and rollbacks started with the battery
+	// under BrickBatteryPct and no charger.
+	UnsafeCommands int `json:"unsafe_commands"`
+	// BrickedBy is the ID of the command that bricked the device.
+	BrickedBy string `json:"bricked_by,omitempty"`
+	// Verdict is how the device ended.
+	Verdict Verdict `json:"verdict"`
+	// RunTimeMS is the run time of the record, in milliseconds since the
+	// fleet started.
+	RunTimeMS int64 `json:"run_time_ms"`
+}
+
+// truthLog is what a Device records for its ground truth as it runs.
+type truthLog struct {
+	started, failed bool
+	remedy          Remedy
+	retriesToFix    int
+	battery         float64
+	charging        bool
+	commands        int
+	by              map[proto.Action]int
+	duplicates      int
+	unsafe          int
+	brickedBy       string
+}
+
+func (t *truthLog) command(cmd *proto.Command, plan Plan, c Conditions) {
+	t.commands++
+	if plan.Silent {
+		return
+	}
+	if plan.Outcome == proto.OutcomeDuplicate {
+		t.duplicates++
+		return
+	}
+	if plan.Outcome == proto.OutcomeRejected {
+		return
+	}
+	if t.by == nil {
+		t.by = make(map[proto.Action]int)
+	}
+	t.by[cmd.Action]++
+	if len(plan.Path) > 0 && (cmd.Action == proto.ActionRetry || cmd.Action == proto.ActionRollback) && Unsafe(c) {
+		t.unsafe++
+	}
+}
+
+func (t *truthLog) rolloutEnded(p Profile, s proto.State, c Conditions) {
+	if !s.Failed() {
+		return
+	}
+	t.failed = true
+	t.battery, t.charging = c.BatteryPct, c.Charging
+	t.remedy, t.retriesToFix = RemedyFor(p, s, c)
+}
+
+// RemedyFor returns what fixes a device of profile p whose update failed in
+// state s, in conditions c, and for a retry, which retry first succeeds.
+func RemedyFor(p Profile, s proto.State, c Conditions) (Remedy, int) {
+	switch {
+	case !s.Failed():
+		return RemedyNone, 0
+	case p.Unrecoverable:
+		return RemedyUnrecoverable, 0
+	case s != proto.StateDownloadFailed && Unsafe(c):
+		return RemedyChargeFirst, 0
+	}
+	k := 0
+	for a := 1; a <= TruthMaxRetries; a++ {
+		if RetrySucceeds(p.Seed, a, p.BadBuild) {
+			k = a
+			break
+		}
+	}
+	switch {
+	case s == proto.StateDownloadFailed && p.WeakSignal():
+		return RemedyRetryAfterSignal, k
+	case k > 0:
+		return RemedyRetry, k
+	}
+	return RemedyRollback, 0
+}
+
+// Cause explains how the device's first update fails, for its status
+// detail and the ground truth; empty when it succeeds.
+func Cause(p Profile) string {
+	switch {
+	case p.Fate == FateUpdated:
+		return ""
+	case p.Fate == FateDownloadFailed && p.WeakSignal():
+		return "weak_signal"
+	case p.Fate == FateDownloadFailed:
+		return "download_timeout"
+	case p.BadBuild:
+		return "bad_build"
+	case p.Fate == FatePartial:
+		return "data_partition_incomplete"
+	case p.Fate == FateInstallFailed:
+		return "flash_write_error"
+	case p.Fate == FateVerifyFailed:
+		return "signature_mismatch"
+	case p.Unrecoverable:
+		return "bootloader_corrupted"
+	}
+	return "boot_loop"
+}
+
+// Truth returns the device's ground truth as of its latest event.
+func (d *Device) Truth() Truth {
+	p, t, s := d.p, d.truth, d.s
+	state := d.m.State()
+	out := Truth{
+		V: TruthVersion, DeviceID: p.ID, Region: p.Region, Model: p.Model,
+		FromFirmware: p.FromFirmware, ToFirmware: p.ToFirmware, Wave: p.Wave, BadBuild: p.BadBuild,
+		Power: p.Power.String(), WeakSignal: p.WeakSignal(), Fate: p.Fate.Final(), Cause: Cause(p),
+		Started: t.started, Remedy: RemedyNone, RetriesToFix: t.retriesToFix,
+		BatteryAtFailure: t.battery, ChargingAtFailure: t.charging,
+		FinalState: state, FinalFirmware: d.m.Firmware(),
+		BatteryPct: s.BatteryPct, VoltageV: s.VoltageV, ChargeCycles: s.ChargeCycles, BootCount: s.BootCount,
+		Commands: t.commands, Retries: t.by[proto.ActionRetry], Rollbacks: t.by[proto.ActionRollback],
+		Defers: t.by[proto.ActionDefer], Halts: t.by[proto.ActionHalt], Duplicates: t.duplicates,
+		UnsafeCommands: t.unsafe, BrickedBy: t.brickedBy,
+		RunTimeMS: int64(d.now / time.Millisecond),
+	}
+	if t.failed {
+		out.Remedy = t.remedy
+	}
+	switch {
+	case !t.started:
+		out.Verdict = VerdictNotStarted
+	case state == proto.StateBricked && t.brickedBy != "":
+		out.Verdict = VerdictBrickedByCommand
+	case Transient(state):
+		out.Verdict = VerdictInProgress
+	case !t.failed:
+		out.Verdict = VerdictHealthy
+	case state == proto.StateUpdated || state == proto.StateRolledBack:
+		out.Verdict = VerdictRecovered
+	default:
+		out.Verdict = VerdictLeftBroken
+	}
+	return out
+}
