@@ -233,7 +233,7 @@ func (c *Config) validate() (*url.URL, []device.Region, error) {
 		{c.Devices < 0, "Devices", fmt.Sprintf("%d is negative", c.Devices)},
 		{c.Conns < 0, "Conns", fmt.Sprintf("%d is negative", c.Conns)},
 		{c.Conns > 0 && c.Conns > c.Devices, "Conns", fmt.Sprintf("%d connections for %d devices: at most one per device", c.Conns, c.Devices)},
-		{c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0), "Rate", fmt.Sprintf("%g msg/s must be a positive number (or 0 for TelemetryInterval)", c.Rate)},
+		{c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0), "Rate", fmt.Sprintf("%g msg/s must be positive (or 0 to use the telemetry interval)", c.Rate)},
 		{c.TelemetryInterval < MinTelemetryInterval, "TelemetryInterval", fmt.Sprintf("%v is under %v", c.TelemetryInterval, MinTelemetryInterval)},
 		{c.FailureShare > 1 || math.IsNaN(c.FailureShare), "FailureShare", fmt.Sprintf("%g is above 1", c.FailureShare)},
 		{c.RolloutSpread < 0, "RolloutSpread", fmt.Sprintf("%v is negative", c.RolloutSpread)},

@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
@@ -19,9 +26,12 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	c.addLog(fs, "info")
 	var cfg simulator.Config
 	addFleetFlags(fs, &cfg)
-	fs.StringVar(&cfg.Username, "username", "", "MQTT username for every device")
-	fs.StringVar(&cfg.Password, "password", "", "MQTT password for every device")
+	fs.StringVar(&cfg.Username, "username", "", "MQTT username for every connection (unless --credentials names one)")
+	fs.StringVar(&cfg.Password, "password", "", "MQTT password for --username")
+	fs.StringVar(&cfg.CredentialsFile, "credentials", "", "fleet credentials file: lines of device-id,username,password; device-id * is shared by every device not listed; # comments")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until interrupted)")
+	progress := fs.Duration("progress", 5*time.Second, "print a progress line this often: online devices, msg/s, devices by OTA state (0: never)")
+	truthFile := fs.String("truth-file", "", "at the end, write the ground truth (what happened to each device, what would have fixed it, its verdict) to this file as JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -29,10 +39,13 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *progress < 0 {
+		return fmt.Errorf("--progress %v is negative", *progress)
+	}
 	cfg.Broker, cfg.Logger = c.broker, log
 	fleet, err := simulator.New(cfg)
 	if err != nil {
-		return err
+		return fleetFlagError(err)
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -41,22 +54,63 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- fleet.Run(ctx) }()
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
+	var tick <-chan time.Time
+	if *progress > 0 {
+		t := time.NewTicker(*progress)
+		defer t.Stop()
+		tick = t.C
+	}
+	start, prev, prevAt := time.Now(), fleet.Stats(), time.Now()
 	for {
 		select {
 		case err := <-done:
 			s := fleet.Stats()
-			fmt.Fprintf(out, "fleet stopped: %d messages published, %d commands received\n", s.Published, s.CommandsReceived)
+			fmt.Fprintf(out, "fleet stopped after %s: %d messages published (%.0f msg/s), %d publish errors, %d commands received; %s\n",
+				time.Since(start).Round(time.Second), s.Published, float64(s.Published)/time.Since(start).Seconds(),
+				s.PublishErrors, s.CommandsReceived, selfUsage())
+			if *truthFile != "" {
+				if werr := fleet.WriteGroundTruthFile(*truthFile); werr != nil {
+					return werr
+				}
+				fmt.Fprintf(out, "ground truth of %d devices written to %s\n", s.Devices, *truthFile)
+			}
 			if err != nil && ctx.Err() == nil {
 				return err
 			}
 			return nil
-		case <-tick.C:
+		case now := <-tick:
 			s := fleet.Stats()
-			log.Info("fleet", "connected", s.Connected, "published", s.Published, "commands", s.CommandsReceived, "by_state", fmt.Sprint(s.ByState))
+			rate := float64(s.Published-prev.Published) / now.Sub(prevAt).Seconds()
+			fmt.Fprintln(out, progressLine(now.Sub(start), s, rate))
+			prev, prevAt = s, now
 		}
 	}
+}
+
+// progressLine renders one line of fleet progress.
+func progressLine(elapsed time.Duration, s simulator.Stats, rate float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%5s  online %d/%d  conns %d/%d  %7.0f msg/s  errors %d  commands %d  |",
+		elapsed.Round(time.Second), s.Connected, s.Devices, s.ConnsUp, s.Conns, rate, s.PublishErrors, s.CommandsReceived)
+	for _, st := range []proto.State{proto.StateIdle, proto.StateDownloading, proto.StateVerifying, proto.StateInstalling,
+		proto.StateRebooting, proto.StateUpdated, proto.StateDownloadFailed, proto.StateVerifyFailed, proto.StateInstallFailed,
+		proto.StatePartial, proto.StateBootFailed, proto.StateRollingBack, proto.StateRolledBack, proto.StateBricked} {
+		if n := s.ByState[st]; n > 0 {
+			fmt.Fprintf(&b, " %s %d", st, n)
+		}
+	}
+	return b.String()
+}
+
+// selfUsage reports the CPU time and peak resident memory of this process.
+func selfUsage() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return "resource usage unknown: " + err.Error()
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return fmt.Sprintf("CPU %.1fs (user %.1fs, sys %.1fs), max RSS %d MiB", cpu.Seconds(),
+		time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds(), ru.Maxrss/1024)
 }
 
 func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
@@ -97,11 +151,102 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 // addFleetFlags maps the simulated fleet's settings onto flags, for both
 // `simulate` and `run`.
 func addFleetFlags(fs *flag.FlagSet, cfg *simulator.Config) {
-	fs.IntVar(&cfg.Devices, "devices", simulator.DefaultDevices, "simulated devices, one MQTT connection each")
-	fs.Int64Var(&cfg.Seed, "seed", simulator.DefaultSeed, "fleet seed: the same seed gives the same fleet and failures")
-	fs.Float64Var(&cfg.FailureShare, "failure-share", simulator.DefaultFailureShare, "share of devices whose install ends partial or install_failed (negative: none)")
+	fs.IntVar(&cfg.Devices, "devices", simulator.DefaultDevices, "simulated devices")
+	fs.IntVar(&cfg.Conns, "conns", 0, "MQTT connections the devices share, round-robin (0: one connection per device, each with its own Last Will)")
+	fs.Int64Var(&cfg.Seed, "seed", simulator.DefaultSeed, "fleet seed: the same seed gives the same fleet, failures and telemetry")
+	fs.Float64Var(&cfg.FailureShare, "failure-share", simulator.DefaultFailureShare, "share of devices whose install fails (partial, install_failed, verify_failed, boot_failed) before regional bias (negative: none)")
 	fs.DurationVar(&cfg.TelemetryInterval, "telemetry-interval", simulator.DefaultTelemetryInterval, "time between two readings of one device")
-	fs.DurationVar(&cfg.RolloutSpread, "rollout-spread", simulator.DefaultRolloutSpread, "devices start updating at random offsets within this window")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "target telemetry msg/s for the whole fleet; sets the interval to devices/rate (0: use --telemetry-interval)")
+	fs.StringVar(&cfg.FromFirmware, "from-firmware", simulator.DefaultFromFirmware, "firmware the devices run before the rollout")
+	fs.StringVar(&cfg.ToFirmware, "to-firmware", simulator.DefaultToFirmware, "firmware the rollout installs")
+	cfg.Waves = simulator.DefaultWaves()
+	fs.Var((*wavesFlag)(&cfg.Waves), "waves", "rollout waves: cumulative percentages of the fleet, increasing, ending at 100")
+	fs.DurationVar(&cfg.WaveInterval, "wave-interval", 0, "time between the starts of two waves (0: --rollout-spread)")
+	fs.DurationVar(&cfg.RolloutSpread, "rollout-spread", simulator.DefaultRolloutSpread, "devices of a wave start updating at random offsets within this window")
 	fs.DurationVar(&cfg.StepDuration, "step", simulator.DefaultStepDuration, "mean time a device spends in each OTA phase")
-	fs.IntVar(&cfg.ConnectRate, "connect-rate", simulator.DefaultConnectRate, "new connections per second while ramping up")
+	fs.StringVar(&cfg.BadBuild, "bad-build", "", "firmware version that fails far more often; must be --to-firmware (empty: none)")
+	fs.StringVar(&cfg.BadBuildRegion, "bad-build-region", "", "limit the bad build to this region (empty: every region)")
+	fs.Float64Var(&cfg.BadBuildFactor, "bad-build-factor", simulator.DefaultBadBuildFactor, "how many times more often the bad build fails (at least 1)")
+	fs.Var((*weightsFlag)(&cfg.RegionWeights), "region-weights", "override region weights, e.g. eu-west=0.3,ap-south=0.2; regions: eu-west eu-north us-east us-west sa-east ap-south ap-northeast af-south")
+	fs.Float64Var(&cfg.TimeScale, "time-scale", simulator.DefaultTimeScale, "device physics (battery, chargers, temperature, uptime) run this many times faster than the clock")
+	fs.IntVar(&cfg.ConnectRate, "connect-rate", simulator.DefaultConnectRate, "devices coming online per second while ramping up")
+}
+
+// fleetFlags names the flag of each simulator.Config field.
+var fleetFlags = map[string]string{
+	"Broker": "broker", "Devices": "devices", "Conns": "conns", "Seed": "seed", "FailureShare": "failure-share",
+	"TelemetryInterval": "telemetry-interval", "Rate": "rate", "FromFirmware": "from-firmware", "ToFirmware": "to-firmware",
+	"Waves": "waves", "WaveInterval": "wave-interval", "RolloutSpread": "rollout-spread", "StepDuration": "step",
+	"BadBuild": "bad-build", "BadBuildRegion": "bad-build-region", "BadBuildFactor": "bad-build-factor",
+	"RegionWeights": "region-weights", "TimeScale": "time-scale", "ConnectRate": "connect-rate",
+	"Username": "username", "Password": "password", "CredentialsFile": "credentials",
+}
+
+// fleetFlagError rewrites a simulator config error to name the flag.
+func fleetFlagError(err error) error {
+	var ce *simulator.ConfigError
+	if errors.As(err, &ce) {
+		if name, ok := fleetFlags[ce.Field]; ok {
+			return fmt.Errorf("--%s: %s", name, ce.Reason)
+		}
+	}
+	return err
+}
+
+// wavesFlag is a comma-separated list of cumulative percentages.
+type wavesFlag []float64
+
+func (w *wavesFlag) String() string {
+	if w == nil {
+		return ""
+	}
+	parts := make([]string, len(*w))
+	for i, v := range *w {
+		parts[i] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (w *wavesFlag) Set(s string) error {
+	var out []float64
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a percentage", part)
+		}
+		out = append(out, v)
+	}
+	*w = out
+	return nil
+}
+
+// weightsFlag is a comma-separated list of region=weight.
+type weightsFlag map[string]float64
+
+func (w *weightsFlag) String() string {
+	if w == nil || len(*w) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(*w)) {
+		parts = append(parts, k+"="+strconv.FormatFloat((*w)[k], 'g', -1, 64))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (w *weightsFlag) Set(s string) error {
+	out := make(map[string]float64)
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%q is not region=weight", part)
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("weight %q of %q is not a number", val, name)
+		}
+		out[name] = v
+	}
+	*w = out
+	return nil
 }

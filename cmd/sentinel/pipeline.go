@@ -100,7 +100,7 @@ func startPipeline(ctx context.Context, db *warehouse.DB, cfg pipelineConfig) (*
 	}
 	if p.fleet, err = simulator.New(cfg.Fleet); err != nil {
 		p.shutdown()
-		return nil, err
+		return nil, fleetFlagError(err)
 	}
 	return p, nil
 }
