@@ -145,10 +145,10 @@ type Machine struct {
 // its starting firmware.
 func NewMachine(p Profile) *Machine {
 	return &Machine{
-		state:    proto.StateIdle,
-		firmware: p.FromFirmware,
-		from:     p.FromFirmware,
-		to:       p.ToFirmware,
+		state:         proto.StateIdle,
+		firmware:      p.FromFirmware,
+		from:          p.FromFirmware,
+		to:            p.ToFirmware,
 		seed:          p.Seed,
 		badBuild:      p.BadBuild,
 		unrecoverable: p.Unrecoverable,
