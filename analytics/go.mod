@@ -2,7 +2,15 @@ module github.com/sentinel-iot/sentinel/analytics
 
 go 1.26
 
-require github.com/sentinel-iot/sentinel/warehouse v0.0.0
+require (
+	github.com/sentinel-iot/sentinel/warehouse v0.0.0
+	github.com/wcharczuk/go-chart/v2 v2.1.2
+)
+
+require (
+	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
+	golang.org/x/image v0.18.0 // indirect
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.75.0 // indirect
@@ -23,7 +31,7 @@ require (
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse

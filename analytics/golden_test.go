@@ -43,10 +43,8 @@ func onEvents(fn func([]event, analytics.Filter) [][]string) expected {
 func TestGolden(t *testing.T) {
 	ctx := context.Background()
 	db := warehousetest.Open(t)
-	events, decisions := fixtureDecisions(fixtureEvents())
-	rows := statusRows(events)
+	events, decisions, rows, drows, crows := load()
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows))
-	drows, crows := decisionRows(decisions)
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableDecisions, drows))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableCommands, crows))
 	// Redelivered events (a crash between commit and ack) change nothing.
