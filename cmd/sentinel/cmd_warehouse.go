@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/analytics/report"
 	"github.com/sentinel-iot/sentinel/warehouse"
 	"github.com/sentinel-iot/sentinel/warehouse/chdb"
 )
@@ -73,7 +76,7 @@ func cmdSQL(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func cmdReport(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("report", "[flags] <name>|list")
+	fs := newFlags("report", "[flags] <name>|list   or   sentinel report --html out.html")
 	var c common
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
@@ -84,8 +87,12 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&filter.Firmware, "firmware", "", "only rollouts to this target firmware")
 	fs.StringVar(&filter.Region, "region", "", "only this region")
 	fs.IntVar(&filter.Top, "top", 5, "rows per group in per-group lists")
+	htmlOut := fs.String("html", "", "write the charts report, one self-contained HTML file, to this path")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *htmlOut != "" && fs.NArg() == 0 {
+		return writeHTMLReport(ctx, &c, filter, *since, *until, *htmlOut, out)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -165,4 +172,34 @@ func writeResult(out io.Writer, res *warehouse.Result, format string) error {
 		return enc.Encode(rows)
 	}
 	return fmt.Errorf("--format %q: want table, csv, tsv or json", format)
+}
+
+// writeHTMLReport builds the charts report and writes it to path.
+func writeHTMLReport(ctx context.Context, c *common, filter analytics.Filter, since, until, path string, out io.Writer) error {
+	var err error
+	now := time.Now()
+	if filter.Since, err = analytics.ParseTime(since, now); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	if filter.Until, err = analytics.ParseTime(until, now); err != nil {
+		return fmt.Errorf("--until: %w", err)
+	}
+	db, err := openWarehouse(ctx, c.dsn, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r, err := report.Build(ctx, db, filter)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := r.WriteHTML(&b); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(out, "wrote %s (%d KB, %d charts); open it in any browser, it fetches nothing\n", path, b.Len()/1024, len(r.Sections))
+	return nil
 }
