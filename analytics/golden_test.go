@@ -2,6 +2,7 @@ package analytics_test
 
 import (
 	"context"
+	"net"
 	"math"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
 	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
 )
 
@@ -50,6 +52,11 @@ func TestGolden(t *testing.T) {
 	// Redelivered events (a crash between commit and ack) change nothing.
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows[:len(rows)/3]))
 
+	// The same SQL text through clickhouse-go, the code path a ClickHouse
+	// server is reached by: here over HTTP to the embedded engine served
+	// by `sentinel warehouse` (warehouse/httpserver), in this process.
+	viaServer := serveOverHTTP(t, db)
+
 	filters := []struct {
 		name string
 		f    analytics.Filter
@@ -77,11 +84,15 @@ func TestGolden(t *testing.T) {
 				if fl.name == "everything" {
 					require.NotEmpty(t, exp, "the fixture must exercise %s", q.Name)
 				}
+				remote, err := analytics.Run(ctx, viaServer, q.Name, fl.f)
+				require.NoError(t, err, "through clickhouse-go")
 				if len(exp) == 0 {
 					require.Empty(t, res.Rows)
+					require.Empty(t, remote.Rows)
 					return
 				}
 				require.Equal(t, exp, res.Rows)
+				require.Equal(t, exp, remote.Rows, "through clickhouse-go")
 			})
 		}
 	}
@@ -755,4 +766,25 @@ func wantBatteryDeferrals(_ []event, decisions []decision, _ analytics.Filter) [
 		out = append(out, []string{region, u(a.devices), u(a.deferrals), u(a.resumed), u(a.waiting), rank(a.waits, 0.5), rank(a.waits, 1)})
 	}
 	return out
+}
+
+// serveOverHTTP serves db's engine on a loopback port and returns a
+// warehouse client for it through clickhouse-go (an http:// DSN).
+func serveOverHTTP(t *testing.T, db *warehouse.DB) *warehouse.DB {
+	t.Helper()
+	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true, TempDir: t.TempDir()}, db)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	client, err := warehouse.Open(ctx, "http://"+ln.Addr().String()+"/default", warehouse.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		client.Close()
+		cancel()
+		<-done
+	})
+	return client
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +64,7 @@ func (s *server) query(ctx context.Context, query string, params map[string]stri
 		}
 		row := make([]string, len(dest))
 		for i, d := range dest {
-			row[i] = formatValue(reflect.ValueOf(d).Elem())
+			row[i] = formatValue(reflect.ValueOf(d).Elem(), res.Columns[i].Type)
 		}
 		res.Rows = append(res.Rows, row)
 	}
@@ -75,7 +76,7 @@ func (s *server) query(ctx context.Context, query string, params map[string]stri
 
 // formatValue prints v the way ClickHouse's TabSeparated output does, so
 // both engines give the same text for the same result.
-func formatValue(v reflect.Value) string {
+func formatValue(v reflect.Value, typ string) string {
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return "NULL"
@@ -84,10 +85,11 @@ func formatValue(v reflect.Value) string {
 	}
 	switch x := v.Interface().(type) {
 	case time.Time:
-		if x.Nanosecond() == 0 {
-			return x.Format(time.DateTime)
+		// DateTime64(P, ...) prints P fraction digits, always; DateTime none.
+		if p := dateTimePrecision(typ); p > 0 {
+			return x.Format(time.DateTime + "." + strings.Repeat("0", p))
 		}
-		return x.Format("2006-01-02 15:04:05.000")
+		return x.Format(time.DateTime)
 	case bool:
 		if x {
 			return "true"
@@ -117,3 +119,19 @@ func (s *server) insert(ctx context.Context, table string, rows []any) error {
 }
 
 func (s *server) close() error { return s.conn.Close() }
+
+// dateTimePrecision returns P of a DateTime64(P, ...) type, possibly
+// wrapped in Nullable or LowCardinality, and 0 for anything else.
+func dateTimePrecision(typ string) int {
+	i := strings.Index(typ, "DateTime64(")
+	if i < 0 {
+		return 0
+	}
+	rest := typ[i+len("DateTime64("):]
+	if j := strings.IndexAny(rest, ",)"); j > 0 {
+		if p, err := strconv.Atoi(strings.TrimSpace(rest[:j])); err == nil {
+			return p
+		}
+	}
+	return 3
+}
