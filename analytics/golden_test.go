@@ -2,8 +2,8 @@ package analytics_test
 
 import (
 	"context"
-	"net"
 	"math"
+	"net"
 	"sort"
 	"strconv"
 	"testing"
