@@ -30,7 +30,7 @@
 -- peers, not just the worst one.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
@@ -137,7 +137,7 @@ ORDER BY region;
 -- rate >= {threshold}. Worst cohorts first.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
@@ -302,13 +302,14 @@ ORDER BY firmware, minute;
 -- firmware, rank the regions by the share of updating devices that reported
 -- `partial` at least once, so the worst region of each build comes first.
 -- A device counts as updating once it reports any state past `idle` for that
--- target. Ties share a rank (RANK, not ROW_NUMBER). Reads status_events with
--- FINAL so a redelivered event never counts twice.
+-- target. Ties share a rank (RANK, not ROW_NUMBER). A redelivered event
+-- never counts twice: per-device flags are max() over events, so the query
+-- needs no FINAL (queries that count events read with FINAL).
 -- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
 -- region ('' = all), top.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
@@ -407,7 +408,7 @@ ORDER BY attempt_no;
 -- a running frame), so the weakest step has the lowest conversion.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
@@ -458,7 +459,7 @@ ORDER BY firmware, stage_no;
 -- gives the same answer, and on live data that is about now.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
@@ -496,7 +497,7 @@ ORDER BY silent_s DESC, region, device_id;
 -- that occurred; NULL where no device of the region recovered.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})

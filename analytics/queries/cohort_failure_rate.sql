@@ -8,7 +8,7 @@
 -- rate >= {threshold}. Worst cohorts first.
 WITH events AS (
     SELECT *
-    FROM status_events FINAL
+    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
