@@ -178,6 +178,48 @@ func init() {
 	})
 }
 
+// Ground truth, version 3: what the simulator knows about each device of a
+// run (what failed, what would have fixed it, how it ended), so a run of
+// the recoverer can be scored with SQL against what really happened.
+func init() {
+	Migrations = append(Migrations, Migration{
+		Version: 3,
+		Name:    "simulator ground truth",
+		Statements: []string{
+			`CREATE TABLE IF NOT EXISTS ground_truth (
+				run_id              String,
+				device_id           String,
+				region              LowCardinality(String),
+				model               LowCardinality(String),
+				to_firmware         LowCardinality(String),
+				wave                UInt16,
+				bad_build           Bool,
+				power               LowCardinality(String),
+				weak_signal         Bool,
+				fate                LowCardinality(String),
+				cause               LowCardinality(String),
+				started             Bool,
+				remedy              LowCardinality(String),
+				retries_to_fix      UInt16,
+				battery_at_failure  Float32,
+				charging_at_failure Bool,
+				final_state         LowCardinality(String),
+				final_firmware      LowCardinality(String),
+				battery_pct         Float32,
+				commands            UInt32,
+				retries             UInt32,
+				rollbacks           UInt32,
+				defers              UInt32,
+				halts               UInt32,
+				unsafe_commands     UInt32,
+				bricked_by          String,
+				verdict             LowCardinality(String)
+			) ENGINE = ReplacingMergeTree
+			ORDER BY (run_id, region, device_id)`,
+		},
+	})
+}
+
 // Migrate applies every migration not yet recorded in schema_migrations.
 // It is safe to run at every start, from several processes.
 func (db *DB) Migrate(ctx context.Context) error {

@@ -74,7 +74,14 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 
 	// The report reads the warehouse, not the counters: what analysts see.
 	reportCtx := context.WithoutCancel(ctx)
+	runID := p.started.UTC().Format(time.RFC3339)
+	if err := warehouse.Insert(reportCtx, db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
+		return fmt.Errorf("store the simulator's ground truth: %w", err)
+	}
 	if err := printReport(reportCtx, out, db); err != nil {
+		return err
+	}
+	if err := printScore(reportCtx, out, db, runID); err != nil {
 		return err
 	}
 	return shutdownErr
@@ -176,4 +183,39 @@ func printReport(ctx context.Context, out io.Writer, db *warehouse.DB) error {
 		}
 	}
 	return nil
+}
+
+// printScore scores the run against the simulator's ground truth: how
+// each device ended, by what would have fixed it.
+func printScore(ctx context.Context, out io.Writer, db *warehouse.DB, runID string) error {
+	res, err := db.Query(ctx, `
+SELECT verdict, remedy, count() AS devices, sum(unsafe_commands) AS unsafe_commands
+FROM ground_truth FINAL
+WHERE run_id = {run:String}
+GROUP BY verdict, remedy
+ORDER BY devices DESC, verdict, remedy`, warehouse.WithParams(map[string]string{"run": runID}))
+	if err != nil {
+		return err
+	}
+	title := "Scored against the simulator's ground truth (run " + runID + ")"
+	fmt.Fprintf(out, "\n%s\n%s\n", title, strings.Repeat("=", len(title)))
+	return res.WriteTable(out)
+}
+
+// truthRows maps the simulator's ground truth onto warehouse rows.
+func truthRows(runID string, ts []simulator.Truth) []warehouse.GroundTruthRow {
+	rows := make([]warehouse.GroundTruthRow, len(ts))
+	for i, t := range ts {
+		rows[i] = warehouse.GroundTruthRow{
+			RunID: runID, DeviceID: t.DeviceID, Region: t.Region, Model: t.Model, ToFirmware: t.ToFirmware,
+			Wave: uint16(t.Wave), BadBuild: t.BadBuild, Power: t.Power, WeakSignal: t.WeakSignal,
+			Fate: string(t.Fate), Cause: t.Cause, Started: t.Started, Remedy: string(t.Remedy),
+			RetriesToFix: uint16(t.RetriesToFix), BatteryAtFailure: float32(t.BatteryAtFailure),
+			ChargingAtFailure: t.ChargingAtFailure, FinalState: string(t.FinalState), FinalFirmware: t.FinalFirmware,
+			BatteryPct: float32(t.BatteryPct), Commands: uint32(t.Commands), Retries: uint32(t.Retries),
+			Rollbacks: uint32(t.Rollbacks), Defers: uint32(t.Defers), Halts: uint32(t.Halts),
+			UnsafeCommands: uint32(t.UnsafeCommands), BrickedBy: t.BrickedBy, Verdict: string(t.Verdict),
+		}
+	}
+	return rows
 }

@@ -80,6 +80,7 @@ func TestRunCommand(t *testing.T) {
 	text := out.String()
 	require.Contains(t, text, "Regions ranked by partial-failure rate")
 	require.Contains(t, text, "Recovery decisions")
+	require.Contains(t, text, "Scored against the simulator's ground truth")
 	table := text[strings.Index(text, "firmware  rank"):]
 	table = table[:strings.Index(table, "rows)")]
 	require.GreaterOrEqual(t, strings.Count(table, "1.5.0"), 5, "the ranking covers at least 5 regions:\n%s", text)
@@ -87,4 +88,9 @@ func TestRunCommand(t *testing.T) {
 	out.Reset()
 	require.NoError(t, dispatch(context.Background(), []string{"sql", "--dsn", "chdb://" + dir, "SELECT if(count() > 0, 'stored', 'empty') AS telemetry FROM telemetry"}, &out))
 	require.Contains(t, out.String(), "stored")
+
+	// Every device of the run has its ground truth stored for scoring.
+	out.Reset()
+	require.NoError(t, dispatch(context.Background(), []string{"sql", "--dsn", "chdb://" + dir, "--format", "csv", "SELECT count() FROM ground_truth FINAL"}, &out))
+	require.Equal(t, "count()\n100\n", out.String())
 }
