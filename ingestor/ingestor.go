@@ -34,19 +34,32 @@ type Config struct {
 	// Broker is the MQTT broker URL. Default "tcp://127.0.0.1:1883".
 	Broker string
 	// ClientID identifies this ingestor to the broker; every instance needs
-	// its own. Default "sentinel-ingestor".
+	// its own. With several Connections, connection i is ClientID-i.
+	// Default "sentinel-ingestor".
 	ClientID string
+	// Connections is how many MQTT connections this ingestor opens into the
+	// share group, each with its own persistent session and receive window.
+	// paho tracks unacknowledged messages in a slice it scans per message,
+	// so its cost grows with the window; several smaller windows cost less
+	// than one big one and spread the decoding over more goroutines.
+	// Default 1.
+	Connections int
 	// Username and Password authenticate to the broker, when it asks.
 	Username, Password string
 	// Group is the shared-subscription group. Default proto.IngestGroup.
 	Group string
-	// Batch configures the warehouse writers (rows, delay, backoff).
-	// Defaults: 10000 rows or 250ms.
+	// Batch configures the warehouse writers (rows, bytes, delay, backoff,
+	// fault switch). Defaults: 10000 rows, 16 MiB or 250ms.
 	Batch warehouse.WriterConfig
 	// ReceiveMaximum is how many unacknowledged messages the broker may have
-	// in flight to this ingestor: the window that turns a slow warehouse
-	// into backpressure on the broker. Default 4096.
+	// in flight on each connection: the window that turns a slow warehouse
+	// into backpressure on the broker. The windows together should hold
+	// about two batches, so one fills while the other commits.
+	// Default 2 * Batch.MaxRows / Connections, at most 65535.
 	ReceiveMaximum uint16
+	// SendAcksInterval is how often paho sends the acknowledgements of
+	// committed messages. Default 20ms.
+	SendAcksInterval time.Duration
 	// SessionExpiry is how long the broker keeps this ingestor's session
 	// (subscriptions and unacknowledged messages) across a restart.
 	// Default 1h.
@@ -68,8 +81,17 @@ func (c *Config) ensureDefaults() {
 	if c.Group == "" {
 		c.Group = proto.IngestGroup
 	}
+	if c.Connections <= 0 {
+		c.Connections = 1
+	}
+	if c.Batch.MaxRows <= 0 {
+		c.Batch.MaxRows = 10000
+	}
 	if c.ReceiveMaximum == 0 {
-		c.ReceiveMaximum = 4096
+		c.ReceiveMaximum = uint16(min(65535, max(16, 2*c.Batch.MaxRows/c.Connections)))
+	}
+	if c.SendAcksInterval <= 0 {
+		c.SendAcksInterval = 20 * time.Millisecond
 	}
 	if c.SessionExpiry <= 0 {
 		c.SessionExpiry = time.Hour
@@ -85,8 +107,8 @@ func (c *Config) ensureDefaults() {
 	}
 	// Every in-flight message must fit in a writer's queue, so taking a
 	// message never blocks the MQTT client for long.
-	if c.Batch.MaxPending < int(c.ReceiveMaximum) {
-		c.Batch.MaxPending = int(c.ReceiveMaximum)
+	if window := int(c.ReceiveMaximum) * c.Connections; c.Batch.MaxPending < window {
+		c.Batch.MaxPending = window
 	}
 }
 
@@ -105,6 +127,10 @@ type Stats struct {
 	AcksDropped int64
 	// Degraded is true while the warehouse refuses writes.
 	Degraded bool
+	// DegradedSince is when the current outage began; zero when healthy.
+	DegradedSince time.Time
+	// Pending is the number of rows queued and not yet committed.
+	Pending int64
 }
 
 // Ingestor consumes device messages into the warehouse.
@@ -116,7 +142,7 @@ type Ingestor struct {
 	status    *warehouse.Writer[warehouse.StatusRow]
 	dead      *warehouse.Writer[warehouse.DeadLetterRow]
 
-	conn            atomic.Int64 // connection generation; acks never cross it
+	metrics         *metrics
 	received, acked atomic.Int64
 	acksDropped     atomic.Int64
 	deadMu          sync.Mutex
@@ -137,16 +163,26 @@ func New(cfg Config, db *warehouse.DB) (*Ingestor, error) {
 	if db == nil {
 		return nil, errors.New("ingestor: no warehouse")
 	}
-	return &Ingestor{
+	in := &Ingestor{
 		cfg:          cfg,
 		db:           db,
 		server:       u,
-		telemetry:    warehouse.NewWriter[warehouse.TelemetryRow](db, warehouse.TableTelemetry, cfg.Batch),
-		status:       warehouse.NewWriter[warehouse.StatusRow](db, warehouse.TableStatusEvents, cfg.Batch),
-		dead:         warehouse.NewWriter[warehouse.DeadLetterRow](db, warehouse.TableDeadLetters, cfg.Batch),
 		deadByReason: map[string]int64{},
 		ready:        make(chan struct{}),
-	}, nil
+	}
+	in.metrics = newMetrics(in)
+	batch := cfg.Batch
+	userFlush := batch.OnFlush
+	batch.OnFlush = func(f warehouse.FlushInfo) {
+		in.metrics.onFlush(f)
+		if userFlush != nil {
+			userFlush(f)
+		}
+	}
+	in.telemetry = warehouse.NewWriter[warehouse.TelemetryRow](db, warehouse.TableTelemetry, batch)
+	in.status = warehouse.NewWriter[warehouse.StatusRow](db, warehouse.TableStatusEvents, batch)
+	in.dead = warehouse.NewWriter[warehouse.DeadLetterRow](db, warehouse.TableDeadLetters, batch)
+	return in, nil
 }
 
 // Ready is closed once the ingestor's subscriptions are in place, so a
@@ -161,12 +197,19 @@ func (in *Ingestor) Stats() Stats {
 		dead[k] = v
 	}
 	in.deadMu.Unlock()
-	t, s := in.telemetry.Stats(), in.status.Stats()
-	return Stats{
+	t, s, d := in.telemetry.Stats(), in.status.Stats(), in.dead.Stats()
+	st := Stats{
 		Received: in.received.Load(), Telemetry: t.Rows, Status: s.Rows, DeadLetters: dead,
 		Acked: in.acked.Load(), AcksDropped: in.acksDropped.Load(),
-		Degraded: t.Degraded || s.Degraded || in.dead.Stats().Degraded,
+		Degraded: t.Degraded || s.Degraded || d.Degraded,
+		Pending:  t.Pending + s.Pending + d.Pending,
 	}
+	for _, w := range []warehouse.WriterStats{t, s, d} {
+		if !w.DegradedSince.IsZero() && (st.DegradedSince.IsZero() || w.DegradedSince.Before(st.DegradedSince)) {
+			st.DegradedSince = w.DegradedSince
+		}
+	}
+	return st
 }
 
 // Run connects, subscribes and ingests until ctx ends. On the way out it
@@ -191,31 +234,71 @@ func (in *Ingestor) Run(ctx context.Context) error {
 
 	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConn()
-	cm, err := autopaho.NewConnection(connCtx, in.clientConfig())
-	if err != nil {
-		stopWriters()
-		writers.Wait()
-		return fmt.Errorf("ingestor: connect to %s: %w", in.cfg.Broker, err)
+	subscribed := make(chan struct{}, in.cfg.Connections)
+	cms := make([]*autopaho.ConnectionManager, 0, in.cfg.Connections)
+	for i := range in.cfg.Connections {
+		c := &conn{in: in, clientID: in.cfg.ClientID, subscribed: subscribed}
+		if in.cfg.Connections > 1 {
+			c.clientID = fmt.Sprintf("%s-%d", in.cfg.ClientID, i)
+		}
+		cm, err := autopaho.NewConnection(connCtx, c.clientConfig())
+		if err != nil {
+			stopConn()
+			for _, cm := range cms {
+				<-cm.Done()
+			}
+			stopWriters()
+			writers.Wait()
+			return fmt.Errorf("ingestor: connect to %s: %w", in.cfg.Broker, err)
+		}
+		cms = append(cms, cm)
 	}
-	in.cfg.Logger.Info("ingestor started", "broker", in.cfg.Broker, "client_id", in.cfg.ClientID, "group", in.cfg.Group)
+	go func() {
+		for range in.cfg.Connections {
+			select {
+			case <-subscribed:
+			case <-connCtx.Done():
+				return
+			}
+		}
+		in.readyOnce.Do(func() { close(in.ready) })
+	}()
+	in.cfg.Logger.Info("ingestor started", "broker", in.cfg.Broker, "client_id", in.cfg.ClientID, "group", in.cfg.Group,
+		"connections", in.cfg.Connections, "receive_maximum", in.cfg.ReceiveMaximum, "batch_rows", in.cfg.Batch.MaxRows)
 
 	<-ctx.Done()
 	// Commit what is held, let the acks go out, then leave. Anything not
-	// acknowledged by then is redelivered to the next ingestor.
+	// acknowledged by then is redelivered to the next ingestor. paho drops
+	// acks not yet sent when it disconnects (#327), so wait out a few of
+	// its send intervals first.
 	stopWriters()
 	werr := writers.Wait()
-	flushAcks := time.NewTimer(3 * 50 * time.Millisecond) // paho sends acks every 50ms
+	flushAcks := time.NewTimer(3 * in.cfg.SendAcksInterval)
 	<-flushAcks.C
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = cm.Disconnect(dctx)
+	for _, cm := range cms {
+		_ = cm.Disconnect(dctx)
+	}
 	stopConn()
-	<-cm.Done()
+	for _, cm := range cms {
+		<-cm.Done()
+	}
 	in.cfg.Logger.Info("ingestor stopped", "received", in.received.Load(), "acked", in.acked.Load())
 	return werr
 }
 
-func (in *Ingestor) clientConfig() autopaho.ClientConfig {
+// conn is one MQTT connection of the ingestor with its own session.
+type conn struct {
+	in         *Ingestor
+	clientID   string
+	gen        atomic.Int64 // connection generation; acks never cross it
+	subscribed chan<- struct{}
+	once       sync.Once
+}
+
+func (c *conn) clientConfig() autopaho.ClientConfig {
+	in := c.in
 	filters := []string{proto.Shared(in.cfg.Group, proto.FilterTelemetry), proto.Shared(in.cfg.Group, proto.FilterStatus)}
 	return autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{in.server},
@@ -225,16 +308,16 @@ func (in *Ingestor) clientConfig() autopaho.ClientConfig {
 		ConnectUsername:               in.cfg.Username,
 		ConnectPassword:               []byte(in.cfg.Password),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 2*time.Second, 2),
-		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-			if c.Properties == nil {
-				c.Properties = &paho.ConnectProperties{}
+		ConnectPacketBuilder: func(p *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if p.Properties == nil {
+				p.Properties = &paho.ConnectProperties{}
 			}
 			rm := in.cfg.ReceiveMaximum
-			c.Properties.ReceiveMaximum = &rm
-			return c, nil
+			p.Properties.ReceiveMaximum = &rm
+			return p, nil
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			in.conn.Add(1)
+			c.gen.Add(1)
 			subs := make([]paho.SubscribeOptions, len(filters))
 			for i, f := range filters {
 				subs[i] = paho.SubscribeOptions{Topic: f, QoS: 1}
@@ -247,58 +330,75 @@ func (in *Ingestor) clientConfig() autopaho.ClientConfig {
 					in.cfg.Logger.Error("subscribe failed", "filters", filters, "err", err)
 					return
 				}
-				in.readyOnce.Do(func() { close(in.ready) })
+				c.once.Do(func() { c.subscribed <- struct{}{} })
 			}()
 		},
 		OnConnectionDown: func() bool {
-			in.conn.Add(1)
+			c.gen.Add(1)
 			in.cfg.Logger.Warn("connection to broker lost; unacknowledged messages will be redelivered")
 			return true
 		},
 		OnConnectError: func(err error) { in.cfg.Logger.Warn("broker connection attempt failed", "err", err) },
 		ClientConfig: paho.ClientConfig{
-			ClientID:                   in.cfg.ClientID,
+			ClientID:                   c.clientID,
 			EnableManualAcknowledgment: true,
-			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){in.handle},
+			SendAcksInterval:           in.cfg.SendAcksInterval,
+			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){c.handle},
 		},
 	}
 }
 
 // handle takes one message: decode, queue its row, ack after commit.
-func (in *Ingestor) handle(pr paho.PublishReceived) (bool, error) {
+func (c *conn) handle(pr paho.PublishReceived) (bool, error) {
+	in := c.in
 	in.received.Add(1)
 	pub, client := pr.Packet, pr.Client
-	gen := in.conn.Load()
+	gen := c.gen.Load()
 	ack := func() {
 		// Packet IDs are reused across connections (paho #160): an ack for a
 		// message from an earlier connection would acknowledge another one.
-		if in.conn.Load() != gen {
+		if c.gen.Load() != gen {
 			in.acksDropped.Add(1)
+			in.metrics.acksDropped.Inc()
 			return
 		}
 		if err := client.Ack(pub); err != nil {
 			in.acksDropped.Add(1)
+			in.metrics.acksDropped.Inc()
 			return
 		}
 		in.acked.Add(1)
+		in.metrics.acked.Inc()
 	}
 	now := time.Now()
 	ctx := context.Background()
 	_, msg, err := proto.Decode(pub.Topic, pub.Payload, in.cfg.MaxPayload)
 	switch m := msg.(type) {
 	case *proto.Telemetry:
-		err = in.telemetry.Add(ctx, warehouse.TelemetryRowOf(m, now), ack)
+		in.metrics.consumed.WithLabelValues("telemetry").Inc()
+		ts := m.TS.Time
+		err = in.telemetry.Add(ctx, warehouse.TelemetryRowOf(m, now), func() {
+			in.metrics.lagTelem.Observe(time.Since(ts).Seconds())
+			ack()
+		})
 	case *proto.StatusEvent:
-		err = in.status.Add(ctx, warehouse.StatusRowOf(m, now), ack)
+		in.metrics.consumed.WithLabelValues("status").Inc()
+		ts := m.TS.Time
+		err = in.status.Add(ctx, warehouse.StatusRowOf(m, now), func() {
+			in.metrics.lagStatus.Observe(time.Since(ts).Seconds())
+			ack()
+		})
 	default:
 		if err == nil {
 			err = fmt.Errorf("%w: not a device message", proto.ErrBadTopic)
 		}
+		in.metrics.consumed.WithLabelValues("dead_letter").Inc()
 		reason := proto.Reason(err)
 		in.cfg.Logger.Warn("dead letter", "topic", pub.Topic, "reason", reason, "err", err)
 		in.deadMu.Lock()
 		in.deadByReason[reason]++
 		in.deadMu.Unlock()
+		in.metrics.deadLetters.WithLabelValues(reason).Inc()
 		err = in.dead.Add(ctx, warehouse.DeadLetterRowOf(pub.Topic, pub.Payload, err, now), ack)
 	}
 	// Add fails only once the writers stopped, at shutdown: the message then

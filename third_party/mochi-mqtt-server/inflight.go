@@ -20,6 +20,7 @@ type Inflight struct {
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
 	maximumSendQuota    int32                     // maximum allowed send quota
+	immediate           []uint16                  // Sentinel patch: ids waiting for send quota, oldest first
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
@@ -34,8 +35,11 @@ func (i *Inflight) Set(m packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
 
-	_, ok := i.internal[m.PacketID]
+	old, ok := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
+	if m.Expiry < 0 && (!ok || old.Expiry >= 0) { // Sentinel patch: queue for NextImmediate
+		i.immediate = append(i.immediate, m.PacketID)
+	}
 	return !ok
 }
 
@@ -92,16 +96,24 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // NextImmediate returns the next inflight packet which is indicated to be sent immediately.
 // This typically occurs when the quota has been exhausted, and we need to wait until new quota
 // is free to continue sending.
+//
+// Sentinel patch: the packet returned stays in flight, no longer marked
+// immediate, so its PUBACK returns the send quota and a reconnect resends
+// it; the ids waiting are kept in a queue instead of sorting the whole map
+// on every call.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
-	// Sentinel patch: GetAll takes the read lock itself. Taking it here too
-	// was a recursive RLock, which deadlocks when a writer (Set, from
-	// another client's publish) queues between the two: the broker then
-	// stops delivering to this client for good.
-	m := i.GetAll(true)
-	if len(m) > 0 {
-		return m[0], true
+	i.Lock()
+	defer i.Unlock()
+	for len(i.immediate) > 0 {
+		id := i.immediate[0]
+		i.immediate = i.immediate[1:]
+		if m, ok := i.internal[id]; ok && m.Expiry < 0 {
+			m.Expiry = 0
+			i.internal[id] = m
+			return m, true
+		}
 	}
-
+	i.immediate = nil
 	return packets.Packet{}, false
 }
 

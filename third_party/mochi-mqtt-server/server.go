@@ -719,10 +719,12 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
 		next, ok := cl.State.Inflight.NextImmediate()
 		if ok {
+			// Sentinel patch: upstream deleted the packet from the inflight
+			// store here, after sending it. Its PUBACK then found nothing and
+			// never returned the send quota, so a subscriber whose receive
+			// maximum was once exhausted stalled for good; and a crash before
+			// the PUBACK lost the message. It now stays in flight until acked.
 			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
 			cl.State.Inflight.DecreaseSendQuota()
 		}
 	}
