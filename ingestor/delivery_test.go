@@ -1,0 +1,262 @@
+package ingestor_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/sentinel-iot/sentinel/ingestor"
+	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The embedded broker's listeners and the engine's cgo threads are
+		// the test fixtures', closed in t.Cleanup after the leak check of a
+		// test body would run.
+		goleak.IgnoreTopFunction("github.com/mochi-mqtt/server/v2.(*Server).eventLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// running starts in and returns a stop function that cancels it and
+// requires a clean return.
+func running(t *testing.T, in *ingestor.Ingestor) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	select {
+	case <-in.Ready():
+	case err := <-done:
+		t.Fatalf("ingestor stopped before subscribing: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("ingestor never subscribed")
+	}
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// publishReadings publishes n readings of one device, seq from first.
+func publishReadings(t *testing.T, ctx context.Context, broker, device string, first, n uint64) {
+	t.Helper()
+	pub := publisher(t, ctx, broker)
+	defer pub.Disconnect(context.Background())
+	for seq := first; seq < first+n; seq++ {
+		b, err := proto.Encode(reading("eu-west", device, seq))
+		require.NoError(t, err)
+		publish(t, ctx, pub, proto.TelemetryTopic("eu-west", device), b)
+	}
+}
+
+func scrape(t *testing.T, in *ingestor.Ingestor) string {
+	t.Helper()
+	srv := httptest.NewServer(in.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestOutage: the warehouse refuses writes for a while. Nothing is
+// acknowledged meanwhile, the ingestor says it is degraded, and on recovery
+// the backlog (more than the receive window, so the broker holds part of it)
+// drains with nothing lost.
+func TestOutage(t *testing.T) {
+	broker := startBroker(t)
+	db := warehousetest.Open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var fault warehouse.FaultSwitch
+	in, err := ingestor.New(ingestor.Config{Broker: broker, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
+		MaxRows: 40, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Fault: &fault,
+	}}, db)
+	require.NoError(t, err)
+	fault.Fail(nil)
+	stop := running(t, in)
+
+	const n = 300 // six receive windows
+	publishReadings(t, ctx, broker, "dev-outage", 1, n)
+	require.Eventually(t, func() bool {
+		s := in.Stats()
+		return s.Degraded && s.Received == 50
+	}, 10*time.Second, 5*time.Millisecond, "the window fills and stays full")
+	m := scrape(t, in)
+	require.Contains(t, m, "sentinel_ingest_degraded 1")
+	require.Contains(t, m, "sentinel_ingest_inflight_unacked 50")
+	require.Regexp(t, `sentinel_ingest_insert_failures_total\{table="telemetry"\} [1-9]`, m)
+	require.Zero(t, in.Stats().Acked)
+	require.Zero(t, count(t, db, "SELECT count() FROM telemetry"))
+
+	fault.Heal()
+	require.Eventually(t, func() bool {
+		return count(t, db, "SELECT count() FROM telemetry FINAL WHERE device_id = 'dev-outage'") == n
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == n && !s.Degraded }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, int64(n), count(t, db, "SELECT uniqExact(seq) FROM telemetry WHERE device_id = 'dev-outage' AND seq BETWEEN 1 AND 300"))
+	require.Contains(t, scrape(t, in), "sentinel_ingest_degraded 0")
+	stop()
+}
+
+// TestShareGroup: two ingestors in one share group split the stream and
+// together store every message exactly once.
+func TestShareGroup(t *testing.T) {
+	broker := startBroker(t)
+	db := warehousetest.Open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ins []*ingestor.Ingestor
+	var stops []func()
+	for i := range 2 {
+		in, err := ingestor.New(ingestor.Config{Broker: broker, ClientID: fmt.Sprintf("ingest-%d", i),
+			Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}, db)
+		require.NoError(t, err)
+		ins = append(ins, in)
+		stops = append(stops, running(t, in))
+	}
+	const devices, perDevice = 10, 40
+	for d := range devices {
+		publishReadings(t, ctx, broker, fmt.Sprintf("dev-share-%d", d), 1, perDevice)
+	}
+	require.Eventually(t, func() bool {
+		return ins[0].Stats().Telemetry+ins[1].Stats().Telemetry == devices*perDevice
+	}, 30*time.Second, 10*time.Millisecond)
+	for i, in := range ins {
+		s := in.Stats()
+		require.Positive(t, s.Telemetry, "ingestor %d got a share", i)
+		require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == s.Received }, 10*time.Second, 5*time.Millisecond)
+	}
+	require.Equal(t, int64(devices*perDevice), count(t, db, "SELECT count() FROM telemetry"))
+	require.Equal(t, int64(devices*perDevice), count(t, db, "SELECT count() FROM telemetry FINAL"))
+	for _, stop := range stops {
+		stop()
+	}
+}
+
+// TestMosquittoPubDeadLetters publishes poison with Debian's mosquitto_pub,
+// interleaved with valid readings: each lands in dead_letters with its
+// reason, is counted on /metrics, and the valid stream goes on.
+func TestMosquittoPubDeadLetters(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto_pub")
+	require.NoError(t, err, "install mosquitto-clients (.ci/run does)")
+	broker := startBroker(t)
+	u, err := url.Parse(broker)
+	require.NoError(t, err)
+	db := warehousetest.Open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in, err := ingestor.New(ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}, db)
+	require.NoError(t, err)
+	stop := running(t, in)
+
+	valid := func(seq uint64) string {
+		b, err := proto.Encode(reading("eu-west", "dev-mq", seq))
+		require.NoError(t, err)
+		return string(b)
+	}
+	ok := valid(1)
+	tests := []struct {
+		name, topic, payload, reason string
+	}{
+		{"malformed", "", `{"v":1,"device_id":`, "malformed"},
+		{"wrong type", "", strings.Replace(valid(2), `"seq":2`, `"seq":"2"`, 1), "wrong_type"},
+		{"battery out of range", "", strings.Replace(valid(3), `"battery_pct":80`, `"battery_pct":180`, 1), "out_of_range"},
+		{"rssi out of range", "", strings.Replace(valid(4), `"rssi_dbm":-70`, `"rssi_dbm":7`, 1), "out_of_range"},
+		{"oversized", "", `{"pad":"` + strings.Repeat("x", proto.DefaultMaxPayload) + `"}`, "too_large"},
+		{"unknown state", "", strings.Replace(valid(5), `"state":"idle"`, `"state":"exploded"`, 1), "unknown_value"},
+		{"other device's topic", proto.TelemetryTopic("eu-west", "dev-other"), valid(6), "topic_mismatch"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NotEqual(t, ok, tc.payload)
+			topic := tc.topic
+			if topic == "" {
+				topic = proto.TelemetryTopic("eu-west", "dev-mq")
+			}
+			seq := uint64(100 + i)
+			for _, msg := range []struct{ topic, payload string }{{topic, tc.payload}, {proto.TelemetryTopic("eu-west", "dev-mq"), valid(seq)}} {
+				cmd := exec.CommandContext(ctx, bin, "-h", u.Hostname(), "-p", u.Port(), "-V", "mqttv5", "-q", "1", "-t", msg.topic, "-s")
+				cmd.Stdin = strings.NewReader(msg.payload)
+				out, err := cmd.CombinedOutput()
+				require.NoError(t, err, "%s", out)
+			}
+			require.Eventually(t, func() bool {
+				n, err := db.QueryInt(ctx, "SELECT count() FROM dead_letters WHERE reason = {r:String} AND topic = {t:String}",
+					warehouse.WithParams(map[string]string{"r": tc.reason, "t": topic}))
+				return err == nil && n >= 1 &&
+					count(t, db, fmt.Sprintf("SELECT count() FROM telemetry WHERE device_id = 'dev-mq' AND seq = %d", seq)) == 1
+			}, 20*time.Second, 10*time.Millisecond)
+		})
+	}
+	want := map[string]int64{}
+	for _, tc := range tests {
+		want[tc.reason]++
+	}
+	require.Equal(t, want, in.Stats().DeadLetters)
+	m := scrape(t, in)
+	for reason, n := range want {
+		require.Contains(t, m, fmt.Sprintf(`sentinel_ingest_dead_letters_total{reason=%q} %d`, reason, n))
+	}
+	require.Equal(t, int64(proto.DefaultMaxPayload+len(`{"pad":""}`)),
+		count(t, db, "SELECT payload_bytes FROM dead_letters WHERE reason = 'too_large'"))
+	require.Equal(t, int64(warehouse.MaxDeadLetterPayload),
+		count(t, db, "SELECT length(payload) FROM dead_letters WHERE reason = 'too_large'"))
+	require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == s.Received }, 10*time.Second, 5*time.Millisecond)
+	stop()
+}
+
+// TestMetrics: every series the issue names is on /metrics.
+func TestMetrics(t *testing.T) {
+	broker := startBroker(t)
+	db := warehousetest.Open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in, err := ingestor.New(ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 10, MaxDelay: 10 * time.Millisecond}}, db)
+	require.NoError(t, err)
+	stop := running(t, in)
+	publishReadings(t, ctx, broker, "dev-metrics", 1, 25)
+	require.Eventually(t, func() bool { return in.Stats().Acked == 25 }, 20*time.Second, 5*time.Millisecond)
+	m := scrape(t, in)
+	for _, want := range []string{
+		`sentinel_ingest_consumed_total{kind="telemetry"} 25`,
+		`sentinel_ingest_inserted_rows_total{table="telemetry"} 25`,
+		`sentinel_ingest_batch_rows_count{table="telemetry"}`,
+		`sentinel_ingest_batch_seconds_bucket{table="telemetry",le=`,
+		`sentinel_ingest_commit_lag_seconds_count{table="telemetry"} 25`,
+		`sentinel_ingest_acked_total 25`,
+		`sentinel_ingest_inflight_unacked 0`,
+		`sentinel_ingest_pending_rows 0`,
+		`sentinel_ingest_degraded 0`,
+	} {
+		require.Contains(t, m, want)
+	}
+	stop()
+}
