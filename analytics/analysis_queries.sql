@@ -286,39 +286,60 @@ ORDER BY firmware, minute;
 -- firmware, rank the regions by the share of updating devices that reported
 -- `partial` at least once, so the worst region of each build comes first.
 -- A device counts as updating once it reports any state past `idle` for that
--- target. Ties share a rank (RANK, not ROW_NUMBER). A redelivered event
--- never counts twice: per-device flags are max() over events, so the query
--- needs no FINAL (queries that count events read with FINAL).
+-- target. Ties share a rank (RANK, not ROW_NUMBER).
+-- How: the whole hours of the window come from rollout_devices_hourly
+-- (exact distinct-device sets per firmware, region and hour, kept by a
+-- materialized view); the minutes at either edge come from status_events.
+-- Both are uniqExact states merged together, so the answer is exact, a
+-- redelivered event counts once, and a fleet-wide ranking reads a few
+-- thousand rollup rows instead of every event.
 -- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
 -- region ('' = all), top.
-WITH events AS (
-    SELECT *
-    FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
-    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
-      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
-      AND ({region:String} = '' OR region = {region:String})
-),
-attempts AS (
+WITH
+    toDateTime64({since:DateTime64(3, 'UTC')}, 3, 'UTC') AS since,
+    toDateTime64({until:DateTime64(3, 'UTC')}, 3, 'UTC') AS until,
+    -- Whole hours inside [since, until): [first_hour, last_hour).
+    if(toStartOfHour(since) = since, toStartOfHour(since), toStartOfHour(since) + INTERVAL 1 HOUR) AS first_hour,
+    toStartOfHour(until) AS last_hour,
+states AS (
     SELECT
         target_firmware AS firmware,
         region,
-        device_id,
-        max(state = 'partial') AS went_partial,
-        max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
-    FROM events
-    WHERE target_firmware != '' AND state NOT IN ('idle', 'offline')
-    GROUP BY firmware, region, device_id
+        uniqExactIfMergeState(started) AS started,
+        uniqExactIfMergeState(partial) AS partial,
+        uniqExactIfMergeState(failed) AS failed
+    FROM rollout_devices_hourly
+    WHERE hour >= first_hour AND hour < last_hour
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+    GROUP BY firmware, region
+    UNION ALL
+    -- The edges. When the window holds no whole hour the two ranges
+    -- overlap; sets make that harmless.
+    SELECT
+        target_firmware AS firmware,
+        region,
+        uniqExactIfState(device_id, state NOT IN ('idle', 'offline')) AS started,
+        uniqExactIfState(device_id, state = 'partial') AS partial,
+        uniqExactIfState(device_id, state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed
+    FROM status_events
+    WHERE ((ts >= since AND ts < least(first_hour, until)) OR (ts >= greatest(last_hour, since) AND ts < until))
+      AND target_firmware != ''
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+    GROUP BY firmware, region
 ),
 rates AS (
     SELECT
         firmware,
         region,
-        count() AS devices,
-        sum(went_partial) AS partial,
-        sum(failed) AS failed_any,
-        round(sum(went_partial) / count(), 4) AS partial_rate
-    FROM attempts
+        uniqExactIfMerge(started) AS devices,
+        uniqExactIfMerge(partial) AS partial,
+        uniqExactIfMerge(failed) AS failed_any,
+        round(partial / devices, 4) AS partial_rate
+    FROM states
     GROUP BY firmware, region
+    HAVING devices > 0
 )
 SELECT
     firmware,

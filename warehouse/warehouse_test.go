@@ -60,6 +60,13 @@ func TestWarehouse(t *testing.T) {
 	ctx := context.Background()
 	db := warehousetest.Open(t)
 
+	t.Run("migration versions are unique and increasing", func(t *testing.T) {
+		for i := 1; i < len(warehouse.Migrations); i++ {
+			require.Greater(t, warehouse.Migrations[i].Version, warehouse.Migrations[i-1].Version,
+				"migration %q must have a version above %q's", warehouse.Migrations[i].Name, warehouse.Migrations[i-1].Name)
+		}
+	})
+
 	t.Run("migrate is idempotent", func(t *testing.T) {
 		require.NoError(t, db.Migrate(ctx))
 		require.NoError(t, db.Migrate(ctx))
