@@ -6,7 +6,7 @@ MODULES := proto warehouse broker simulator ingestor recoverer analytics cmd/sen
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN     := bin/sentinel
 
-.PHONY: all build setup demo test check fmt vet boundaries unit fuzz clean
+.PHONY: all build setup demo report test check fmt vet boundaries unit fuzz clean
 
 all: build
 
@@ -21,6 +21,15 @@ setup: build
 # The whole pipeline on loopback for a minute, ending with the ranking.
 demo: setup
 	$(BIN) run --devices 1000 --duration 60s
+
+# The charts report of the demo's data, and a screenshot of it in headless
+# Chromium (apt-get install chromium) to look at: data/report.html, data/report.png.
+report: build
+	$(BIN) report --html data/report.html
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+		--user-data-dir=$$(mktemp -d) --window-size=1200,4200 --screenshot=data/report.png file://$(CURDIR)/data/report.html
+	@echo "report: data/report.html, screenshot: data/report.png"
 
 # Formatting, vet, then every module's tests with the race detector.
 test: setup check
