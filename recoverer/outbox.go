@@ -22,15 +22,23 @@ const publishTimeout = 10 * time.Second
 // only while messages arrive, which needs a connection, so it stays small.
 type outbox struct {
 	mu   sync.Mutex
-	q    []*paho.Publish
+	q    []queued
 	wake chan struct{}
+}
+
+// queued is one outgoing message; received, for a command, is when the
+// status that caused it arrived, so the decision latency is measured from
+// there to the broker's PUBACK.
+type queued struct {
+	p        *paho.Publish
+	received time.Time
 }
 
 func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
 
-func (o *outbox) push(p *paho.Publish) {
+func (o *outbox) push(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
-	o.q = append(o.q, p)
+	o.q = append(o.q, queued{p, received})
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
@@ -38,18 +46,18 @@ func (o *outbox) push(p *paho.Publish) {
 	}
 }
 
-func (o *outbox) peek() *paho.Publish {
+func (o *outbox) peek() (*paho.Publish, time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.q) == 0 {
-		return nil
+		return nil, time.Time{}
 	}
-	return o.q[0]
+	return o.q[0].p, o.q[0].received
 }
 
 func (o *outbox) pop() {
 	o.mu.Lock()
-	o.q[0] = nil
+	o.q[0] = queued{}
 	o.q = o.q[1:]
 	o.mu.Unlock()
 }
@@ -83,7 +91,7 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 	defer cancel()
 
 	for pubCtx.Err() == nil {
-		p := o.peek()
+		p, received := o.peek()
 		if p == nil {
 			if ctx.Err() != nil {
 				return // drained
@@ -101,6 +109,9 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 		case err == nil:
 			o.pop()
 			st.published.Add(1)
+			if !received.IsZero() {
+				st.latency(time.Since(received))
+			}
 		case errors.Is(err, autopaho.ConnectionDownError):
 			if err := cm.AwaitConnection(pubCtx); err != nil {
 				return

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,25 @@ type Config struct {
 	// Policy holds the decision thresholds; zero fields take
 	// policy.DefaultConfig's values.
 	Policy policy.Config
+	// Decide is the decision rule. Default policy.Decide; the baselines
+	// (policy.RetryOnly, policy.RetryThenRollback, policy.Observe) are for
+	// measuring it, never for a fleet.
+	Decide policy.Func
+	// BreakerInterval is how often the cohort breaker queries the
+	// warehouse. Default 5s; negative turns the breaker off.
+	BreakerInterval time.Duration
+	// BreakerWindow is the sliding window the breaker looks back over. Default 15m.
+	BreakerWindow time.Duration
+	// BreakerMinSample is the fewest devices a cohort needs in the window
+	// before its failure rate can trip the breaker. Default 20.
+	BreakerMinSample int
+	// BreakerThreshold is the share of a cohort's devices that failed at
+	// which the breaker trips. Default 0.4 (the simulator's worst region
+	// fails about 0.3 of its devices on a good build).
+	BreakerThreshold float64
+	// NoRebuild skips rebuilding state from the warehouse at start.
+	// Default false: a restart resumes where the last run stopped.
+	NoRebuild bool
 	// ShutdownTimeout bounds how long Run, once its context ends, waits to
 	// deliver the commands and audit records still queued. Default 5s.
 	ShutdownTimeout time.Duration
@@ -65,6 +85,21 @@ func (c *Config) ensureDefaults() {
 		c.ClientID = "sentinel-recoverer"
 	}
 	c.Policy = c.Policy.WithDefaults()
+	if c.Decide == nil {
+		c.Decide = policy.Decide
+	}
+	if c.BreakerInterval == 0 {
+		c.BreakerInterval = 5 * time.Second
+	}
+	if c.BreakerWindow <= 0 {
+		c.BreakerWindow = 15 * time.Minute
+	}
+	if c.BreakerMinSample <= 0 {
+		c.BreakerMinSample = 20
+	}
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = 0.4
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second
 	}
@@ -103,6 +138,9 @@ func New(cfg Config, db *warehouse.DB) (*Recoverer, error) {
 	}
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.BreakerThreshold > 1 {
+		return nil, fmt.Errorf("%w: BreakerThreshold %g above 1", ErrConfig, cfg.BreakerThreshold)
 	}
 	return &Recoverer{
 		cfg:    cfg,
@@ -152,6 +190,19 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	writers.Go(func() { decisionsErr = decisions.Run(writersCtx) })
 	writers.Go(func() { commandsErr = commands.Run(writersCtx) })
 
+	t := newTracker(r.cfg.Policy)
+	t.decideF = r.cfg.Decide
+	if !r.cfg.NoRebuild {
+		n, err := rebuild(ctx, r.db, t)
+		if err != nil {
+			stopWriters()
+			writers.Wait()
+			return err
+		}
+		r.stats.rebuilt.Store(int64(n))
+		r.log.Info("state rebuilt from the warehouse", "devices", n, "open_commands", len(t.open))
+	}
+
 	events := make(chan event, 1024)
 	out := newOutbox()
 	cm, err := autopaho.NewConnection(connCtx, r.clientConfig(ctx, events))
@@ -163,8 +214,15 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	var publisher sync.WaitGroup
 	publisher.Go(func() { out.run(ctx, cm, r.cfg.ShutdownTimeout, &r.stats, r.log) })
 
+	cohorts := make(chan []CohortRate)
+	var breakerWG sync.WaitGroup
+	if r.cfg.BreakerInterval > 0 {
+		breakerWG.Go(func() { r.runBreaker(ctx, cohorts) })
+	}
+
 	r.log.Info("recoverer started", "broker", r.broker.Redacted(), "client_id", r.cfg.ClientID)
-	r.loop(ctx, events, out, decisions, commands)
+	r.loop(ctx, t, events, cohorts, out, decisions, commands)
+	breakerWG.Wait()
 
 	// Shutdown: the tracker has stopped; flush the warehouse and the outbox
 	// side by side, then hang up.
@@ -249,6 +307,7 @@ func (r *Recoverer) subscribe(ctx context.Context, cm *autopaho.ConnectionManage
 	sub := &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 		{Topic: proto.FilterStatus, QoS: 1},
 		{Topic: proto.FilterTelemetry, QoS: 1},
+		{Topic: advisoryFilter, QoS: 1},
 	}}
 	ack, err := cm.Subscribe(sctx, sub)
 	if err != nil {
@@ -269,20 +328,35 @@ func (r *Recoverer) subscribe(ctx context.Context, cm *autopaho.ConnectionManage
 const tickInterval = 250 * time.Millisecond
 
 // loop is the tracker's goroutine: the only one that touches device state.
-func (r *Recoverer) loop(ctx context.Context, events <-chan event, out *outbox,
+func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, cohorts <-chan []CohortRate, out *outbox,
 	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
-	t := newTracker(r.cfg.Policy)
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
+	br := newBreaker()
 	for {
 		var outs []output
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
+			if fw, ok := advisoryFirmware(ev.topic); ok {
+				if len(ev.payload) == 0 {
+					outs = br.operatorClear(t, fw, time.Now())
+					r.stats.setTripped(t.trippedList())
+				}
+				break
+			}
 			outs = r.handle(t, ev)
 		case now := <-ticker.C:
 			outs = t.tick(now)
+		case rates := <-cohorts:
+			var pubs []*paho.Publish
+			outs, pubs = br.apply(t, rates, time.Now())
+			for _, p := range pubs {
+				out.push(p, time.Time{})
+				r.log.Warn("cohort breaker advisory", "topic", p.Topic, "cleared", len(p.Payload) == 0, "tripped", t.trippedList())
+			}
+			r.stats.setTripped(t.trippedList())
 		}
 		for _, o := range outs {
 			r.emit(ctx, o, out, decisions, commands)
@@ -335,7 +409,7 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 			log.Error("cannot encode command; not sent", "err", err)
 			return
 		}
-		out.push(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload})
+		out.push(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload}, o.received)
 		r.stats.command(c.Action)
 		if err := commands.Add(ctx, warehouse.CommandRowOf(c, o.region), r.stats.commandStored); err != nil {
 			r.stats.storeFailures.Add(1)
@@ -350,12 +424,21 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 		log.Error("cannot encode decision; not published", "err", err)
 		return
 	}
-	out.push(&paho.Publish{Topic: proto.RecoveryTopic(o.region, d.DeviceID), QoS: 1, Payload: payload})
+	out.push(&paho.Publish{Topic: proto.RecoveryTopic(o.region, d.DeviceID), QoS: 1, Payload: payload}, time.Time{})
 	r.stats.decision(d.Action, d.Reason)
 	if err := decisions.Add(ctx, warehouse.DecisionRowOf(d), r.stats.decisionStored); err != nil {
 		r.stats.storeFailures.Add(1)
 		log.Warn("decision not stored", "err", err)
 	}
+}
+
+// advisoryFirmware returns the firmware of an advisory topic.
+func advisoryFirmware(topic string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, proto.RolloutRoot+"/")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "/halt")
 }
 
 // pahoLogger adapts slog to paho's logger for its error messages.

@@ -395,7 +395,8 @@ func TestRunWithoutBroker(t *testing.T) {
 	addr := l.Address()
 	l.Close(func(string) {})
 
-	r, err := recoverer.New(recoverer.Config{Broker: "tcp://" + addr, Logger: discard}, &warehouse.DB{})
+	// No warehouse behind the DB: nothing to rebuild from or to query.
+	r, err := recoverer.New(recoverer.Config{Broker: "tcp://" + addr, Logger: discard, NoRebuild: true, BreakerInterval: -1}, &warehouse.DB{})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

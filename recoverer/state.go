@@ -28,11 +28,14 @@ type device struct {
 	retries, rollbacks int
 	lastCommand        time.Time // last retry or rollback sent
 	open               string    // retry or rollback awaiting its result
+	lastHeard          time.Time // last status or reading received
+	stateSince         time.Time // when state was entered
 	halted             bool
 	deferReason        string // reason of the defer in force, so it is not re-sent
 	decided            bool   // a decision was taken in this failure
 	last               policy.Decision
 	recheck            time.Time // when a backoff ends
+	received           time.Time // when the message that led to the pending decision arrived
 
 	outSeq uint64 // seq of the recoverer's own messages about this device
 }
@@ -61,6 +64,7 @@ type output struct {
 	region   string
 	decision *proto.Decision
 	command  *proto.Command // nil when the decision sends nothing
+	received time.Time      // when the status that caused it arrived; zero for timers
 }
 
 // verdict says what became of an incoming message.
@@ -76,18 +80,64 @@ const (
 // Run feeds it from one goroutine.
 type tracker struct {
 	cfg     policy.Config
+	decideF policy.Func
 	devices map[string]*device
 	waiting map[*device]struct{} // devices in a backoff, rechecked by tick
+	open    map[*device]struct{} // devices with a command out, watched for silence
+	tripped map[string]bool      // cohorts (cohortKey) the breaker tripped
 	newID   func() string
 }
 
 func newTracker(cfg policy.Config) *tracker {
 	return &tracker{
 		cfg:     cfg.WithDefaults(),
+		decideF: policy.Decide,
 		devices: make(map[string]*device),
 		waiting: make(map[*device]struct{}),
+		open:    make(map[*device]struct{}),
+		tripped: make(map[string]bool),
 		newID:   newCommandID,
 	}
+}
+
+// cohortKey names a (target firmware, region) cohort.
+func cohortKey(firmware, region string) string { return firmware + "\x00" + region }
+
+// settled reports whether d rests in a healthy state: idle, rolled back,
+// or updated on its target version (a silent fallback is not settled).
+func (d *device) settled() bool {
+	if d.state == proto.StateUpdated {
+		return d.target == "" || d.firmware == "" || d.firmware == d.target
+	}
+	return healthy(d.state)
+}
+
+// actionable reports whether d is in a failure the policy acts on.
+func (d *device) actionable() bool {
+	return policy.Actionable(d.state) || (d.state == proto.StateUpdated && !d.settled())
+}
+
+// setCohort records whether the breaker tripped a cohort and, when it just
+// tripped, takes the decision again for its failed devices that are not
+// waiting on a command: they get a rollback instead of a retry.
+func (t *tracker) setCohort(firmware, region string, tripped bool, now time.Time) []output {
+	key := cohortKey(firmware, region)
+	was := t.tripped[key]
+	if tripped {
+		t.tripped[key] = true
+	} else {
+		delete(t.tripped, key)
+	}
+	if !tripped || was {
+		return nil
+	}
+	var outs []output
+	for _, d := range t.devices {
+		if d.region == region && d.target == firmware && d.actionable() && d.open == "" && !d.halted {
+			outs = append(outs, t.decide(d, now, false)...)
+		}
+	}
+	return outs
 }
 
 func (t *tracker) device(region, id string) *device {
@@ -120,13 +170,14 @@ func (t *tracker) telemetry(region string, m *proto.Telemetry, now time.Time) (v
 	}
 	d.telemetrySeq = m.Seq
 	d.tel = policy.Telemetry{Known: true, BatteryPct: m.BatteryPct, Charging: m.Charging, RSSI: m.RSSI, At: now}
+	d.lastHeard = now
 	if d.firmware == "" {
 		d.firmware = m.Firmware
 	}
-	if healthy(m.State) && !policy.Actionable(d.state) {
+	if healthy(m.State) && !d.actionable() && m.State != proto.StateUpdated {
 		d.stableFirmware = m.Firmware
 	}
-	if d.decided && policy.Actionable(d.state) && d.open == "" && !d.halted {
+	if d.decided && d.actionable() && d.open == "" && !d.halted {
 		return accepted, t.decide(d, now, false)
 	}
 	return accepted, nil
@@ -140,6 +191,10 @@ func (t *tracker) status(region string, m *proto.StatusEvent, now time.Time) (ve
 		return duplicate, nil
 	}
 	d.statusSeq = m.Seq
+	d.lastHeard = now
+	if m.State != d.state || d.stateSince.IsZero() {
+		d.stateSince = now
+	}
 	d.state = m.State
 	if m.Firmware != "" {
 		d.firmware = m.Firmware
@@ -151,6 +206,7 @@ func (t *tracker) status(region string, m *proto.StatusEvent, now time.Time) (ve
 	resultFailed := false
 	if r := m.Result; r != nil && r.CommandID == d.open && d.open != "" {
 		d.open = ""
+		delete(t.open, d)
 		// ok needs nothing more: the state says where the device is now.
 		// failed and rejected call for the next step. duplicate means the
 		// device applied the command before and its result went missing:
@@ -159,27 +215,47 @@ func (t *tracker) status(region string, m *proto.StatusEvent, now time.Time) (ve
 	}
 
 	switch {
-	case healthy(m.State):
+	case d.settled():
+		// Success is confirmed only here: idle, rolled back, or updated on
+		// the target version after the reboot.
 		d.resetFailure()
 		delete(t.waiting, d)
-		d.stableFirmware = d.firmware
+		delete(t.open, d)
+		if m.State != proto.StateUpdated {
+			d.stableFirmware = d.firmware
+		}
 		return accepted, nil
-	case policy.Actionable(m.State) || resultFailed:
+	case d.actionable() || resultFailed:
+		d.received = now
 		return accepted, t.decide(d, now, true)
 	}
 	return accepted, nil
 }
 
-// tick takes the decision again for every device whose backoff ended by now.
+// tick takes the decision again for every device whose backoff ended by
+// now, and for every device with a command out that has gone silent or
+// stuck past its timeout (the policy escalates those).
 func (t *tracker) tick(now time.Time) []output {
 	var outs []output
+	for d := range t.open {
+		if d.halted || d.open == "" {
+			delete(t.open, d)
+			continue
+		}
+		silent := now.Sub(d.lastHeard) > t.cfg.SilenceTimeout
+		limit := t.cfg.StateTimeout(d.state)
+		stuck := limit > 0 && !d.stateSince.IsZero() && now.Sub(d.stateSince) > limit
+		if silent || stuck {
+			outs = append(outs, t.decide(d, now, true)...)
+		}
+	}
 	for d := range t.waiting {
 		if now.Before(d.recheck) {
 			continue
 		}
 		delete(t.waiting, d)
 		d.recheck = time.Time{}
-		if policy.Actionable(d.state) && d.open == "" && !d.halted {
+		if d.actionable() && d.open == "" && !d.halted {
 			outs = append(outs, t.decide(d, now, false)...)
 		}
 	}
@@ -190,7 +266,8 @@ func (t *tracker) tick(now time.Time) []output {
 // (from a status) is always published; an unforced one (from a reading or
 // a timer) only when its action or reason changed.
 func (t *tracker) decide(d *device, now time.Time, forced bool) []output {
-	dec := policy.Decide(policy.Input{
+	dec := t.decideF(policy.Input{
+		DeviceID:       d.id,
 		State:          d.state,
 		Firmware:       d.firmware,
 		TargetFirmware: d.target,
@@ -200,8 +277,13 @@ func (t *tracker) decide(d *device, now time.Time, forced bool) []output {
 		LastCommand:    d.lastCommand,
 		CommandOpen:    d.open != "",
 		Halted:         d.halted,
+		LastHeard:      d.lastHeard,
+		StateSince:     d.stateSince,
+		CohortTripped:  t.tripped[cohortKey(d.target, d.region)],
 		Now:            now,
 	}, t.cfg)
+	received := d.received
+	d.received = time.Time{}
 
 	d.recheck = dec.Until
 	if dec.Until.IsZero() {
@@ -228,14 +310,17 @@ func (t *tracker) decide(d *device, now time.Time, forced bool) []output {
 			cmd.TargetFirmware = d.target
 			d.retries++
 			d.lastCommand, d.open, d.deferReason = now, cmd.CommandID, ""
+			t.open[d] = struct{}{}
 		case proto.ActionRollback:
 			cmd.TargetFirmware = d.stableFirmware
 			d.rollbacks++
 			d.lastCommand, d.open, d.deferReason = now, cmd.CommandID, ""
+			t.open[d] = struct{}{}
 		case proto.ActionDefer:
 			d.deferReason = dec.Reason
 		case proto.ActionHalt:
 			d.halted = true
+			delete(t.open, d)
 		}
 	}
 
@@ -257,7 +342,7 @@ func (t *tracker) decide(d *device, now time.Time, forced bool) []output {
 	if cmd != nil {
 		rec.CommandID = cmd.CommandID
 	}
-	return []output{{region: d.region, decision: rec, command: cmd}}
+	return []output{{region: d.region, decision: rec, command: cmd, received: received}}
 }
 
 // sends reports whether dec needs a command. A defer already in force for

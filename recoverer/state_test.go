@@ -26,7 +26,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, now: start}
-	h.tr = newTracker(policy.Config{BackoffBase: time.Second, BackoffMax: 4 * time.Second})
+	h.tr = newTracker(policy.Config{BackoffBase: time.Second, BackoffMax: 4 * time.Second, Jitter: -1})
 	h.tr.newID = func() string { h.ids++; return fmt.Sprintf("cmd-%d", h.ids) }
 	return h
 }
@@ -44,8 +44,12 @@ func (h *harness) telemetry(dev string, battery float64, charging bool, rssi int
 
 func (h *harness) statusSeq(dev string, seq uint64, s proto.State, result *proto.CommandResult) (verdict, []output) {
 	h.t.Helper()
+	fw := "1.0.0"
+	if s == proto.StateUpdated {
+		fw = "1.1.0"
+	}
 	m := &proto.StatusEvent{Header: proto.NewHeader(dev, h.now, seq), Region: "eu", State: s,
-		Firmware: "1.0.0", TargetFirmware: "1.1.0", Result: result}
+		Firmware: fw, TargetFirmware: "1.1.0", Result: result}
 	require.NoError(h.t, m.Validate())
 	return h.tr.status("eu", m, h.now)
 }
@@ -186,8 +190,13 @@ func TestTrackerHalt(t *testing.T) {
 	one(t, h.status("d1", proto.StateBricked, nil), proto.ActionHalt, policy.ReasonBricked, true)
 	one(t, h.status("d1", proto.StateBricked, nil), proto.ActionHalt, policy.ReasonBricked, false)
 
+	// A device silent after a command is halted and escalated.
 	h.telemetry("d2", 80, false, -70)
-	one(t, h.status("d2", proto.StateVerifyFailed, nil), proto.ActionHalt, policy.ReasonVerifyFailed, true)
+	one(t, h.status("d2", proto.StateVerifyFailed, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	require.Empty(t, h.tr.tick(h.now.Add(2*time.Minute)), "not silent yet")
+	h.now = h.now.Add(2*time.Minute + time.Second)
+	one(t, h.tr.tick(h.now), proto.ActionHalt, policy.ReasonSilentAfterCommand, true)
+	require.Empty(t, h.tr.tick(h.now.Add(time.Hour)), "escalated once")
 	one(t, h.status("d2", proto.StateVerifyFailed, nil), proto.ActionNone, policy.ReasonHalted, false)
 	require.Empty(t, h.telemetry("d2", 90, true, -60), "hands off after a halt")
 	require.Empty(t, h.status("d2", proto.StateUpdated, nil))
@@ -212,4 +221,64 @@ func TestTrackerSeqAndIDs(t *testing.T) {
 	require.Len(t, a, 32)
 	require.NotEqual(t, a, b2)
 	require.NoError(t, proto.ValidateID(a))
+}
+
+func TestTrackerStuckAfterCommand(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 80, false, -70)
+	one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	require.Empty(t, h.status("d1", proto.StateRebooting, nil))
+	// Readings keep coming, so the device is not silent, but it never
+	// leaves rebooting: past that state's timeout it is stuck.
+	for range 3 {
+		h.now = h.now.Add(55 * time.Second)
+		require.Empty(t, h.telemetry("d1", 80, false, -70))
+		require.Empty(t, h.tr.tick(h.now))
+	}
+	h.now = h.now.Add(20 * time.Second) // 3m05s in rebooting
+	h.telemetry("d1", 80, false, -70)
+	one(t, h.tr.tick(h.now), proto.ActionHalt, policy.ReasonStuckAfterCommand, true)
+}
+
+func TestTrackerSilentFallback(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 80, false, -70)
+	o := one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	// The device reboots and says updated, but on its old version.
+	h.seq++
+	m := &proto.StatusEvent{Header: proto.NewHeader("d1", h.now, h.seq), Region: "eu", State: proto.StateUpdated,
+		Firmware: "1.0.0", TargetFirmware: "1.1.0", Result: &proto.CommandResult{CommandID: o.command.CommandID, Action: proto.ActionRetry, Outcome: proto.OutcomeOK}}
+	require.NoError(t, m.Validate())
+	_, outs := h.tr.status("eu", m, h.now)
+	b := one(t, outs, proto.ActionNone, policy.ReasonBackoff, false)
+	require.Equal(t, 1, b.decision.Attempt, "the failure stays open: attempts continue")
+	h.now = h.now.Add(time.Second)
+	one(t, h.tr.tick(h.now), proto.ActionRetry, policy.ReasonSilentFallback, true)
+	// On the target version it is settled.
+	require.Empty(t, h.status("d1", proto.StateUpdated, nil))
+	require.Zero(t, h.tr.devices["eu/d1"].retries)
+}
+
+func TestTrackerCohortBreaker(t *testing.T) {
+	h := newHarness(t)
+	h.telemetry("d1", 80, false, -70)
+	h.telemetry("d2", 20, false, -70)
+	h.telemetry("d3", 80, false, -70)
+	one(t, h.status("d1", proto.StatePartial, nil), proto.ActionRetry, policy.ReasonRetryable, true)
+	one(t, h.status("d2", proto.StatePartial, nil), proto.ActionDefer, policy.ReasonBatteryLow, true)
+	require.Empty(t, h.status("d3", proto.StateUpdated, nil))
+
+	// The breaker trips: the deferred device is decided again (still below
+	// the floor: defer); the device with a retry out waits for its result;
+	// healthy devices and other cohorts are untouched.
+	outs := h.tr.setCohort("1.1.0", "eu", true, h.now)
+	one(t, outs, proto.ActionDefer, policy.ReasonBelowRollbackFloor, true)
+	require.Empty(t, h.tr.setCohort("1.1.0", "eu", true, h.now), "trips once")
+	require.Empty(t, h.tr.setCohort("1.1.0", "us", true, h.now))
+
+	o := h.tr.devices["eu/d1"].open
+	one(t, h.status("d1", proto.StatePartial, failed(o, proto.ActionRetry)), proto.ActionRollback, policy.ReasonCohortTripped, true)
+	// Cleared: retries again.
+	require.Empty(t, h.tr.setCohort("1.1.0", "eu", false, h.now))
+	one(t, h.telemetry("d2", 20, true, -70), proto.ActionRetry, policy.ReasonRetryable, true)
 }

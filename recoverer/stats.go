@@ -2,8 +2,10 @@ package recoverer
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sentinel-iot/sentinel/proto"
 )
@@ -42,7 +44,21 @@ type Stats struct {
 	DecisionsStored, CommandsStored uint64
 	// StoreFailures counts rows the warehouse writers would not take.
 	StoreFailures uint64
+	// Rebuilt is the number of devices whose state was rebuilt from the
+	// warehouse at start.
+	Rebuilt int
+	// BreakerRuns counts cohort breaker queries; BreakerFailures those that failed.
+	BreakerRuns, BreakerFailures uint64
+	// Tripped lists the cohorts the breaker holds tripped, "firmware/region".
+	Tripped []string
+	// Latency holds decision latencies, status received to command
+	// acknowledged by the broker, for commands caused by a status (the last
+	// latencySamples of them).
+	Latency []time.Duration
 }
+
+// latencySamples bounds the decision latencies kept for Stats.
+const latencySamples = 1 << 16
 
 // statsCounter is the concurrency-safe store behind Stats.
 type statsCounter struct {
@@ -52,12 +68,34 @@ type statsCounter struct {
 	devices                                        atomic.Int64
 	connected                                      atomic.Bool
 	connectFailures                                atomic.Uint64
+	breakerRuns, breakerFailures                   atomic.Uint64
+	rebuilt                                        atomic.Int64
 
 	mu        sync.Mutex
 	results   map[proto.Outcome]uint64
 	decisions map[proto.Action]uint64
 	reasons   map[string]uint64
 	commands  map[proto.Action]uint64
+	tripped   []string
+	lat       []time.Duration
+	latNext   int
+}
+
+func (s *statsCounter) latency(d time.Duration) {
+	s.mu.Lock()
+	if len(s.lat) < latencySamples {
+		s.lat = append(s.lat, d)
+	} else {
+		s.lat[s.latNext] = d
+		s.latNext = (s.latNext + 1) % latencySamples
+	}
+	s.mu.Unlock()
+}
+
+func (s *statsCounter) setTripped(c []string) {
+	s.mu.Lock()
+	s.tripped = c
+	s.mu.Unlock()
 }
 
 func newStatsCounter() statsCounter {
@@ -115,5 +153,10 @@ func (r *Recoverer) Stats() Stats {
 		DecisionsStored: s.decisionsStored.Load(),
 		CommandsStored:  s.commandsStored.Load(),
 		StoreFailures:   s.storeFailures.Load(),
+		Rebuilt:         int(s.rebuilt.Load()),
+		BreakerRuns:     s.breakerRuns.Load(),
+		BreakerFailures: s.breakerFailures.Load(),
+		Tripped:         slices.Clone(s.tripped),
+		Latency:         slices.Clone(s.lat),
 	}
 }

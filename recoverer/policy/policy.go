@@ -8,6 +8,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/proto"
@@ -54,6 +55,19 @@ const (
 	ReasonVerifyFailed = "verify_failed"
 	// ReasonRollbackFailed means Config.MaxRollbacks rollbacks did not recover the device.
 	ReasonRollbackFailed = "rollback_failed"
+	// ReasonSilentAfterCommand means the device has not been heard from for
+	// Config.SilenceTimeout since a command was sent: a person must look.
+	ReasonSilentAfterCommand = "silent_after_command"
+	// ReasonStuckAfterCommand means a command is out and the device has sat
+	// in one state longer than that state's timeout (Config.StateTimeouts).
+	ReasonStuckAfterCommand = "stuck_after_command"
+	// ReasonSilentFallback means the device reports updated but runs a
+	// version other than the target: it fell back to its old slot after the
+	// reboot. The update did not succeed; treat it as a retryable failure.
+	ReasonSilentFallback = "silent_fallback"
+	// ReasonCohortTripped means the device's (firmware, region) cohort
+	// tripped the cohort breaker: no more retries, roll back (guarded).
+	ReasonCohortTripped = "cohort_tripped"
 )
 
 // Config holds the policy's thresholds. Zero fields take the value
@@ -81,6 +95,48 @@ type Config struct {
 	// MaxTelemetryAge is how old the latest reading may be before it counts
 	// as unknown: a battery level from an hour ago is no guard. Default 5m.
 	MaxTelemetryAge time.Duration
+	// Jitter spreads each backoff by up to this fraction of it, drawn per
+	// device and attempt from the device ID, so devices that failed together
+	// are not retried together. Default 0.2; negative means none.
+	Jitter float64
+	// SilenceTimeout is how long a device may stay silent (no status, no
+	// reading) while a command of ours is out before it is halted and
+	// escalated to a person. Default 2m.
+	SilenceTimeout time.Duration
+	// StateTimeouts bound how long a device may sit in one state while a
+	// command is out, per state, before it is halted as stuck. States not
+	// listed take DefaultStateTimeouts' value, and states not there either
+	// have no bound.
+	StateTimeouts map[proto.State]time.Duration
+}
+
+// DefaultStateTimeouts returns the per-state timeouts used for states
+// Config.StateTimeouts does not list: downloading is slow on a weak link,
+// a reboot is quick, a failure state with a command out means the device
+// never acted on it.
+func DefaultStateTimeouts() map[proto.State]time.Duration {
+	return map[proto.State]time.Duration{
+		proto.StateDownloading:    10 * time.Minute,
+		proto.StateVerifying:      2 * time.Minute,
+		proto.StateInstalling:     5 * time.Minute,
+		proto.StateRebooting:      3 * time.Minute,
+		proto.StateRollingBack:    5 * time.Minute,
+		proto.StatePartial:        5 * time.Minute,
+		proto.StateInstallFailed:  5 * time.Minute,
+		proto.StateDownloadFailed: 5 * time.Minute,
+		proto.StateVerifyFailed:   5 * time.Minute,
+		proto.StateBootFailed:     5 * time.Minute,
+		proto.StateUpdated:        5 * time.Minute,
+	}
+}
+
+// StateTimeout returns how long a device may sit in state s while a
+// command is out; zero means no bound.
+func (c Config) StateTimeout(s proto.State) time.Duration {
+	if d, ok := c.StateTimeouts[s]; ok {
+		return d
+	}
+	return DefaultStateTimeouts()[s]
 }
 
 // DefaultConfig returns the defaults of DESIGN.md's recovery policy.
@@ -94,6 +150,8 @@ func DefaultConfig() Config {
 		BackoffBase:        5 * time.Second,
 		BackoffMax:         2 * time.Minute,
 		MaxTelemetryAge:    5 * time.Minute,
+		Jitter:             0.2,
+		SilenceTimeout:     2 * time.Minute,
 	}
 }
 
@@ -124,6 +182,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxTelemetryAge == 0 {
 		c.MaxTelemetryAge = d.MaxTelemetryAge
 	}
+	if c.Jitter == 0 {
+		c.Jitter = d.Jitter
+	}
+	if c.SilenceTimeout == 0 {
+		c.SilenceTimeout = d.SilenceTimeout
+	}
 	return c
 }
 
@@ -146,7 +210,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxRetries %d is negative", ErrConfig, c.MaxRetries)
 	case c.MaxRollbacks < 0:
 		return fmt.Errorf("%w: MaxRollbacks %d is negative", ErrConfig, c.MaxRollbacks)
-	case c.BackoffBase < 0 || c.BackoffMax < 0 || c.MaxTelemetryAge < 0:
+	case c.Jitter > 1:
+		return fmt.Errorf("%w: Jitter %g above 1", ErrConfig, c.Jitter)
+	case c.BackoffBase < 0 || c.BackoffMax < 0 || c.MaxTelemetryAge < 0 || c.SilenceTimeout < 0:
 		return fmt.Errorf("%w: durations must not be negative", ErrConfig)
 	case c.BackoffMax < c.BackoffBase:
 		return fmt.Errorf("%w: BackoffMax %v below BackoffBase %v", ErrConfig, c.BackoffMax, c.BackoffBase)
@@ -172,6 +238,23 @@ func (c Config) Backoff(retries int) time.Duration {
 	return min(d, c.BackoffMax)
 }
 
+// BackoffFor is Backoff(retries) stretched by the device's jitter: up to
+// Config.Jitter of it more, drawn from the device ID and the retry count,
+// so the same device and attempt always wait the same time (the policy
+// stays a pure function) while devices that failed together spread out.
+func (c Config) BackoffFor(deviceID string, retries int) time.Duration {
+	c = c.WithDefaults()
+	d := c.Backoff(retries)
+	if d == 0 || c.Jitter <= 0 {
+		return d
+	}
+	h := fnv.New64a()
+	h.Write([]byte(deviceID))
+	h.Write([]byte{byte(retries), byte(retries >> 8)})
+	u := float64(h.Sum64()>>11) / float64(1<<53)
+	return d + time.Duration(u*c.Jitter*float64(d))
+}
+
 // Telemetry is the latest reading known for a device.
 type Telemetry struct {
 	// Known is false until a reading has arrived; the other fields mean
@@ -190,6 +273,8 @@ type Telemetry struct {
 
 // Input is everything the policy looks at for one device.
 type Input struct {
+	// DeviceID names the device; it seeds the backoff jitter.
+	DeviceID string
 	// State is the device's OTA state from its latest status.
 	State proto.State
 	// Firmware is the version the device runs now.
@@ -208,8 +293,25 @@ type Input struct {
 	CommandOpen bool
 	// Halted is true once a halt was sent for the current failure.
 	Halted bool
+	// LastHeard is when the device was last heard from (any status or
+	// reading); zero if never. With a command out, silence past
+	// Config.SilenceTimeout escalates.
+	LastHeard time.Time
+	// StateSince is when the device entered State; zero if unknown. With a
+	// command out, a state held past its Config.StateTimeout escalates.
+	StateSince time.Time
+	// CohortTripped is true when the device's (target firmware, region)
+	// cohort tripped the cohort breaker.
+	CohortTripped bool
 	// Now is the time of the decision.
 	Now time.Time
+}
+
+// FellBack reports whether in describes a silent fallback: the device says
+// updated but runs a version other than its target, so the new image did
+// not survive the reboot.
+func (in Input) FellBack() bool {
+	return in.State == proto.StateUpdated && in.TargetFirmware != "" && in.Firmware != "" && in.Firmware != in.TargetFirmware
 }
 
 // Decision is what to do about a device and why.
@@ -224,48 +326,64 @@ type Decision struct {
 }
 
 // Actionable reports whether a status in state s calls for a decision: a
-// failure the recoverer may act on, or a bricked device to flag.
+// failure the recoverer may act on, or a bricked device to flag. A silent
+// fallback (see Input.FellBack) is actionable too, though its state is not.
 func Actionable(s proto.State) bool {
 	return s.Failed() || s == proto.StateBricked
 }
 
 // Retryable reports whether a failure in state s may be retried: the image
-// may still apply if downloaded or installed again.
+// may still apply if downloaded or installed again. verify_failed is
+// retryable: the device still runs its old firmware and a fresh download of
+// the same artifact usually verifies.
 func Retryable(s proto.State) bool {
 	switch s {
-	case proto.StatePartial, proto.StateInstallFailed, proto.StateDownloadFailed:
+	case proto.StatePartial, proto.StateInstallFailed, proto.StateDownloadFailed, proto.StateVerifyFailed:
 		return true
 	}
 	return false
 }
 
+// Func is the shape of a decision rule: Decide, or a baseline to compare
+// it with.
+type Func func(Input, Config) Decision
+
 // Decide applies the recovery rules of DESIGN.md to in. The rules, in order:
 //
 //   - bricked: halt;
-//   - not a failure: none (healthy, in_progress, offline, unknown_state);
+//   - unknown state: none, never act on a guess;
+//   - a command out and the device silent past SilenceTimeout, or held in
+//     one state past its StateTimeout: halt (escalate to a person);
+//   - offline, in progress, or healthy: none; updated counts as healthy
+//     only on the target version (a silent fallback is a failure);
 //   - halt already sent, or a command awaiting its result: none;
 //   - no fresh telemetry: defer, never act blind;
 //   - rollbacks used up: halt;
-//   - verify_failed: halt (nothing to roll back, the artifact needs a person);
-//   - boot_failed, or retries used up: rollback if the battery is at or above
-//     the floor or the device charges, else defer;
-//   - otherwise retry, after the backoff, when the battery (or charging) and
-//     the signal allow; else defer with the reason.
+//   - boot_failed, a tripped cohort, or retries used up: rollback if the
+//     battery is at or above the floor or the device charges, else defer;
+//   - otherwise retry, after the jittered exponential backoff, when the
+//     battery (or charging) and the signal allow; else defer with the
+//     reason (a weak signal defers a retry, which would download again).
 //
 // Whatever the input, Decide returns a rollback only when the telemetry is
 // known and fresh and the battery is at or above RollbackMinBattery or the
 // device is charging.
 func Decide(in Input, cfg Config) Decision {
 	cfg = cfg.WithDefaults()
+	fellBack := in.FellBack()
 	switch {
 	case in.State == proto.StateBricked:
 		// A bricked device cannot answer the open command, if any: flag it now.
 		return Decision{Action: proto.ActionHalt, Reason: ReasonBricked}
 	case !in.State.Valid():
 		return none(ReasonUnknownState)
+	case in.CommandOpen && !in.Halted && !in.LastHeard.IsZero() && in.Now.Sub(in.LastHeard) > cfg.SilenceTimeout:
+		return Decision{Action: proto.ActionHalt, Reason: ReasonSilentAfterCommand}
+	case in.CommandOpen && !in.Halted && stuck(in, cfg):
+		return Decision{Action: proto.ActionHalt, Reason: ReasonStuckAfterCommand}
 	case in.State == proto.StateOffline:
 		return none(ReasonOffline)
-	case !in.State.Failed():
+	case !in.State.Failed() && !fellBack:
 		switch in.State {
 		case proto.StateIdle, proto.StateUpdated, proto.StateRolledBack:
 			return none(ReasonHealthy)
@@ -281,18 +399,18 @@ func Decide(in Input, cfg Config) Decision {
 		return deferFor(ReasonStaleTelemetry)
 	case in.Rollbacks >= cfg.MaxRollbacks:
 		return Decision{Action: proto.ActionHalt, Reason: ReasonRollbackFailed}
-	case in.State == proto.StateVerifyFailed:
-		return Decision{Action: proto.ActionHalt, Reason: ReasonVerifyFailed}
 	case in.State == proto.StateBootFailed:
 		return rollback(in.Telemetry, cfg, ReasonBootFailed)
-	case !Retryable(in.State):
+	case !fellBack && !Retryable(in.State):
 		// A Failed state this policy does not know how to treat.
 		return none(ReasonUnknownState)
+	case in.CohortTripped:
+		return rollback(in.Telemetry, cfg, ReasonCohortTripped)
 	case in.Retries >= cfg.MaxRetries:
 		return rollback(in.Telemetry, cfg, ReasonRetriesExhausted)
 	}
 	if in.Retries > 0 && !in.LastCommand.IsZero() {
-		if until := in.LastCommand.Add(cfg.Backoff(in.Retries)); in.Now.Before(until) {
+		if until := in.LastCommand.Add(cfg.BackoffFor(in.DeviceID, in.Retries)); in.Now.Before(until) {
 			return Decision{Action: proto.ActionNone, Reason: ReasonBackoff, Until: until}
 		}
 	}
@@ -303,7 +421,19 @@ func Decide(in Input, cfg Config) Decision {
 	if t.RSSI < cfg.MinSignal {
 		return deferFor(ReasonWeakSignal)
 	}
+	if fellBack {
+		return Decision{Action: proto.ActionRetry, Reason: ReasonSilentFallback}
+	}
 	return Decision{Action: proto.ActionRetry, Reason: ReasonRetryable}
+}
+
+// stuck reports whether the device has held its state past its timeout.
+func stuck(in Input, cfg Config) bool {
+	if in.StateSince.IsZero() {
+		return false
+	}
+	d := cfg.StateTimeout(in.State)
+	return d > 0 && in.Now.Sub(in.StateSince) > d
 }
 
 // rollback holds the floor guard: the only place a rollback is returned.

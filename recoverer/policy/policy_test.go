@@ -27,6 +27,16 @@ func in(state proto.State, t policy.Telemetry, retries int) policy.Input {
 	if retries > 0 {
 		i.LastCommand = t0.Add(-time.Hour)
 	}
+	if state == proto.StateUpdated {
+		i.Firmware = i.TargetFirmware // a fallback sets it back by hand
+	}
+	return i
+}
+
+// fallback is a device reporting updated on its old version.
+func fallback(t policy.Telemetry, retries int) policy.Input {
+	i := in(proto.StateUpdated, t, retries)
+	i.Firmware = "1.0.0"
 	return i
 }
 
@@ -96,8 +106,90 @@ func TestDecide(t *testing.T) {
 		{"boot_failed rolls back", in(proto.StateBootFailed, good(), 0), proto.ActionRollback, policy.ReasonBootFailed},
 		{"boot_failed below floor", in(proto.StateBootFailed, tel(12, false, -70), 0), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 
+		// verify_failed: the old firmware still runs; download again.
+		{"verify_failed retried", in(proto.StateVerifyFailed, good(), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"verify_failed on weak signal", in(proto.StateVerifyFailed, tel(80, false, -110), 0), proto.ActionDefer, policy.ReasonWeakSignal},
+
+		// Success only on the target version: a silent fallback reopens.
+		{"silent fallback retried", func() policy.Input {
+			i := in(proto.StateUpdated, good(), 0)
+			i.Firmware = "1.0.0" // target is 1.1.0
+			return i
+		}(), proto.ActionRetry, policy.ReasonSilentFallback},
+		{"silent fallback on low battery", fallback(tel(10, false, -70), 0), proto.ActionDefer, policy.ReasonBatteryLow},
+		{"silent fallback, budget spent", fallback(good(), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
+		{"silent fallback without telemetry", fallback(policy.Telemetry{}, 0), proto.ActionDefer, policy.ReasonNoTelemetry},
+		{"updated on target", func() policy.Input {
+			i := in(proto.StateUpdated, good(), 2)
+			i.Firmware = "1.1.0"
+			return i
+		}(), proto.ActionNone, policy.ReasonHealthy},
+		{"updated, target unknown", func() policy.Input {
+			i := in(proto.StateUpdated, good(), 0)
+			i.TargetFirmware = ""
+			return i
+		}(), proto.ActionNone, policy.ReasonHealthy},
+
+		// Cohort breaker: no retries; roll back, guards still apply.
+		{"breaker tripped, partial rolled back", func() policy.Input {
+			i := in(proto.StatePartial, good(), 0)
+			i.CohortTripped = true
+			return i
+		}(), proto.ActionRollback, policy.ReasonCohortTripped},
+		{"breaker tripped, below floor", func() policy.Input {
+			i := in(proto.StatePartial, tel(39.9, false, -70), 0)
+			i.CohortTripped = true
+			return i
+		}(), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
+		{"breaker tripped, charging below floor", func() policy.Input {
+			i := in(proto.StatePartial, tel(5, true, -70), 0)
+			i.CohortTripped = true
+			return i
+		}(), proto.ActionRollback, policy.ReasonCohortTripped},
+		{"breaker tripped, healthy device untouched", func() policy.Input {
+			i := in(proto.StateUpdated, good(), 0)
+			i.Firmware, i.CohortTripped = "1.1.0", true
+			return i
+		}(), proto.ActionNone, policy.ReasonHealthy},
+
+		// Silence and stuck states after a command: escalate.
+		{"silent after command", func() policy.Input {
+			i := in(proto.StatePartial, good(), 1)
+			i.CommandOpen, i.LastHeard = true, t0.Add(-2*time.Minute-time.Millisecond)
+			return i
+		}(), proto.ActionHalt, policy.ReasonSilentAfterCommand},
+		{"silent exactly at the timeout", func() policy.Input {
+			i := in(proto.StatePartial, good(), 1)
+			i.CommandOpen, i.LastHeard = true, t0.Add(-2*time.Minute)
+			return i
+		}(), proto.ActionNone, policy.ReasonCommandOpen},
+		{"silent while offline", func() policy.Input {
+			i := in(proto.StateOffline, good(), 1)
+			i.CommandOpen, i.LastHeard = true, t0.Add(-time.Hour)
+			return i
+		}(), proto.ActionHalt, policy.ReasonSilentAfterCommand},
+		{"silent without a command is no escalation", func() policy.Input {
+			i := in(proto.StatePartial, good(), 0)
+			i.LastHeard = t0.Add(-time.Hour)
+			return i
+		}(), proto.ActionRetry, policy.ReasonRetryable},
+		{"stuck rebooting", func() policy.Input {
+			i := in(proto.StateRebooting, good(), 1)
+			i.CommandOpen, i.LastHeard, i.StateSince = true, t0, t0.Add(-4*time.Minute)
+			return i
+		}(), proto.ActionHalt, policy.ReasonStuckAfterCommand},
+		{"downloading within its timeout", func() policy.Input {
+			i := in(proto.StateDownloading, good(), 1)
+			i.CommandOpen, i.LastHeard, i.StateSince = true, t0, t0.Add(-9*time.Minute)
+			return i
+		}(), proto.ActionNone, policy.ReasonInProgress},
+		{"silence after a halt is expected", func() policy.Input {
+			i := in(proto.StatePartial, good(), 1)
+			i.CommandOpen, i.Halted, i.LastHeard = true, true, t0.Add(-time.Hour)
+			return i
+		}(), proto.ActionNone, policy.ReasonHalted},
+
 		// Halt.
-		{"verify_failed", in(proto.StateVerifyFailed, good(), 0), proto.ActionHalt, policy.ReasonVerifyFailed},
 		{"rollback failed", func() policy.Input {
 			i := in(proto.StatePartial, good(), 3)
 			i.Rollbacks = 1
@@ -129,6 +221,7 @@ func TestDecide(t *testing.T) {
 
 func TestDecideBackoff(t *testing.T) {
 	cfg := policy.DefaultConfig()
+	cfg.Jitter = -1 // exact backoffs; TestJitter covers the spread
 	for _, tc := range []struct {
 		name    string
 		retries int
@@ -200,11 +293,11 @@ func TestConfig(t *testing.T) {
 }
 
 func TestActionableAndRetryable(t *testing.T) {
-	for _, s := range []proto.State{proto.StatePartial, proto.StateInstallFailed, proto.StateDownloadFailed} {
+	for _, s := range []proto.State{proto.StatePartial, proto.StateInstallFailed, proto.StateDownloadFailed, proto.StateVerifyFailed} {
 		require.True(t, policy.Retryable(s), s)
 		require.True(t, policy.Actionable(s), s)
 	}
-	for _, s := range []proto.State{proto.StateVerifyFailed, proto.StateBootFailed, proto.StateBricked} {
+	for _, s := range []proto.State{proto.StateBootFailed, proto.StateBricked} {
 		require.False(t, policy.Retryable(s), s)
 		require.True(t, policy.Actionable(s), s)
 	}
@@ -319,4 +412,50 @@ func FuzzDecide(f *testing.F) {
 		}
 		checkInvariants(t, i, cfg, policy.Decide(i, cfg))
 	})
+}
+
+func TestJitter(t *testing.T) {
+	cfg := policy.DefaultConfig()
+	seen := map[time.Duration]bool{}
+	for i := range 50 {
+		id := "dev-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		for retries := 1; retries <= 3; retries++ {
+			d := cfg.BackoffFor(id, retries)
+			base := cfg.Backoff(retries)
+			require.GreaterOrEqual(t, d, base, "jitter only lengthens")
+			require.LessOrEqual(t, d, base+time.Duration(cfg.Jitter*float64(base)), "at most Jitter of the backoff")
+			require.Equal(t, d, cfg.BackoffFor(id, retries), "pure: same device and attempt, same wait")
+			seen[d] = true
+		}
+	}
+	require.Greater(t, len(seen), 100, "devices spread out")
+	cfg.Jitter = -1
+	require.Equal(t, cfg.Backoff(2), cfg.BackoffFor("x", 2))
+}
+
+func TestBaselines(t *testing.T) {
+	cfg := policy.DefaultConfig()
+	low := tel(5, false, -130)
+	for _, tc := range []struct {
+		name   string
+		fn     policy.Func
+		in     policy.Input
+		action proto.Action
+	}{
+		{"retry-only retries blind to the battery", policy.RetryOnly, in(proto.StatePartial, low, 0), proto.ActionRetry},
+		{"retry-only ignores backoff", policy.RetryOnly, func() policy.Input { i := in(proto.StatePartial, good(), 1); i.LastCommand = t0; return i }(), proto.ActionRetry},
+		{"retry-only stops at the count", policy.RetryOnly, in(proto.StatePartial, good(), 3), proto.ActionNone},
+		{"retry-only waits for the result", policy.RetryOnly, func() policy.Input { i := in(proto.StatePartial, good(), 1); i.CommandOpen = true; return i }(), proto.ActionNone},
+		{"retry-only leaves healthy alone", policy.RetryOnly, in(proto.StateUpdated, good(), 0), proto.ActionNone},
+		{"unguarded rolls back below the floor", policy.RetryThenRollback, in(proto.StatePartial, low, 3), proto.ActionRollback},
+		{"unguarded rolls back boot_failed", policy.RetryThenRollback, in(proto.StateBootFailed, low, 0), proto.ActionRollback},
+		{"unguarded stops after its rollback", policy.RetryThenRollback, func() policy.Input { i := in(proto.StatePartial, low, 3); i.Rollbacks = 1; return i }(), proto.ActionNone},
+		{"observe never acts", policy.Observe, in(proto.StatePartial, good(), 0), proto.ActionNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.fn(tc.in, cfg)
+			require.Equal(t, tc.action, got.Action, "reason %q", got.Reason)
+			require.NotEmpty(t, got.Reason)
+		})
+	}
 }
