@@ -41,6 +41,10 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	password := fs.String("password", "", "MQTT password")
 	rows := fs.Int("batch-rows", 10000, "flush a batch at this many rows")
 	delay := fs.Duration("batch-delay", 250*time.Millisecond, "flush a batch this long after its first row")
+	bytes := fs.Int("batch-bytes", 16<<20, "flush a batch at about this many bytes of rows")
+	conns := fs.Int("connections", 1, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
+	window := fs.Int("receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections)")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9101); empty: off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,11 +59,19 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	defer db.Close()
 	in, err := ingestor.New(ingestor.Config{
 		Broker: c.broker, ClientID: *clientID, Username: *username, Password: *password,
-		Batch:  warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay},
+		Batch:       warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay, MaxBytes: *bytes},
+		Connections: *conns, ReceiveMaximum: uint16(min(*window, 65535)),
 		Logger: log,
 	}, db)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		stopped, err := serveMetrics(ctx, *metricsAddr, in.Handler(), out)
+		if err != nil {
+			return err
+		}
+		defer func() { <-stopped }()
 	}
 	if err := in.Run(ctx); err != nil {
 		return fmt.Errorf("ingest: %w", err)
