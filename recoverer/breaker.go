@@ -114,12 +114,16 @@ func (r *Recoverer) runBreaker(ctx context.Context, results chan<- []CohortRate)
 // breaker is the loop's view of the cohort breaker: what is tripped, what
 // was advised, and which firmware an operator cleared by hand.
 type breaker struct {
+	clearBelow float64         // a tripped cohort clears under this failure rate
 	advised    map[string]bool // firmware with an advisory out
 	overridden map[string]bool // firmware an operator cleared
 }
 
-func newBreaker() *breaker {
-	return &breaker{advised: map[string]bool{}, overridden: map[string]bool{}}
+// newBreaker returns the loop's breaker. A cohort trips at threshold and
+// clears only once its rate falls under half of it, so a cohort near the
+// line does not flap as devices that are still updating join the window.
+func newBreaker(threshold float64) *breaker {
+	return &breaker{clearBelow: threshold / 2, advised: map[string]bool{}, overridden: map[string]bool{}}
 }
 
 // apply feeds one breaker result to the tracker and returns the decisions
@@ -129,7 +133,8 @@ func (b *breaker) apply(t *tracker, rates []CohortRate, now time.Time) ([]output
 	byFirmware := map[string][]CohortRate{}
 	seen := map[string]bool{}
 	for _, c := range rates {
-		trip := c.Tripped && !b.overridden[c.Firmware]
+		held := t.tripped[cohortKey(c.Firmware, c.Region)] && c.FailureRate >= b.clearBelow
+		trip := (c.Tripped || held) && !b.overridden[c.Firmware]
 		seen[cohortKey(c.Firmware, c.Region)] = true
 		outs = append(outs, t.setCohort(c.Firmware, c.Region, trip, now)...)
 		if trip {

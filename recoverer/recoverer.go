@@ -332,7 +332,7 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, c
 	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
-	br := newBreaker()
+	br := newBreaker(r.cfg.BreakerThreshold)
 	for {
 		var outs []output
 		select {

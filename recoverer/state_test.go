@@ -282,3 +282,47 @@ func TestTrackerCohortBreaker(t *testing.T) {
 	require.Empty(t, h.tr.setCohort("1.1.0", "eu", false, h.now))
 	one(t, h.telemetry("d2", 20, true, -70), proto.ActionRetry, policy.ReasonRetryable, true)
 }
+
+func TestBreakerHysteresisAndOperatorClear(t *testing.T) {
+	h := newHarness(t)
+	b := newBreaker(0.4)
+	rate := func(r float64, tripped bool) []CohortRate {
+		return []CohortRate{{Firmware: "1.1.0", Region: "eu", Devices: 100, FailedDevices: int(r * 100), FailureRate: r, Tripped: tripped}}
+	}
+	for _, step := range []struct {
+		name    string
+		rates   []CohortRate
+		tripped bool
+		advice  string // "", "set" or "clear"
+	}{
+		{"under the threshold", rate(0.3, false), false, ""},
+		{"trips", rate(0.5, true), true, "set"},
+		{"held above half the threshold", rate(0.3, false), true, ""},
+		{"clears under half", rate(0.1, false), false, "clear"},
+		{"trips again", rate(0.45, true), true, "set"},
+		{"gone from the window: cleared", nil, false, "clear"},
+	} {
+		_, pubs := b.apply(h.tr, step.rates, h.now)
+		require.Equal(t, step.tripped, h.tr.tripped[cohortKey("1.1.0", "eu")], step.name)
+		switch step.advice {
+		case "":
+			require.Empty(t, pubs, step.name)
+		case "set":
+			require.Len(t, pubs, 1, step.name)
+			require.True(t, pubs[0].Retain)
+			require.Equal(t, "sentinel/rollout/1.1.0/halt", pubs[0].Topic)
+			require.Contains(t, string(pubs[0].Payload), `"region":"eu"`)
+		case "clear":
+			require.Len(t, pubs, 1, step.name)
+			require.Empty(t, pubs[0].Payload, "an empty retained message clears the advisory")
+		}
+	}
+	// An operator clears a tripped firmware: the breaker stands down for it.
+	b.apply(h.tr, rate(0.6, true), h.now)
+	require.NotEmpty(t, h.tr.tripped)
+	b.operatorClear(h.tr, "1.1.0", h.now)
+	require.Empty(t, h.tr.tripped)
+	_, pubs := b.apply(h.tr, rate(0.6, true), h.now)
+	require.Empty(t, pubs)
+	require.Empty(t, h.tr.tripped, "overridden by the operator")
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sentinel-iot/sentinel/recoverer"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
+	"github.com/sentinel-iot/sentinel/simulator"
+	"github.com/sentinel-iot/sentinel/warehouse"
+)
+
+// controllers are the recovery controllers `sentinel bench recover`
+// compares, by name: Sentinel's guarded policy and the baselines.
+var controllers = map[string]policy.Func{
+	"sentinel":            policy.Decide,
+	"retry-then-rollback": policy.RetryThenRollback,
+	"retry-only":          policy.RetryOnly,
+	"none":                policy.Observe,
+}
+
+// cmdBenchRecover runs the same seeded fleet once per controller, scores
+// each run against the simulator's ground truth and prints the table, with
+// the guarded controller's decision latency.
+func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("bench recover", "[flags]")
+	var c common
+	c.addLog(fs, "warn")
+	dsn := fs.String("dsn", "chdb://./data/bench-recover", "warehouse the runs write to")
+	duration := fs.Duration("duration", 90*time.Second, "how long each run's fleet runs")
+	list := fs.String("controllers", "sentinel,retry-then-rollback,retry-only,none", "comma-separated controllers to run, in order")
+	backoff := fs.Duration("backoff", 2*time.Second, "the guarded policy's first backoff")
+	var fleet simulator.Config
+	addFleetFlags(fs, &fleet)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	db, err := openWarehouse(ctx, *dsn, &c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	pc := policy.DefaultConfig()
+	pc.BackoffBase = *backoff
+
+	var scores []efficacy
+	var latency []time.Duration
+	for _, name := range strings.Split(*list, ",") {
+		fn, ok := controllers[name]
+		if !ok {
+			return fmt.Errorf("bench recover: unknown controller %q (known: sentinel, retry-then-rollback, retry-only, none)", name)
+		}
+		rc := recoverer.Config{Policy: pc, Decide: fn, NoRebuild: true, BreakerInterval: -1}
+		if name == "sentinel" {
+			rc.BreakerInterval = time.Second
+		}
+		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
+		e, lat, err := benchRun(ctx, db, name, rc, fleet, *duration, log)
+		if err != nil {
+			return err
+		}
+		if name == "sentinel" {
+			latency = lat
+		}
+		scores = append(scores, e)
+	}
+	fmt.Fprintf(out, "\n%s, %s, %d CPUs; seed %d, %d devices, bad build %q in %q (factor %g), %s per run\n\n",
+		db.Engine(), runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), fleet.Seed, fleet.Devices, fleet.BadBuild, fleet.BadBuildRegion, fleet.BadBuildFactor, *duration)
+	writeEfficacy(out, scores)
+	if len(latency) > 0 {
+		fmt.Fprintf(out, "\ndecision latency (status received -> command PUBACK), %d commands: p50 %s, p99 %s, max %s\n",
+			len(latency), percentile(latency, 0.5).Round(time.Microsecond), percentile(latency, 0.99).Round(time.Microsecond), percentile(latency, 1).Round(time.Microsecond))
+	}
+	return nil
+}
+
+// benchRun runs the whole pipeline once with one controller and scores it.
+func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy, []time.Duration, error) {
+	p, err := startPipeline(ctx, db, pipelineConfig{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log})
+	if err != nil {
+		return efficacy{}, nil, err
+	}
+	fleetCtx, stop := context.WithTimeout(ctx, d)
+	defer stop()
+	p.runFleet(fleetCtx)
+	<-fleetCtx.Done()
+	if err := p.drain(30 * time.Second); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	shutdownErr := p.shutdown()
+	lat := p.recov.Stats().Latency
+	end := time.Now()
+	runID := name + "@" + p.started.UTC().Format(time.RFC3339)
+	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
+		return efficacy{}, nil, fmt.Errorf("store ground truth: %w", err)
+	}
+	e, err := scoreRun(context.WithoutCancel(ctx), db, name, runID, p.started, end, rc.Policy.WithDefaults().RollbackMinBattery)
+	if err != nil {
+		return e, nil, err
+	}
+	if shutdownErr != nil {
+		log.Warn("pipeline shutdown", "err", shutdownErr)
+	}
+	return e, lat, nil
+}
