@@ -404,8 +404,11 @@ ORDER BY attempt_no;
 -- ==========================================================================
 
 -- name: rollout_funnel
--- title: Rollout funnel per target firmware: how far devices got
--- Why: shows at which OTA phase a build loses devices. A device counts at
+-- title: Rollout funnel per target firmware and wave: how far devices got
+-- Why: shows at which OTA phase a build loses devices, wave by wave (a
+-- later wave doing worse than an earlier one is a regression the staged
+-- rollout should have stopped). A device's wave is the one it reported
+-- (0: unknown, no waves). A device counts at
 -- a stage once it reported that stage or any later one (a device that
 -- failed installing did download and verify); devices that never left idle
 -- are not in the funnel. share_of_started is against
@@ -422,6 +425,7 @@ per_device AS (
     SELECT
         target_firmware AS firmware,
         device_id,
+        max(wave) AS wave,
         max(state NOT IN ('idle', 'offline')) AS started,
         max(state IN ('verifying', 'installing', 'rebooting', 'updated', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS downloaded,
         max(state IN ('installing', 'rebooting', 'updated', 'install_failed', 'partial', 'boot_failed')) AS verified,
@@ -433,24 +437,25 @@ per_device AS (
     HAVING started
 ),
 stages AS (
-    SELECT firmware, stage_no, stage, sum(reached) AS devices
+    SELECT firmware, wave, stage_no, stage, sum(reached) AS devices
     FROM per_device
     ARRAY JOIN
         [1, 2, 3, 4, 5] AS stage_no,
         ['started', 'downloaded', 'verified', 'installed', 'updated'] AS stage,
         [started, downloaded, verified, installed, updated] AS reached
-    GROUP BY firmware, stage_no, stage
+    GROUP BY firmware, wave, stage_no, stage
 )
 SELECT
     firmware,
+    wave,
     stage_no,
     stage,
     devices,
     round(devices / first_value(devices) OVER w, 4) AS share_of_started,
     round(devices / lagInFrame(devices, 1, devices) OVER w, 4) AS step_conversion
 FROM stages
-WINDOW w AS (PARTITION BY firmware ORDER BY stage_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-ORDER BY firmware, stage_no;
+WINDOW w AS (PARTITION BY firmware, wave ORDER BY stage_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+ORDER BY firmware, wave, stage_no;
 
 -- ==========================================================================
 

@@ -50,7 +50,8 @@ SELECT
     '1.4.2' AS firmware,
     ['1.5.0', '1.6.0'][1 + d %% 2] AS target_firmware,
     '' AS detail, '' AS command_id, '' AS action, '' AS outcome,
-    ts AS received_at
+    ts AS received_at,
+    toUInt16(1 + d %% 4) AS wave
 FROM (
     SELECT number %% %[1]d AS d, intDiv(number, %[1]d) AS k, cityHash64(number) AS h, cityHash64(number %% %[1]d) %% 8 AS r
     FROM numbers(%[2]d, %[3]d)

@@ -18,6 +18,7 @@ type event struct {
 	seq                             uint64
 	ts                              time.Time
 	commandID, action, outcome      string
+	wave                            int
 }
 
 type decision struct {
@@ -38,7 +39,7 @@ func load() ([]event, []decision, []warehouse.StatusRow, []warehouse.DecisionRow
 	fe, fd := fixture.Decisions(fixture.Events())
 	events := make([]event, len(fe))
 	for i, e := range fe {
-		events[i] = event{e.Device, e.Region, e.Firmware, e.State, e.Seq, e.TS, e.CommandID, e.Action, e.Outcome}
+		events[i] = event{e.Device, e.Region, e.Firmware, e.State, e.Seq, e.TS, e.CommandID, e.Action, e.Outcome, e.Wave}
 	}
 	decisions := make([]decision, len(fd))
 	for i, d := range fd {

@@ -189,41 +189,58 @@ func wantRolloutFunnel(events []event, _ analytics.Filter) [][]string {
 		{"updated", set("updated")},
 	}
 	type key struct{ fw, dev string }
+	type cohort struct {
+		fw   string
+		wave int
+	}
 	reached := map[key][]bool{}
+	wave := map[key]int{}
 	for _, e := range events {
 		k := key{e.firmware, e.device}
 		if reached[k] == nil {
 			reached[k] = make([]bool, len(stages))
 		}
+		wave[k] = max(wave[k], e.wave)
 		for i, s := range stages {
 			if (s.states == nil && e.state != "idle" && e.state != "offline") || s.states[e.state] {
 				reached[k][i] = true
 			}
 		}
 	}
-	counts := map[string][]int{}
+	counts := map[cohort][]int{}
 	for k, r := range reached {
 		if !r[0] {
 			continue
 		}
-		if counts[k.fw] == nil {
-			counts[k.fw] = make([]int, len(stages))
+		c := cohort{k.fw, wave[k]}
+		if counts[c] == nil {
+			counts[c] = make([]int, len(stages))
 		}
 		for i, ok := range r {
 			if ok {
-				counts[k.fw][i]++
+				counts[c][i]++
 			}
 		}
 	}
+	cohorts := make([]cohort, 0, len(counts))
+	for c := range counts {
+		cohorts = append(cohorts, c)
+	}
+	sort.Slice(cohorts, func(i, j int) bool {
+		if cohorts[i].fw != cohorts[j].fw {
+			return cohorts[i].fw < cohorts[j].fw
+		}
+		return cohorts[i].wave < cohorts[j].wave
+	})
 	var out [][]string
-	for _, fw := range sortedKeys(counts) {
-		c := counts[fw]
+	for _, co := range cohorts {
+		c := counts[co]
 		for i, s := range stages {
 			prev := c[i]
 			if i > 0 {
 				prev = c[i-1]
 			}
-			out = append(out, []string{fw, u(i + 1), s.name, u(c[i]),
+			out = append(out, []string{co.fw, u(co.wave), u(i + 1), s.name, u(c[i]),
 				f64(float64(c[i])/float64(c[0]), 4), f64(float64(c[i])/float64(prev), 4)})
 		}
 	}

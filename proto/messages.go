@@ -90,6 +90,7 @@ const (
 	MaxRSSI        = 0    // dBm
 	MinTemperature = -60  // degrees Celsius
 	MaxTemperature = 150  // degrees Celsius
+	MaxWave        = 1000 // rollout waves
 	maxText        = 256
 )
 
@@ -153,6 +154,10 @@ type StatusEvent struct {
 	Firmware string `json:"firmware"`
 	// TargetFirmware is the version the rollout wants on the device.
 	TargetFirmware string `json:"target_firmware,omitempty"`
+	// Wave is the rollout wave the device was scheduled in, from 1; 0 (or
+	// absent) when the rollout has no waves or the device does not know.
+	// Analysts split the rollout funnel by it.
+	Wave int `json:"wave,omitempty"`
 	// Detail is a free-text explanation from the device (an error code, say).
 	Detail string `json:"detail,omitempty"`
 	// Result is set when the event reports the end of a command.
@@ -185,6 +190,9 @@ func (m *StatusEvent) Validate() error {
 	}
 	if err := checkText("target_firmware", m.TargetFirmware, false); err != nil {
 		return err
+	}
+	if m.Wave < 0 || m.Wave > MaxWave {
+		return fieldErr("wave", ErrOutOfRange, "%d not in 0..%d", m.Wave, MaxWave)
 	}
 	if err := checkText("detail", m.Detail, false); err != nil {
 		return err

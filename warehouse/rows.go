@@ -49,6 +49,8 @@ type StatusRow struct {
 	Action         string    `ch:"action" json:"action"`
 	Outcome        string    `ch:"outcome" json:"outcome"`
 	ReceivedAt     time.Time `ch:"received_at" json:"received_at"`
+	// Wave is the rollout wave from 1, 0 when unknown (migration 6).
+	Wave uint16 `ch:"wave" json:"wave"`
 }
 
 // StatusRowOf maps a decoded status event to its row.
@@ -56,7 +58,7 @@ func StatusRowOf(m *proto.StatusEvent, received time.Time) StatusRow {
 	r := StatusRow{
 		DeviceID: m.DeviceID, Region: m.Region, TS: m.TS.Time, Seq: m.Seq, State: string(m.State),
 		Firmware: m.Firmware, TargetFirmware: m.TargetFirmware, Detail: m.Detail,
-		ReceivedAt: received.UTC(),
+		ReceivedAt: received.UTC(), Wave: uint16(m.Wave),
 	}
 	if m.Result != nil {
 		r.CommandID, r.Action, r.Outcome = m.Result.CommandID, string(m.Result.Action), string(m.Result.Outcome)

@@ -173,12 +173,13 @@ func drawRanking(res *warehouse.Result) (string, error) {
 }
 
 func drawFunnel(res *warehouse.Result) (string, error) {
-	fw, stage := text(res, "firmware"), text(res, "stage")
-	labels := make([]string, len(fw))
+	fw, wave, stage := text(res, "firmware"), text(res, "wave"), text(res, "stage")
+	labels, groups := make([]string, len(fw)), make([]string, len(fw))
 	for i := range fw {
-		labels[i] = fw[i] + " " + stage[i]
+		labels[i] = fw[i] + " w" + wave[i] + " " + stage[i]
+		groups[i] = fw[i] + " w" + wave[i]
 	}
-	return bars("Devices reaching each OTA stage (share of started)", labels, column(res, "share_of_started"), fw)
+	return bars("Devices reaching each OTA stage, per firmware and wave (share of started)", labels, column(res, "share_of_started"), groups)
 }
 
 func drawRecovery(res *warehouse.Result) (string, error) {

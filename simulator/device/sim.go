@@ -322,6 +322,7 @@ func (d *Device) status(wall time.Time, detail string, res *proto.CommandResult)
 		State:          d.m.State(),
 		Firmware:       d.m.Firmware(),
 		TargetFirmware: d.m.Target(),
+		Wave:           d.p.Wave + 1, // the wire counts waves from 1
 		Detail:         detail,
 		Result:         res,
 	}}
