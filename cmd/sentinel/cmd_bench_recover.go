@@ -103,7 +103,7 @@ func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.C
 	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
 		return efficacy{}, nil, fmt.Errorf("store ground truth: %w", err)
 	}
-	e, err := scoreRun(context.WithoutCancel(ctx), db, name, runID, p.started, end, rc.Policy.WithDefaults().RollbackMinBattery)
+	e, err := scoreRun(context.WithoutCancel(ctx), db, name, runID, p.started, end, rc.Policy)
 	if err != nil {
 		return e, nil, err
 	}

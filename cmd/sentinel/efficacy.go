@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
@@ -15,22 +16,28 @@ import (
 type efficacy struct {
 	Policy                 string
 	Recoverable, Recovered int64
-	UnsafeRollbacks        int64 // rollbacks decided below the floor without a charger
-	UnsafeCommands         int64 // retries and rollbacks started under the brick level (device side)
-	Bricked                int64 // devices bricked by a command
-	Escalated              int64 // devices halted for a person
-	Commands               int64 // commands devices received
-	TTRp50, TTRp90         float64
-	BadBuildFailedAtTrip   int64 // bad-build devices failed when the breaker tripped; -1 if it never did
+	// InGuards and InGuardsRecovered count the recoverable devices whose
+	// battery at failure allowed a command under the guards (at least the
+	// retry minimum, or charging), and how many of those recovered.
+	InGuards, InGuardsRecovered int64
+	UnsafeRollbacks             int64 // rollbacks decided below the floor without a charger
+	UnsafeCommands              int64 // retries and rollbacks started under the brick level (device side)
+	Bricked                     int64 // devices bricked by a command
+	Escalated                   int64 // devices halted for a person
+	Commands                    int64 // commands devices received
+	TTRp50, TTRp90              float64
+	BadBuildFailedAtTrip        int64 // bad-build devices failed when the breaker tripped; -1 if it never did
 }
 
 // scoreRun computes a run's efficacy: runID selects its ground truth,
 // [from, to) its status events and decisions.
-func scoreRun(ctx context.Context, db *warehouse.DB, name, runID string, from, to time.Time, floor float64) (efficacy, error) {
+func scoreRun(ctx context.Context, db *warehouse.DB, name, runID string, from, to time.Time, pc policy.Config) (efficacy, error) {
+	pc = pc.WithDefaults()
 	const layout = "2006-01-02 15:04:05.000"
 	params := warehouse.WithParams(map[string]string{
 		"run": runID, "from": from.UTC().Format(layout), "to": to.UTC().Format(layout),
-		"floor": strconv.FormatFloat(floor, 'g', -1, 64),
+		"floor": strconv.FormatFloat(pc.RollbackMinBattery, 'g', -1, 64),
+		"guard": strconv.FormatFloat(pc.RetryMinBattery, 'g', -1, 64),
 	})
 	e := efficacy{Policy: name, BadBuildFailedAtTrip: -1}
 	q := func(sql string) ([]string, error) {
@@ -49,12 +56,15 @@ func scoreRun(ctx context.Context, db *warehouse.DB, name, runID string, from, t
 	r, err := q(`SELECT
 	countIf(started AND remedy NOT IN ('none', 'unrecoverable')),
 	countIf(started AND remedy NOT IN ('none', 'unrecoverable') AND verdict = 'recovered'),
-	sum(unsafe_commands), countIf(verdict = 'bricked_by_command'), sum(commands)
+	sum(unsafe_commands), countIf(verdict = 'bricked_by_command'), sum(commands),
+	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR charging_at_failure)),
+	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR charging_at_failure) AND verdict = 'recovered')
 FROM ground_truth FINAL WHERE run_id = {run:String}`)
 	if err != nil {
 		return e, err
 	}
 	e.Recoverable, e.Recovered, e.UnsafeCommands, e.Bricked, e.Commands = atoi(r[0]), atoi(r[1]), atoi(r[2]), atoi(r[3]), atoi(r[4])
+	e.InGuards, e.InGuardsRecovered = atoi(r[5]), atoi(r[6])
 
 	if r, err = q(`SELECT
 	countIf(action = 'rollback' AND battery_pct < {floor:Float64} AND NOT charging),
@@ -104,8 +114,8 @@ func pct(part, whole int64) float64 {
 
 // writeEfficacy prints the comparison table, one row per controller.
 func writeEfficacy(out io.Writer, es []efficacy) {
-	fmt.Fprintf(out, "%-22s %12s %10s %9s %8s %7s %9s %9s %9s %9s %11s\n",
-		"controller", "recovered", "unsafe_rb", "unsafe_dev", "bricked", "halted", "ttr_p50_s", "ttr_p90_s", "cmds/rec", "commands", "bad@trip")
+	fmt.Fprintln(out, "| controller | recovered / recoverable | recovered, battery allowed a command | rollbacks below floor | unsafe commands (device) | bricked by a command | escalated (halted) | TTR p50 s | TTR p90 s | commands / recovered | bad-build devices failed at breaker trip |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, e := range es {
 		per := 0.0
 		if e.Recovered > 0 {
@@ -115,9 +125,10 @@ func writeEfficacy(out io.Writer, es []efficacy) {
 		if e.BadBuildFailedAtTrip >= 0 {
 			trip = strconv.FormatInt(e.BadBuildFailedAtTrip, 10)
 		}
-		fmt.Fprintf(out, "%-22s %5d/%-5d %5.1f%% %10d %9d %8d %7d %9.1f %9.1f %9.2f %9d %11s\n",
-			e.Policy, e.Recovered, e.Recoverable, pct(e.Recovered, e.Recoverable), e.UnsafeRollbacks, e.UnsafeCommands,
-			e.Bricked, e.Escalated, e.TTRp50, e.TTRp90, per, e.Commands, trip)
+		fmt.Fprintf(out, "| %s | %d / %d = %.1f %% | %d / %d = %.1f %% | %d | %d | %d | %d | %.1f | %.1f | %.2f | %s |\n",
+			e.Policy, e.Recovered, e.Recoverable, pct(e.Recovered, e.Recoverable),
+			e.InGuardsRecovered, e.InGuards, pct(e.InGuardsRecovered, e.InGuards), e.UnsafeRollbacks, e.UnsafeCommands,
+			e.Bricked, e.Escalated, e.TTRp50, e.TTRp90, per, trip)
 	}
 }
 

@@ -80,8 +80,9 @@ type Config struct {
 	// ever decided below it unless the device is charging, because a rollback
 	// that dies halfway bricks the device. Default 40.
 	RollbackMinBattery float64
-	// MinSignal is the weakest signal, in dBm, at which a retry (which
-	// downloads the image again) is worth sending. Default -100.
+	// MinSignal is the weakest signal, in dBm, at which a retry that
+	// downloads the image again (from download_failed or verify_failed) is
+	// worth sending. Default -100.
 	MinSignal int
 	// MaxRetries is how many retries one failure gets before a rollback. Default 3.
 	MaxRetries int
@@ -362,8 +363,9 @@ type Func func(Input, Config) Decision
 //   - boot_failed, a tripped cohort, or retries used up: rollback if the
 //     battery is at or above the floor or the device charges, else defer;
 //   - otherwise retry, after the jittered exponential backoff, when the
-//     battery (or charging) and the signal allow; else defer with the
-//     reason (a weak signal defers a retry, which would download again).
+//     battery (or charging) allows and, for a retry that downloads again
+//     (download_failed, verify_failed), the signal too; else defer with
+//     the reason.
 //
 // Whatever the input, Decide returns a rollback only when the telemetry is
 // known and fresh and the battery is at or above RollbackMinBattery or the
@@ -418,13 +420,20 @@ func Decide(in Input, cfg Config) Decision {
 	if !t.Charging && t.BatteryPct < cfg.RetryMinBattery {
 		return deferFor(ReasonBatteryLow)
 	}
-	if t.RSSI < cfg.MinSignal {
+	if downloads(in.State) && t.RSSI < cfg.MinSignal {
+		// Only a retry that downloads the image again needs the link; a
+		// partial or failed install re-applies the image already there.
 		return deferFor(ReasonWeakSignal)
 	}
 	if fellBack {
 		return Decision{Action: proto.ActionRetry, Reason: ReasonSilentFallback}
 	}
 	return Decision{Action: proto.ActionRetry, Reason: ReasonRetryable}
+}
+
+// downloads reports whether a retry from state s downloads the image again.
+func downloads(s proto.State) bool {
+	return s == proto.StateDownloadFailed || s == proto.StateVerifyFailed
 }
 
 // stuck reports whether the device has held its state past its timeout.

@@ -84,7 +84,8 @@ func TestDecide(t *testing.T) {
 		{"battery low", in(proto.StatePartial, tel(29.9, false, -70), 0), proto.ActionDefer, policy.ReasonBatteryLow},
 		{"battery empty", in(proto.StateInstallFailed, tel(0, false, -70), 1), proto.ActionDefer, policy.ReasonBatteryLow},
 		{"download_failed on weak signal", in(proto.StateDownloadFailed, tel(80, false, -101), 0), proto.ActionDefer, policy.ReasonWeakSignal},
-		{"partial on weak signal", in(proto.StatePartial, tel(80, false, -120), 0), proto.ActionDefer, policy.ReasonWeakSignal},
+		{"partial on weak signal (no download)", in(proto.StatePartial, tel(80, false, -120), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"install_failed on weak signal (no download)", in(proto.StateInstallFailed, tel(80, false, -120), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"weak signal while charging", in(proto.StateDownloadFailed, tel(80, true, -130), 0), proto.ActionDefer, policy.ReasonWeakSignal},
 		{"battery low beats weak signal", in(proto.StateDownloadFailed, tel(10, false, -130), 0), proto.ActionDefer, policy.ReasonBatteryLow},
 
