@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -300,7 +301,14 @@ type conn struct {
 func (c *conn) clientConfig() autopaho.ClientConfig {
 	in := c.in
 	filters := []string{proto.Shared(in.cfg.Group, proto.FilterTelemetry), proto.Shared(in.cfg.Group, proto.FilterStatus)}
+	var dial func(context.Context, autopaho.ClientConfig, *url.URL) (net.Conn, error)
+	if sch := in.server.Scheme; (sch == "tcp" || sch == "mqtt") && in.server.Port() != "" {
+		dial = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return dialBatched(ctx, u)
+		}
+	}
 	return autopaho.ClientConfig{
+		AttemptConnection:             dial,
 		ServerUrls:                    []*url.URL{in.server},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: false,

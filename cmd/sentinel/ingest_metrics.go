@@ -7,10 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
-// serveMetrics serves h at /metrics on addr until ctx ends, and says where
+// serveMetrics serves h at /metrics, and pprof at /debug/pprof/, on addr until ctx ends, and says where
 // on out (the port is chosen by the system when addr ends in :0). It
 // returns once listening; the server stops when ctx ends.
 func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Writer) (stopped <-chan struct{}, err error) {
@@ -20,6 +21,9 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Write
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
+	// CPU and heap profiles, for finding what bounds the rate.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
