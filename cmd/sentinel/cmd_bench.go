@@ -15,8 +15,11 @@ func cmdBench(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "ingest" {
 		return cmdBenchIngest(ctx, args[1:], out)
 	}
+	if len(args) > 0 && args[0] == "recover" {
+		return cmdBenchRecover(ctx, args[1:], out)
+	}
 	if len(args) == 0 || args[0] != "analytics" {
-		return fmt.Errorf("bench: want a target: `sentinel bench analytics`")
+		return fmt.Errorf("bench: want a target: `sentinel bench analytics` or `sentinel bench recover`")
 	}
 	fs := newFlags("bench analytics", "[flags]")
 	var c common
