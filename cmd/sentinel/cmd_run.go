@@ -84,6 +84,12 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	if err := printScore(reportCtx, out, db, runID); err != nil {
 		return err
 	}
+	e, err := scoreRun(reportCtx, db, "sentinel", runID, p.started, time.Now(), recoverConfigDefaults().Policy)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nEfficacy (baselines: sentinel bench recover)\n============================================\n")
+	writeEfficacy(out, []efficacy{e})
 	return shutdownErr
 }
 
