@@ -1,0 +1,57 @@
+package warehouse_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
+)
+
+// TestInsertRoundTrip: the rows the embedded engine's RowBinary encoder
+// writes read back exactly, awkward strings and edge values included.
+func TestInsertRoundTrip(t *testing.T) {
+	db := warehousetest.Open(t)
+	ctx := context.Background()
+	ts := time.Date(2026, 11, 27, 10, 11, 12, 345e6, time.UTC)
+	tests := []struct {
+		name  string
+		table string
+		rows  any
+		query string
+		want  [][]string
+	}{
+		{"telemetry", warehouse.TableTelemetry, []warehouse.TelemetryRow{
+			{DeviceID: "dev-\t\n'\\\"ü", Region: "eu-west", Firmware: "1.5.0", State: "partial", TS: ts, Seq: 1<<63 + 5,
+				BatteryPct: 12.5, Charging: true, RSSI: -140, TemperatureC: -20.25, UptimeS: -1, ReceivedAt: ts.Add(time.Second)},
+			{DeviceID: "", Region: "", Firmware: "", State: "idle", TS: ts.In(time.FixedZone("x", 3600)), Seq: 0, ReceivedAt: ts},
+		}, "SELECT device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at FROM telemetry ORDER BY seq DESC",
+			[][]string{
+				{"dev-\t\n'\\\"ü", "eu-west", "1.5.0", "partial", "2026-11-27 10:11:12.345", "9223372036854775813", "12.5", "true", "-140", "-20.25", "-1", "2026-11-27 10:11:13.345"},
+				{"", "", "", "idle", "2026-11-27 10:11:12.345", "0", "0", "false", "0", "0", "0", "2026-11-27 10:11:12.345"},
+			}},
+		{"status", warehouse.TableStatusEvents, []warehouse.StatusRow{
+			{DeviceID: "dev-1", Region: "us-east", TS: ts, Seq: 7, State: "install_failed", Firmware: "1.4.2", TargetFirmware: "1.5.0",
+				Detail: "line1\nline2\ttab", CommandID: "c-1", Action: "retry", Outcome: "ok", ReceivedAt: ts},
+		}, "SELECT device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at FROM status_events",
+			[][]string{{"dev-1", "us-east", "2026-11-27 10:11:12.345", "7", "install_failed", "1.4.2", "1.5.0", "line1\nline2\ttab", "c-1", "retry", "ok", "2026-11-27 10:11:12.345"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			switch rows := tc.rows.(type) {
+			case []warehouse.TelemetryRow:
+				err = warehouse.Insert(ctx, db, tc.table, rows)
+			case []warehouse.StatusRow:
+				err = warehouse.Insert(ctx, db, tc.table, rows)
+			}
+			require.NoError(t, err)
+			res, err := db.Query(ctx, tc.query)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, res.Rows)
+		})
+	}
+}
