@@ -96,7 +96,7 @@ func (e *embedded) insert(ctx context.Context, table string, rows []any) error {
 
 const (
 	telemetryColumns = "device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at"
-	statusColumns    = "device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at"
+	statusColumns    = "device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at, wave"
 )
 
 // insertFile inserts RowBinary data for columns through a temporary file.
@@ -154,6 +154,7 @@ func appendStatusRowBinary(rows []any) []byte {
 			b = appendRBString(b, v)
 		}
 		b = binary.LittleEndian.AppendUint64(b, uint64(s.ReceivedAt.UnixMilli()))
+		b = binary.LittleEndian.AppendUint16(b, s.Wave)
 	}
 	return b
 }
