@@ -35,9 +35,9 @@ func TestInsertRoundTrip(t *testing.T) {
 			}},
 		{"status", warehouse.TableStatusEvents, []warehouse.StatusRow{
 			{DeviceID: "dev-1", Region: "us-east", TS: ts, Seq: 7, State: "install_failed", Firmware: "1.4.2", TargetFirmware: "1.5.0",
-				Detail: "line1\nline2\ttab", CommandID: "c-1", Action: "retry", Outcome: "ok", ReceivedAt: ts},
-		}, "SELECT device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at FROM status_events",
-			[][]string{{"dev-1", "us-east", "2026-11-27 10:11:12.345", "7", "install_failed", "1.4.2", "1.5.0", "line1\nline2\ttab", "c-1", "retry", "ok", "2026-11-27 10:11:12.345"}}},
+				Detail: "line1\nline2\ttab", CommandID: "c-1", Action: "retry", Outcome: "ok", ReceivedAt: ts, Wave: 3},
+		}, "SELECT device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at, wave FROM status_events",
+			[][]string{{"dev-1", "us-east", "2026-11-27 10:11:12.345", "7", "install_failed", "1.4.2", "1.5.0", "line1\nline2\ttab", "c-1", "retry", "ok", "2026-11-27 10:11:12.345", "3"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
