@@ -324,8 +324,16 @@ func (c *conn) clientConfig() autopaho.ClientConfig {
 			p.Properties.ReceiveMaximum = &rm
 			return p, nil
 		},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 			c.gen.Add(1)
+			if ack != nil && ack.SessionPresent {
+				// The session kept the subscriptions. Subscribing again
+				// could fail besides: mochi checks a SUBSCRIBE's packet ID
+				// against the IDs of the messages it has in flight to us,
+				// and a resumed session has thousands.
+				c.once.Do(func() { c.subscribed <- struct{}{} })
+				return
+			}
 			subs := make([]paho.SubscribeOptions, len(filters))
 			for i, f := range filters {
 				subs[i] = paho.SubscribeOptions{Topic: f, QoS: 1}

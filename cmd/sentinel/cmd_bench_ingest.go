@@ -119,7 +119,10 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		queued := time.Since(start)
-		fmt.Fprintf(out, "%-10s %d messages queued in %s (%.0f msg/s into the broker)\n", "backlog", *backlog, queued.Round(time.Millisecond), float64(*backlog)/queued.Seconds())
+		fmt.Fprintf(out, "%-10s %10s %10.0f %9s %9s   %.2f %.2f %9s  (%d messages queued in the broker for the stopped ingestor's sessions in %s)\n", "backlog", "-",
+			float64(*backlog)/queued.Seconds(), "-", "-", per100k(cpuOf(os.Getpid())-pc0, *backlog), per100k(cpuOf(brk.pid())-bc0, *backlog), "-",
+			*backlog, queued.Round(time.Millisecond))
+		bc0 = cpuOf(brk.pid())
 		launched := time.Now()
 		if ing, err = startIngest(ctx, ingArgs, false); err != nil {
 			return err
@@ -128,9 +131,9 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%-10s %10s %10.0f %9s %9s   %.2f %.2f %.2f  (%s from launching the ingestor; %.0f msg/s from its first commit to its last)\n", "drain", "-",
+		fmt.Fprintf(out, "%-10s %10s %10.0f %9s %9s   %9s %.2f %.2f  (%s from launching the ingestor; %.0f msg/s from its first commit to its last)\n", "drain", "-",
 			float64(*backlog)/d.total.Seconds(), "-", "-",
-			per100k(cpuOf(os.Getpid())-pc0, *backlog), per100k(cpuOf(brk.pid())-bc0, *backlog), per100k(cpuOf(ing.pid()), *backlog),
+			"-", per100k(cpuOf(brk.pid())-bc0, *backlog), per100k(cpuOf(ing.pid()), *backlog),
 			d.total.Round(time.Millisecond), d.rate)
 	}
 	ing.stop()
