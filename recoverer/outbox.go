@@ -20,10 +20,16 @@ const publishTimeout = 10 * time.Second
 // and a tracker blocked on a PUBACK while paho waits for the tracker to take
 // the next message would stall both. The queue is unbounded, but it grows
 // only while messages arrive, which needs a connection, so it stays small.
+//
+// Commands and advisories go in a priority lane ahead of audit records: a
+// device waits for its command, a person reads the audit trail later, and
+// a burst of decisions must not delay the next command. A decision's
+// command still leaves before the decision itself.
 type outbox struct {
-	mu   sync.Mutex
-	q    []queued
-	wake chan struct{}
+	mu     sync.Mutex
+	urgent []queued // commands and advisories
+	q      []queued // audit records
+	wake   chan struct{}
 }
 
 // queued is one outgoing message; received, for a command, is when the
@@ -40,32 +46,55 @@ func (o *outbox) push(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
 	o.q = append(o.q, queued{p, received})
 	o.mu.Unlock()
+	o.signal()
+}
+
+// pushUrgent queues p in the priority lane.
+func (o *outbox) pushUrgent(p *paho.Publish, received time.Time) {
+	o.mu.Lock()
+	o.urgent = append(o.urgent, queued{p, received})
+	o.mu.Unlock()
+	o.signal()
+}
+
+func (o *outbox) signal() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (o *outbox) peek() (*paho.Publish, time.Time) {
+// peek returns the next message and whether it is in the priority lane.
+func (o *outbox) peek() (queued, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.q) == 0 {
-		return nil, time.Time{}
+	if len(o.urgent) > 0 {
+		return o.urgent[0], true
 	}
-	return o.q[0].p, o.q[0].received
+	if len(o.q) == 0 {
+		return queued{}, false
+	}
+	return o.q[0], false
 }
 
-func (o *outbox) pop() {
+// pop removes the head of the lane peek named. Only run calls peek and
+// pop, and pushes only append, so that head is still the one peek saw.
+func (o *outbox) pop(urgent bool) {
 	o.mu.Lock()
-	o.q[0] = queued{}
-	o.q = o.q[1:]
+	if urgent {
+		o.urgent[0] = queued{}
+		o.urgent = o.urgent[1:]
+	} else {
+		o.q[0] = queued{}
+		o.q = o.q[1:]
+	}
 	o.mu.Unlock()
 }
 
 func (o *outbox) len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.q)
+	return len(o.urgent) + len(o.q)
 }
 
 // run publishes until ctx ends and the queue is empty, or until drain has
@@ -91,7 +120,8 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 	defer cancel()
 
 	for pubCtx.Err() == nil {
-		p, received := o.peek()
+		m, urgent := o.peek()
+		p, received := m.p, m.received
 		if p == nil {
 			if ctx.Err() != nil {
 				return // drained
@@ -107,7 +137,7 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 		done()
 		switch {
 		case err == nil:
-			o.pop()
+			o.pop(urgent)
 			st.published.Add(1)
 			if !received.IsZero() {
 				st.latency(time.Since(received))
@@ -120,7 +150,7 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 			// The broker answered with an error reason code (not
 			// authorized, say) or the packet can never be sent: retrying
 			// the same message will not help.
-			o.pop()
+			o.pop(urgent)
 			st.publishFailures.Add(1)
 			log.Error("broker refused a message; dropped", "topic", p.Topic, "err", err)
 		default:

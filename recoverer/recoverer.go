@@ -353,7 +353,7 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, c
 			var pubs []*paho.Publish
 			outs, pubs = br.apply(t, rates, time.Now())
 			for _, p := range pubs {
-				out.push(p, time.Time{})
+				out.pushUrgent(p, time.Time{})
 				r.log.Warn("cohort breaker advisory", "topic", p.Topic, "cleared", len(p.Payload) == 0, "tripped", t.trippedList())
 			}
 			r.stats.setTripped(t.trippedList())
@@ -409,7 +409,7 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 			log.Error("cannot encode command; not sent", "err", err)
 			return
 		}
-		out.push(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload}, o.received)
+		out.pushUrgent(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload}, o.received)
 		r.stats.command(c.Action)
 		if err := commands.Add(ctx, warehouse.CommandRowOf(c, o.region), r.stats.commandStored); err != nil {
 			r.stats.storeFailures.Add(1)

@@ -35,6 +35,10 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 90*time.Second, "how long each run's fleet runs")
 	list := fs.String("controllers", "sentinel,retry-then-rollback,retry-only,none", "comma-separated controllers to run, in order")
 	backoff := fs.Duration("backoff", 2*time.Second, "the guarded policy's first backoff")
+	breaker := recoverer.Config{BreakerInterval: time.Second}
+	fs.DurationVar(&breaker.BreakerInterval, "breaker-interval", breaker.BreakerInterval, "how often the guarded controller's cohort breaker queries the warehouse")
+	fs.IntVar(&breaker.BreakerMinSample, "breaker-min-sample", 20, "devices a cohort needs before the breaker judges it")
+	fs.Float64Var(&breaker.BreakerThreshold, "breaker-threshold", 0.4, "cohort failure rate that trips the breaker")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
 	if err := parseFlags(fs, args); err != nil {
@@ -61,7 +65,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 		}
 		rc := recoverer.Config{Policy: pc, Decide: fn, NoRebuild: true, BreakerInterval: -1}
 		if name == "sentinel" {
-			rc.BreakerInterval = time.Second
+			rc.BreakerInterval, rc.BreakerMinSample, rc.BreakerThreshold = breaker.BreakerInterval, breaker.BreakerMinSample, breaker.BreakerThreshold
 		}
 		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
 		e, lat, err := benchRun(ctx, db, name, rc, fleet, *duration, log)
