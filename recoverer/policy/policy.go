@@ -84,6 +84,10 @@ type Config struct {
 	// downloads the image again (from download_failed or verify_failed) is
 	// worth sending. Default -100.
 	MinSignal int
+	// SignalMargin is added to MinSignal for a retry that downloads again:
+	// signals wander by several dB, and a retry sent at the edge fails the
+	// same way and spends an attempt. Default 5; negative means none.
+	SignalMargin int
 	// MaxRetries is how many retries one failure gets before a rollback. Default 3.
 	MaxRetries int
 	// MaxRollbacks is how many rollbacks one failure gets before a halt. Default 1.
@@ -152,6 +156,7 @@ func DefaultConfig() Config {
 		BackoffMax:         2 * time.Minute,
 		MaxTelemetryAge:    5 * time.Minute,
 		Jitter:             0.2,
+		SignalMargin:       5,
 		SilenceTimeout:     2 * time.Minute,
 	}
 }
@@ -185,6 +190,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Jitter == 0 {
 		c.Jitter = d.Jitter
+	}
+	if c.SignalMargin == 0 {
+		c.SignalMargin = d.SignalMargin
 	}
 	if c.SilenceTimeout == 0 {
 		c.SilenceTimeout = d.SilenceTimeout
@@ -420,7 +428,7 @@ func Decide(in Input, cfg Config) Decision {
 	if !t.Charging && t.BatteryPct < cfg.RetryMinBattery {
 		return deferFor(ReasonBatteryLow)
 	}
-	if downloads(in.State) && t.RSSI < cfg.MinSignal {
+	if downloads(in.State) && t.RSSI < cfg.MinSignal+max(cfg.SignalMargin, 0) {
 		// Only a retry that downloads the image again needs the link; a
 		// partial or failed install re-applies the image already there.
 		return deferFor(ReasonWeakSignal)

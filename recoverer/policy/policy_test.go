@@ -76,7 +76,8 @@ func TestDecide(t *testing.T) {
 		{"download_failed retried", in(proto.StateDownloadFailed, good(), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"retry at exactly 30%", in(proto.StatePartial, tel(30, false, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"retry on low battery while charging", in(proto.StatePartial, tel(5, true, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
-		{"retry at exactly -100 dBm", in(proto.StateDownloadFailed, tel(80, false, -100), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"download retry at exactly -95 dBm (floor + margin)", in(proto.StateDownloadFailed, tel(80, false, -95), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"download retry at -96 dBm waits (inside the margin)", in(proto.StateDownloadFailed, tel(80, false, -96), 0), proto.ActionDefer, policy.ReasonWeakSignal},
 		{"second retry after backoff", in(proto.StatePartial, good(), 1), proto.ActionRetry, policy.ReasonRetryable},
 		{"last retry", in(proto.StatePartial, good(), 2), proto.ActionRetry, policy.ReasonRetryable},
 
