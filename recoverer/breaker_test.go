@@ -1,0 +1,54 @@
+package recoverer
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
+)
+
+// TestQueryCohorts runs the breaker's query on the real engine: the
+// warehouse view decides which cohorts trip, with the minimum sample, and
+// only events inside the window count.
+func TestQueryCohorts(t *testing.T) {
+	db := warehousetest.Open(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var rows []warehouse.StatusRow
+	add := func(region string, n, failed int, at time.Time) {
+		for i := range n {
+			s := proto.StateUpdated
+			if i < failed {
+				s = proto.StatePartial
+			}
+			id := fmt.Sprintf("%s-%d-%d", region, at.Unix(), i)
+			for seq, st := range []proto.State{proto.StateDownloading, s} {
+				m := &proto.StatusEvent{Header: proto.NewHeader(id, at, uint64(seq+1)), Region: region, State: st, Firmware: "1.0.0", TargetFirmware: "1.1.0"}
+				rows = append(rows, warehouse.StatusRowOf(m, at))
+			}
+		}
+	}
+	add("eu", 25, 12, now.Add(-time.Minute))    // 48 %: trips
+	add("us", 25, 2, now.Add(-time.Minute))     // 8 %: does not
+	add("ap", 10, 9, now.Add(-time.Minute))     // 90 % of too few: does not
+	add("af", 30, 30, now.Add(-30*time.Minute)) // outside the window
+	require.NoError(t, warehouse.Insert(context.Background(), db, warehouse.TableStatusEvents, rows))
+
+	cfg := Config{}
+	cfg.ensureDefaults()
+	got, err := queryCohorts(context.Background(), db, cfg, now)
+	require.NoError(t, err)
+	byRegion := map[string]CohortRate{}
+	for _, c := range got {
+		byRegion[c.Region] = c
+	}
+	require.Len(t, byRegion, 3, "%+v", got)
+	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 12, FailureRate: 0.48, Tripped: true}, byRegion["eu"])
+	require.False(t, byRegion["us"].Tripped)
+	require.False(t, byRegion["ap"].Tripped)
+}
