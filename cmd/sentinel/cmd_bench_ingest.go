@@ -39,7 +39,7 @@ import (
 // then checks that every message published is stored.
 func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("bench ingest", "[flags]")
-	ladder := fs.String("rates", "5000,10000,15000,20000,25000,30000", "offered msg/s, one step each, to find the knee")
+	ladder := fs.String("rates", "5000,10000,15000,20000,25000,30000", "offered msg/s, one step each, to find the knee (empty: skip)")
 	step := fs.Duration("step", 15*time.Second, "length of each ladder step")
 	sustainRate := fs.Int("sustain-rate", 20000, "offered msg/s of the sustained run (0: skip)")
 	sustain := fs.Duration("sustain", 60*time.Second, "length of the sustained run")
@@ -85,6 +85,9 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n%-10s %10s %10s %9s %9s   %s\n", "phase", "offered/s", "committed/s", "lag p50", "lag p99", "CPU-s per 100k msgs: publisher broker ingestor")
 	for _, f := range strings.Split(*ladder, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
 		r, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || r <= 0 {
 			return fmt.Errorf("--rates: %q is not a rate", f)
