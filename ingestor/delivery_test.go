@@ -30,6 +30,23 @@ func TestMain(m *testing.M) {
 	)
 }
 
+// fixture is what every test here needs: a broker, a warehouse and a
+// deadline.
+func fixture(t *testing.T) (broker string, db *warehouse.DB, ctx context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return startBroker(t), warehousetest.Open(t), ctx
+}
+
+// start builds an ingestor on db and runs it until the returned stop.
+func start(t *testing.T, db *warehouse.DB, cfg ingestor.Config) (*ingestor.Ingestor, func()) {
+	t.Helper()
+	in, err := ingestor.New(cfg, db)
+	require.NoError(t, err)
+	return in, running(t, in)
+}
+
 // running starts in and returns a stop function that cancels it and
 // requires a clean return.
 func running(t *testing.T, in *ingestor.Ingestor) (stop func()) {
@@ -91,10 +108,7 @@ func scrape(t *testing.T, in *ingestor.Ingestor) string {
 // the backlog (more than the receive window, so the broker holds part of it)
 // drains with nothing lost.
 func TestOutage(t *testing.T) {
-	broker := startBroker(t)
-	db := warehousetest.Open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	broker, db, ctx := fixture(t)
 	var fault warehouse.FaultSwitch
 	in, err := ingestor.New(ingestor.Config{Broker: broker, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
 		MaxRows: 40, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Fault: &fault,
@@ -129,18 +143,14 @@ func TestOutage(t *testing.T) {
 // TestShareGroup: two ingestors in one share group split the stream and
 // together store every message exactly once.
 func TestShareGroup(t *testing.T) {
-	broker := startBroker(t)
-	db := warehousetest.Open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	broker, db, ctx := fixture(t)
 	var ins []*ingestor.Ingestor
 	var stops []func()
 	for i := range 2 {
-		in, err := ingestor.New(ingestor.Config{Broker: broker, ClientID: fmt.Sprintf("ingest-%d", i),
-			Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}, db)
-		require.NoError(t, err)
+		in, stop := start(t, db, ingestor.Config{Broker: broker, ClientID: fmt.Sprintf("ingest-%d", i),
+			Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}})
 		ins = append(ins, in)
-		stops = append(stops, running(t, in))
+		stops = append(stops, stop)
 	}
 	const devices, perDevice = 10, 40
 	for d := range devices {
@@ -167,15 +177,10 @@ func TestShareGroup(t *testing.T) {
 func TestMosquittoPubDeadLetters(t *testing.T) {
 	bin, err := exec.LookPath("mosquitto_pub")
 	require.NoError(t, err, "install mosquitto-clients (.ci/run does)")
-	broker := startBroker(t)
+	broker, db, ctx := fixture(t)
 	u, err := url.Parse(broker)
 	require.NoError(t, err)
-	db := warehousetest.Open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := ingestor.New(ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}, db)
-	require.NoError(t, err)
-	stop := running(t, in)
+	in, stop := start(t, db, ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}})
 
 	valid := func(seq uint64) string {
 		b, err := proto.Encode(reading("eu-west", "dev-mq", seq))
@@ -235,13 +240,8 @@ func TestMosquittoPubDeadLetters(t *testing.T) {
 
 // TestMetrics: every series the issue names is on /metrics.
 func TestMetrics(t *testing.T) {
-	broker := startBroker(t)
-	db := warehousetest.Open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := ingestor.New(ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 10, MaxDelay: 10 * time.Millisecond}}, db)
-	require.NoError(t, err)
-	stop := running(t, in)
+	broker, db, ctx := fixture(t)
+	in, stop := start(t, db, ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 10, MaxDelay: 10 * time.Millisecond}})
 	publishReadings(t, ctx, broker, "dev-metrics", 1, 25)
 	require.Eventually(t, func() bool { return in.Stats().Acked == 25 }, 20*time.Second, 5*time.Millisecond)
 	m := scrape(t, in)
