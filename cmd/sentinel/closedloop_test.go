@@ -58,7 +58,8 @@ func TestClosedLoop(t *testing.T) {
 	// a charger is rightly deferred until it charges, which a battery-only
 	// device may not do within the test.
 	fixable := func(tr simulator.Truth) bool {
-		if tr.BatteryAtFailure < pc.RetryMinBattery && !tr.ChargingAtFailure {
+		charged := tr.ChargingAtFailure && tr.BatteryAtFailure >= pc.ChargingMinBattery
+		if tr.BatteryAtFailure < pc.RetryMinBattery && !charged {
 			return false
 		}
 		switch tr.Remedy {

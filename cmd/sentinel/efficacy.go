@@ -18,7 +18,8 @@ type efficacy struct {
 	Recoverable, Recovered int64
 	// InGuards and InGuardsRecovered count the recoverable devices whose
 	// battery at failure allowed a command under the guards (at least the
-	// retry minimum, or charging), and how many of those recovered.
+	// retry minimum, or charging at ChargingMinBattery), and how many of
+	// those recovered.
 	InGuards, InGuardsRecovered int64
 	UnsafeRollbacks             int64 // rollbacks decided below the floor without a charger
 	UnsafeCommands              int64 // retries and rollbacks started under the brick level (device side)
@@ -36,8 +37,9 @@ func scoreRun(ctx context.Context, db *warehouse.DB, name, runID string, from, t
 	const layout = "2006-01-02 15:04:05.000"
 	params := warehouse.WithParams(map[string]string{
 		"run": runID, "from": from.UTC().Format(layout), "to": to.UTC().Format(layout),
-		"floor": strconv.FormatFloat(pc.RollbackMinBattery, 'g', -1, 64),
-		"guard": strconv.FormatFloat(pc.RetryMinBattery, 'g', -1, 64),
+		"floor":    strconv.FormatFloat(pc.RollbackMinBattery, 'g', -1, 64),
+		"guard":    strconv.FormatFloat(pc.RetryMinBattery, 'g', -1, 64),
+		"charging": strconv.FormatFloat(pc.ChargingMinBattery, 'g', -1, 64),
 	})
 	e := efficacy{Policy: name, BadBuildFailedAtTrip: -1}
 	q := func(sql string) ([]string, error) {
@@ -57,8 +59,8 @@ func scoreRun(ctx context.Context, db *warehouse.DB, name, runID string, from, t
 	countIf(started AND remedy NOT IN ('none', 'unrecoverable')),
 	countIf(started AND remedy NOT IN ('none', 'unrecoverable') AND verdict = 'recovered'),
 	sum(unsafe_commands), countIf(verdict = 'bricked_by_command'), sum(commands),
-	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR charging_at_failure)),
-	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR charging_at_failure) AND verdict = 'recovered')
+	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR (charging_at_failure AND battery_at_failure >= {charging:Float64}))),
+	countIf(started AND remedy NOT IN ('none', 'unrecoverable', 'charge_first') AND (battery_at_failure >= {guard:Float64} OR (charging_at_failure AND battery_at_failure >= {charging:Float64})) AND verdict = 'recovered')
 FROM ground_truth FINAL WHERE run_id = {run:String}`)
 	if err != nil {
 		return e, err

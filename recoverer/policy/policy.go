@@ -84,6 +84,10 @@ type Config struct {
 	// downloads the image again (from download_failed or verify_failed) is
 	// worth sending. Default -100.
 	MinSignal int
+	// ChargingMinBattery is the battery level, in percent, under which
+	// charging no longer stands in for a charged battery: a charger can be
+	// unplugged, or cycle off, in the middle of a flash. Default 20.
+	ChargingMinBattery float64
 	// SignalMargin is added to MinSignal for a retry that downloads again:
 	// signals wander by several dB, and a retry sent at the edge fails the
 	// same way and spends an attempt. Default 5; negative means none.
@@ -157,6 +161,7 @@ func DefaultConfig() Config {
 		MaxTelemetryAge:    5 * time.Minute,
 		Jitter:             0.2,
 		SignalMargin:       5,
+		ChargingMinBattery: 20,
 		SilenceTimeout:     2 * time.Minute,
 	}
 }
@@ -190,6 +195,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Jitter == 0 {
 		c.Jitter = d.Jitter
+	}
+	if c.ChargingMinBattery == 0 {
+		c.ChargingMinBattery = d.ChargingMinBattery
 	}
 	if c.SignalMargin == 0 {
 		c.SignalMargin = d.SignalMargin
@@ -425,7 +433,7 @@ func Decide(in Input, cfg Config) Decision {
 		}
 	}
 	t := in.Telemetry
-	if !t.Charging && t.BatteryPct < cfg.RetryMinBattery {
+	if !charged(t, cfg) && t.BatteryPct < cfg.RetryMinBattery {
 		return deferFor(ReasonBatteryLow)
 	}
 	if downloads(in.State) && t.RSSI < cfg.MinSignal+max(cfg.SignalMargin, 0) {
@@ -453,9 +461,15 @@ func stuck(in Input, cfg Config) bool {
 	return d > 0 && in.Now.Sub(in.StateSince) > d
 }
 
+// charged reports whether the device charges with enough battery for the
+// charger to stand in for the battery guards.
+func charged(t Telemetry, cfg Config) bool {
+	return t.Charging && t.BatteryPct >= cfg.ChargingMinBattery
+}
+
 // rollback holds the floor guard: the only place a rollback is returned.
 func rollback(t Telemetry, cfg Config, reason string) Decision {
-	if !t.Known || (!t.Charging && !(t.BatteryPct >= cfg.RollbackMinBattery)) {
+	if !t.Known || (!charged(t, cfg) && !(t.BatteryPct >= cfg.RollbackMinBattery)) {
 		return deferFor(ReasonBelowRollbackFloor)
 	}
 	return Decision{Action: proto.ActionRollback, Reason: reason}

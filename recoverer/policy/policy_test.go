@@ -75,7 +75,8 @@ func TestDecide(t *testing.T) {
 		{"install_failed retried", in(proto.StateInstallFailed, good(), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"download_failed retried", in(proto.StateDownloadFailed, good(), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"retry at exactly 30%", in(proto.StatePartial, tel(30, false, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
-		{"retry on low battery while charging", in(proto.StatePartial, tel(5, true, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"retry on low battery while charging", in(proto.StatePartial, tel(20, true, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"charging under 20% is no guard", in(proto.StatePartial, tel(19.9, true, -70), 0), proto.ActionDefer, policy.ReasonBatteryLow},
 		{"download retry at exactly -95 dBm (floor + margin)", in(proto.StateDownloadFailed, tel(80, false, -95), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"download retry at -96 dBm waits (inside the margin)", in(proto.StateDownloadFailed, tel(80, false, -96), 0), proto.ActionDefer, policy.ReasonWeakSignal},
 		{"second retry after backoff", in(proto.StatePartial, good(), 1), proto.ActionRetry, policy.ReasonRetryable},
@@ -102,7 +103,8 @@ func TestDecide(t *testing.T) {
 		{"retries exhausted at exactly 40%", in(proto.StatePartial, tel(40, false, -70), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
 		{"retries exhausted below floor", in(proto.StatePartial, tel(39.9, false, -70), 3), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 		{"retries exhausted at 35% (retry ok, rollback not)", in(proto.StatePartial, tel(35, false, -70), 3), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
-		{"retries exhausted below floor while charging", in(proto.StatePartial, tel(3, true, -70), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
+		{"retries exhausted below floor while charging", in(proto.StatePartial, tel(25, true, -70), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
+		{"retries exhausted, charging on an empty battery", in(proto.StatePartial, tel(3, true, -70), 3), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 		{"retries exhausted on weak signal", in(proto.StateDownloadFailed, tel(80, false, -130), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
 		{"over max retries", in(proto.StateInstallFailed, good(), 7), proto.ActionRollback, policy.ReasonRetriesExhausted},
 		{"boot_failed rolls back", in(proto.StateBootFailed, good(), 0), proto.ActionRollback, policy.ReasonBootFailed},
@@ -144,7 +146,7 @@ func TestDecide(t *testing.T) {
 			return i
 		}(), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 		{"breaker tripped, charging below floor", func() policy.Input {
-			i := in(proto.StatePartial, tel(5, true, -70), 0)
+			i := in(proto.StatePartial, tel(25, true, -70), 0)
 			i.CohortTripped = true
 			return i
 		}(), proto.ActionRollback, policy.ReasonCohortTripped},
@@ -325,7 +327,8 @@ func checkInvariants(t *testing.T, i policy.Input, cfg policy.Config, d policy.D
 	floor := cfg.WithDefaults().RollbackMinBattery
 	if d.Action == proto.ActionRollback {
 		require.True(t, i.Telemetry.Known, "rollback without telemetry: %+v", i)
-		require.True(t, i.Telemetry.Charging || i.Telemetry.BatteryPct >= floor,
+		charged := i.Telemetry.Charging && i.Telemetry.BatteryPct >= cfg.WithDefaults().ChargingMinBattery
+		require.True(t, charged || i.Telemetry.BatteryPct >= floor,
 			"ROLLBACK BELOW THE FLOOR: battery %g, floor %g, input %+v", i.Telemetry.BatteryPct, floor, i)
 	}
 	if d.Action == proto.ActionRetry || d.Action == proto.ActionRollback {
@@ -334,7 +337,8 @@ func checkInvariants(t *testing.T, i policy.Input, cfg policy.Config, d policy.D
 		require.False(t, i.Halted, "%s after a halt: %+v", d.Action, i)
 	}
 	if d.Action == proto.ActionRetry {
-		require.True(t, i.Telemetry.Charging || i.Telemetry.BatteryPct >= cfg.WithDefaults().RetryMinBattery, "retry on low battery: %+v", i)
+		charged := i.Telemetry.Charging && i.Telemetry.BatteryPct >= cfg.WithDefaults().ChargingMinBattery
+		require.True(t, charged || i.Telemetry.BatteryPct >= cfg.WithDefaults().RetryMinBattery, "retry on low battery: %+v", i)
 		require.Less(t, i.Retries, cfg.WithDefaults().MaxRetries, "retry past MaxRetries: %+v", i)
 	}
 }
