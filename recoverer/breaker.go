@@ -46,7 +46,8 @@ type CohortRate struct {
 	Firmware string `json:"firmware"`
 	// Region is the cohort's region.
 	Region string `json:"region"`
-	// Devices is how many devices of the cohort started the update in the window.
+	// Devices is how many devices of the cohort ended the update (failed,
+	// updated or rolled back) in the window.
 	Devices int `json:"devices"`
 	// FailedDevices is how many of them failed at least once.
 	FailedDevices int `json:"failed_devices"`
@@ -57,10 +58,12 @@ type CohortRate struct {
 }
 
 // queryCohorts runs the breaker's query: the warehouse's
-// cohort_failure_rate view over the window ending now.
+// cohort_failure_rate view over the window ending now, judged over the
+// devices whose update has ended (a device still downloading is neither a
+// success nor a failure yet).
 func queryCohorts(ctx context.Context, db *warehouse.DB, cfg Config, now time.Time) ([]CohortRate, error) {
 	const layout = "2006-01-02 15:04:05.000"
-	res, err := db.Query(ctx, `SELECT firmware, region, devices, failed_devices, failure_rate, tripped
+	res, err := db.Query(ctx, `SELECT firmware, region, settled_devices, failed_devices, settled_failure_rate, breaker_tripped
 FROM `+warehouse.ViewCohortFailureRate+`(since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')},
 	firmware = '', region = '', min_sample = {min_sample:UInt32}, threshold = {threshold:Float64})`,
 		warehouse.WithParams(map[string]string{

@@ -20,11 +20,14 @@ func TestQueryCohorts(t *testing.T) {
 	db := warehousetest.Open(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	var rows []warehouse.StatusRow
-	add := func(region string, n, failed int, at time.Time) {
+	add := func(region string, n, failed, busy int, at time.Time) {
 		for i := range n {
 			s := proto.StateUpdated
-			if i < failed {
+			switch {
+			case i < failed:
 				s = proto.StatePartial
+			case i < failed+busy:
+				s = proto.StateInstalling
 			}
 			id := fmt.Sprintf("%s-%d-%d", region, at.Unix(), i)
 			for seq, st := range []proto.State{proto.StateDownloading, s} {
@@ -33,10 +36,14 @@ func TestQueryCohorts(t *testing.T) {
 			}
 		}
 	}
-	add("eu", 25, 12, now.Add(-time.Minute))    // 48 %: trips
-	add("us", 25, 2, now.Add(-time.Minute))     // 8 %: does not
-	add("ap", 10, 9, now.Add(-time.Minute))     // 90 % of too few: does not
-	add("af", 30, 30, now.Add(-30*time.Minute)) // outside the window
+	add("eu", 25, 12, 0, now.Add(-time.Minute))    // 48 %: trips
+	add("us", 25, 2, 0, now.Add(-time.Minute))     // 8 %: does not
+	add("ap", 10, 9, 0, now.Add(-time.Minute))     // 90 % of too few: does not
+	add("af", 30, 30, 0, now.Add(-30*time.Minute)) // outside the window
+	// 12 failed, 10 updated, 18 still installing: 30 % of all who started,
+	// but 55 % of the 22 whose update ended; the breaker does not wait
+	// for the busy ones.
+	add("sa", 40, 12, 18, now.Add(-time.Minute))
 	require.NoError(t, warehouse.Insert(context.Background(), db, warehouse.TableStatusEvents, rows))
 
 	cfg := Config{}
@@ -47,8 +54,9 @@ func TestQueryCohorts(t *testing.T) {
 	for _, c := range got {
 		byRegion[c.Region] = c
 	}
-	require.Len(t, byRegion, 3, "%+v", got)
+	require.Len(t, byRegion, 4, "%+v", got)
 	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 12, FailureRate: 0.48, Tripped: true}, byRegion["eu"])
 	require.False(t, byRegion["us"].Tripped)
 	require.False(t, byRegion["ap"].Tripped)
+	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "sa", Devices: 22, FailedDevices: 12, FailureRate: 0.5455, Tripped: true}, byRegion["sa"])
 }

@@ -1,6 +1,6 @@
 package warehouse
 
-// ViewCohortFailureRate is the cohort breaker's input, version 4: a
+// ViewCohortFailureRate is the cohort breaker's input, versions 4 and 7: a
 // parameterized view giving, per (target firmware, region), the devices
 // that started the update in [since, until), how many of them failed at
 // least once, the failure rate, and whether the cohort trips the breaker
