@@ -110,22 +110,22 @@ func scrape(t *testing.T, in *ingestor.Ingestor) string {
 func TestOutage(t *testing.T) {
 	broker, db, ctx := fixture(t)
 	var fault warehouse.FaultSwitch
-	in, err := ingestor.New(ingestor.Config{Broker: broker, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
+	in, err := ingestor.New(ingestor.Config{Broker: broker, Connections: 2, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
 		MaxRows: 40, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Fault: &fault,
 	}}, db)
 	require.NoError(t, err)
 	fault.Fail(nil)
 	stop := running(t, in)
 
-	const n = 300 // six receive windows
+	const n = 300 // three times the windows: the broker holds the rest
 	publishReadings(t, ctx, broker, "dev-outage", 1, n)
 	require.Eventually(t, func() bool {
 		s := in.Stats()
-		return s.Degraded && s.Received == 50
-	}, 10*time.Second, 5*time.Millisecond, "the window fills and stays full")
+		return s.Degraded && s.Received == 2*50
+	}, 10*time.Second, 5*time.Millisecond, "both windows fill and stay full")
 	m := scrape(t, in)
 	require.Contains(t, m, "sentinel_ingest_degraded 1")
-	require.Contains(t, m, "sentinel_ingest_inflight_unacked 50")
+	require.Contains(t, m, "sentinel_ingest_inflight_unacked 100")
 	require.Regexp(t, `sentinel_ingest_insert_failures_total\{table="telemetry"\} [1-9]`, m)
 	require.Zero(t, in.Stats().Acked)
 	require.Zero(t, count(t, db, "SELECT count() FROM telemetry"))

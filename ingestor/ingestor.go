@@ -42,8 +42,9 @@ type Config struct {
 	// share group, each with its own persistent session and receive window.
 	// paho tracks unacknowledged messages in a slice it scans per message,
 	// so its cost grows with the window; several smaller windows cost less
-	// than one big one and spread the decoding over more goroutines.
-	// Default 1.
+	// than one big one, spread the decoding over more goroutines, and
+	// leave room in the broker's per-session store (see ReceiveMaximum).
+	// Default 4.
 	Connections int
 	// Username and Password authenticate to the broker, when it asks.
 	Username, Password string
@@ -55,8 +56,12 @@ type Config struct {
 	// ReceiveMaximum is how many unacknowledged messages the broker may have
 	// in flight on each connection: the window that turns a slow warehouse
 	// into backpressure on the broker. The windows together should hold
-	// about two batches, so one fills while the other commits.
-	// Default 2 * Batch.MaxRows / Connections, at most 65535.
+	// about two batches, so one fills while the other commits. It must stay
+	// well below the broker's store for one session's unacknowledged
+	// messages (mochi's MaximumInflight, 8192 by default), which also holds
+	// what waits behind the window: a window as large as the store leaves
+	// no room, and mochi drops what does not fit ("client store quota
+	// reached"). Default 2 * Batch.MaxRows / Connections, at most 4096.
 	ReceiveMaximum uint16
 	// SendAcksInterval is how often paho sends the acknowledgements of
 	// committed messages. Default 20ms.
@@ -83,13 +88,13 @@ func (c *Config) ensureDefaults() {
 		c.Group = proto.IngestGroup
 	}
 	if c.Connections <= 0 {
-		c.Connections = 1
+		c.Connections = 4
 	}
 	if c.Batch.MaxRows <= 0 {
 		c.Batch.MaxRows = 10000
 	}
 	if c.ReceiveMaximum == 0 {
-		c.ReceiveMaximum = uint16(min(65535, max(16, 2*c.Batch.MaxRows/c.Connections)))
+		c.ReceiveMaximum = uint16(min(4096, max(16, 2*c.Batch.MaxRows/c.Connections)))
 	}
 	if c.SendAcksInterval <= 0 {
 		c.SendAcksInterval = 20 * time.Millisecond

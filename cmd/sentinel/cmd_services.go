@@ -42,8 +42,8 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	rows := fs.Int("batch-rows", 10000, "flush a batch at this many rows")
 	delay := fs.Duration("batch-delay", 250*time.Millisecond, "flush a batch this long after its first row")
 	bytes := fs.Int("batch-bytes", 16<<20, "flush a batch at about this many bytes of rows")
-	conns := fs.Int("connections", 1, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
-	window := fs.Int("receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections)")
+	conns := fs.Int("connections", 4, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
+	window := fs.Int("receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections, at most 4096; keep it well below the broker's per-session store)")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9101); empty: off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
