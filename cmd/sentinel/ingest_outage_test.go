@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/ingestor"
+	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
+	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
+)
+
+// TestIngestWarehouseServerOutage takes the warehouse server away under an
+// ingestor writing through clickhouse-go over HTTP, then brings it back on
+// the same address: meanwhile nothing is acknowledged and the ingestor is
+// degraded; afterwards the backlog drains and nothing is lost.
+func TestIngestWarehouseServerOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	t.Cleanup(func() { b.Close() })
+
+	db := warehousetest.Open(t)
+	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true}, db)
+	require.NoError(t, err)
+	serve := func(ln net.Listener) (stop func()) {
+		sctx, cancel := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(sctx, ln) }()
+		return func() { cancel(); <-served }
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	stopServer := serve(ln)
+
+	wdb, err := warehouse.Open(ctx, "http://"+addr+"/default", warehouse.Options{})
+	require.NoError(t, err)
+	defer wdb.Close()
+	in, err := ingestor.New(ingestor.Config{Broker: b.URL(), ClientID: "outage-ingestor", Connections: 1, ReceiveMaximum: 50,
+		Batch: warehouse.WriterConfig{MaxRows: 40, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+	}, wdb)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	select {
+	case <-in.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("ingestor never subscribed")
+	}
+
+	stopServer() // the outage: connections refused
+	const devices, perDevice = 4, 50
+	require.NoError(t, publishStream(ctx, b.URL(), devices, perDevice, time.Millisecond))
+	require.Eventually(t, func() bool { s := in.Stats(); return s.Degraded && s.Received == 50 }, 30*time.Second, 5*time.Millisecond,
+		"the window fills and stays full while the server is down")
+	require.Zero(t, in.Stats().Acked)
+
+	ln, err = net.Listen("tcp", addr) // the server comes back where it was
+	require.NoError(t, err)
+	stopServer = serve(ln)
+	defer stopServer()
+	require.Eventually(t, func() bool {
+		n, err := db.QueryInt(ctx, "SELECT count() FROM telemetry FINAL WHERE device_id LIKE 'crash-%'")
+		return err == nil && n == devices*perDevice
+	}, time.Minute, 20*time.Millisecond)
+	require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == devices*perDevice && !s.Degraded }, 30*time.Second, 5*time.Millisecond)
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
