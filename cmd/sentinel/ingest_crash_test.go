@@ -88,23 +88,13 @@ func TestIngestCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
-	require.NoError(t, err)
-	require.NoError(t, b.Start())
-	t.Cleanup(func() { b.Close() })
-
-	db := warehousetest.Open(t)
+	b, db, serve := ingestFixture(t, ctx)
 	// Background merges would dedupe the raw rows too; stopped, the raw
 	// count shows the redeliveries that FINAL absorbs.
 	require.NoError(t, db.Exec(ctx, "SYSTEM STOP MERGES telemetry"))
-	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true}, db)
-	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(srvCtx, ln) }()
-	t.Cleanup(func() { stopSrv(); <-served })
+	t.Cleanup(serve(ln))
 	dsn := "http://" + ln.Addr().String() + "/default"
 
 	start := func(killAfter int) (*exec.Cmd, chan error, *lockedBuffer) {
@@ -202,6 +192,26 @@ func TestIngestCrash(t *testing.T) {
 	for d := range devices {
 		require.Equal(t, int64(perDevice), q(fmt.Sprintf(
 			"SELECT count() FROM telemetry FINAL WHERE device_id = 'crash-%02d' AND seq BETWEEN 1 AND %d", d, perDevice)))
+	}
+}
+
+// ingestFixture starts a broker and an embedded warehouse, and returns a
+// function that serves the warehouse over HTTP on a listener until the
+// function it returns is called.
+func ingestFixture(t *testing.T, ctx context.Context) (*broker.Broker, *warehouse.DB, func(net.Listener) (stop func())) {
+	t.Helper()
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	t.Cleanup(func() { b.Close() })
+	db := warehousetest.Open(t)
+	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true}, db)
+	require.NoError(t, err)
+	return b, db, func(ln net.Listener) func() {
+		sctx, cancel := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(sctx, ln) }()
+		return func() { cancel(); <-served }
 	}
 }
 

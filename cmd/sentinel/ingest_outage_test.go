@@ -8,11 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/warehouse"
-	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
-	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
 )
 
 // TestIngestWarehouseServerOutage takes the warehouse server away under an
@@ -22,20 +19,7 @@ import (
 func TestIngestWarehouseServerOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
-	require.NoError(t, err)
-	require.NoError(t, b.Start())
-	t.Cleanup(func() { b.Close() })
-
-	db := warehousetest.Open(t)
-	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true}, db)
-	require.NoError(t, err)
-	serve := func(ln net.Listener) (stop func()) {
-		sctx, cancel := context.WithCancel(ctx)
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(sctx, ln) }()
-		return func() { cancel(); <-served }
-	}
+	b, db, serve := ingestFixture(t, ctx)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
