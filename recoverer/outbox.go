@@ -38,13 +38,25 @@ type outbox struct {
 type queued struct {
 	p        *paho.Publish
 	received time.Time
+	sent     bool // its send latency is recorded (a retry after a reconnect is not counted again)
+}
+
+// markSent flags the head of a lane as sent.
+func (o *outbox) markSent(urgent bool) {
+	o.mu.Lock()
+	if urgent {
+		o.urgent[0].sent = true
+	} else {
+		o.q[0].sent = true
+	}
+	o.mu.Unlock()
 }
 
 func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
 
 func (o *outbox) push(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
-	o.q = append(o.q, queued{p, received})
+	o.q = append(o.q, queued{p: p, received: received})
 	o.mu.Unlock()
 	o.signal()
 }
@@ -52,7 +64,7 @@ func (o *outbox) push(p *paho.Publish, received time.Time) {
 // pushUrgent queues p in the priority lane.
 func (o *outbox) pushUrgent(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
-	o.urgent = append(o.urgent, queued{p, received})
+	o.urgent = append(o.urgent, queued{p: p, received: received})
 	o.mu.Unlock()
 	o.signal()
 }
@@ -131,6 +143,10 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 			case <-ctx.Done():
 			}
 			continue
+		}
+		if !received.IsZero() && !m.sent {
+			st.sendLatency(time.Since(received))
+			o.markSent(urgent)
 		}
 		attemptCtx, done := context.WithTimeout(pubCtx, publishTimeout)
 		resp, err := cm.Publish(attemptCtx, p)

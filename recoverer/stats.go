@@ -55,6 +55,10 @@ type Stats struct {
 	// acknowledged by the broker, for commands caused by a status (the last
 	// latencySamples of them).
 	Latency []time.Duration
+	// SendLatency is the same from status received to the command handed
+	// to the MQTT client for sending, without the broker's round trip (and
+	// without the inbound messages queued ahead of the PUBACK).
+	SendLatency []time.Duration
 }
 
 // latencySamples bounds the decision latencies kept for Stats.
@@ -79,6 +83,19 @@ type statsCounter struct {
 	tripped   []string
 	lat       []time.Duration
 	latNext   int
+	send      []time.Duration
+	sendNext  int
+}
+
+func (s *statsCounter) sendLatency(d time.Duration) {
+	s.mu.Lock()
+	if len(s.send) < latencySamples {
+		s.send = append(s.send, d)
+	} else {
+		s.send[s.sendNext] = d
+		s.sendNext = (s.sendNext + 1) % latencySamples
+	}
+	s.mu.Unlock()
 }
 
 func (s *statsCounter) latency(d time.Duration) {
@@ -158,5 +175,6 @@ func (r *Recoverer) Stats() Stats {
 		BreakerFailures: s.breakerFailures.Load(),
 		Tripped:         slices.Clone(s.tripped),
 		Latency:         slices.Clone(s.lat),
+		SendLatency:     slices.Clone(s.send),
 	}
 }

@@ -57,7 +57,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	pc.BackoffBase = *backoff
 
 	var scores []efficacy
-	var latency []time.Duration
+	var latency, sendLatency []time.Duration
 	for _, name := range strings.Split(*list, ",") {
 		fn, ok := controllers[name]
 		if !ok {
@@ -68,30 +68,35 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 			rc.BreakerInterval, rc.BreakerMinSample, rc.BreakerThreshold = breaker.BreakerInterval, breaker.BreakerMinSample, breaker.BreakerThreshold
 		}
 		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
-		e, lat, err := benchRun(ctx, db, name, rc, fleet, *duration, log)
+		e, st, err := benchRun(ctx, db, name, rc, fleet, *duration, log)
 		if err != nil {
 			return err
 		}
 		if name == "sentinel" {
-			latency = lat
+			latency, sendLatency = st.Latency, st.SendLatency
 		}
 		scores = append(scores, e)
 	}
 	fmt.Fprintf(out, "\n%s, %s, %d CPUs; seed %d, %d devices, bad build %q in %q (factor %g), %s per run\n\n",
 		db.Engine(), runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), fleet.Seed, fleet.Devices, fleet.BadBuild, fleet.BadBuildRegion, fleet.BadBuildFactor, *duration)
 	writeEfficacy(out, scores)
-	if len(latency) > 0 {
-		fmt.Fprintf(out, "\ndecision latency (status received -> command PUBACK), %d commands: p50 %s, p99 %s, max %s\n",
-			len(latency), percentile(latency, 0.5).Round(time.Microsecond), percentile(latency, 0.99).Round(time.Microsecond), percentile(latency, 1).Round(time.Microsecond))
+	for _, l := range []struct {
+		what string
+		ds   []time.Duration
+	}{{"status received -> command sent", sendLatency}, {"status received -> command PUBACK", latency}} {
+		if len(l.ds) > 0 {
+			fmt.Fprintf(out, "\ndecision latency (%s), %d commands: p50 %s, p99 %s, max %s\n", l.what,
+				len(l.ds), percentile(l.ds, 0.5).Round(time.Microsecond), percentile(l.ds, 0.99).Round(time.Microsecond), percentile(l.ds, 1).Round(time.Microsecond))
+		}
 	}
 	return nil
 }
 
 // benchRun runs the whole pipeline once with one controller and scores it.
-func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy, []time.Duration, error) {
+func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy, recoverer.Stats, error) {
 	p, err := startPipeline(ctx, db, pipelineConfig{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log})
 	if err != nil {
-		return efficacy{}, nil, err
+		return efficacy{}, recoverer.Stats{}, err
 	}
 	fleetCtx, stop := context.WithTimeout(ctx, d)
 	defer stop()
@@ -101,18 +106,18 @@ func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.C
 		log.Warn("drain", "err", err)
 	}
 	shutdownErr := p.shutdown()
-	lat := p.recov.Stats().Latency
+	st := p.recov.Stats()
 	end := time.Now()
 	runID := name + "@" + p.started.UTC().Format(time.RFC3339)
 	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
-		return efficacy{}, nil, fmt.Errorf("store ground truth: %w", err)
+		return efficacy{}, st, fmt.Errorf("store ground truth: %w", err)
 	}
 	e, err := scoreRun(context.WithoutCancel(ctx), db, name, runID, p.started, end, rc.Policy)
 	if err != nil {
-		return e, nil, err
+		return e, st, err
 	}
 	if shutdownErr != nil {
 		log.Warn("pipeline shutdown", "err", shutdownErr)
 	}
-	return e, lat, nil
+	return e, st, nil
 }
