@@ -63,6 +63,10 @@ func New(cfg Config) (*Broker, error) {
 	cfg.ensureDefaults()
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
+	// mochi drops QoS 1 messages for a session beyond this many unacknowledged
+	// ones (default 8192). An ingestor that falls behind, or a warehouse
+	// outage, must queue instead: take the protocol's maximum.
+	caps.MaximumInflight = 65535
 	s := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       cfg.Logger.With("component", "mochi"),
