@@ -26,10 +26,12 @@ const publishTimeout = 10 * time.Second
 // a burst of decisions must not delay the next command. A decision's
 // command still leaves before the decision itself.
 type outbox struct {
-	mu     sync.Mutex
-	urgent []queued // commands and advisories
-	q      []queued // audit records
-	wake   chan struct{}
+	mu       sync.Mutex
+	urgent   []queued // commands and advisories
+	q        []queued // audit records
+	inFlight bool     // an urgent message is being published
+	wakeU    chan struct{}
+	wakeQ    chan struct{}
 }
 
 // queued is one outgoing message; received, for a command, is when the
@@ -52,13 +54,15 @@ func (o *outbox) markSent(urgent bool) {
 	o.mu.Unlock()
 }
 
-func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+func newOutbox() *outbox {
+	return &outbox{wakeU: make(chan struct{}, 1), wakeQ: make(chan struct{}, 1)}
+}
 
 func (o *outbox) push(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
 	o.q = append(o.q, queued{p: p, received: received})
 	o.mu.Unlock()
-	o.signal()
+	signal(o.wakeQ)
 }
 
 // pushUrgent queues p in the priority lane.
@@ -66,27 +70,33 @@ func (o *outbox) pushUrgent(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
 	o.urgent = append(o.urgent, queued{p: p, received: received})
 	o.mu.Unlock()
-	o.signal()
+	signal(o.wakeU)
 }
 
-func (o *outbox) signal() {
+func signal(c chan struct{}) {
 	select {
-	case o.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
 
-// peek returns the next message and whether it is in the priority lane.
-func (o *outbox) peek() (queued, bool) {
+// peek returns the head of a lane. The audit lane holds back while an
+// urgent message is queued or in flight, so a decision never overtakes
+// its command; the urgent lane never waits for the audit lane.
+func (o *outbox) peek(urgent bool) queued {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.urgent) > 0 {
-		return o.urgent[0], true
+	if urgent {
+		if len(o.urgent) == 0 {
+			return queued{}
+		}
+		o.inFlight = true
+		return o.urgent[0]
 	}
-	if len(o.q) == 0 {
-		return queued{}, false
+	if len(o.urgent) > 0 || o.inFlight || len(o.q) == 0 {
+		return queued{}
 	}
-	return o.q[0], false
+	return o.q[0]
 }
 
 // pop removes the head of the lane peek named. Only run calls peek and
@@ -96,6 +106,8 @@ func (o *outbox) pop(urgent bool) {
 	if urgent {
 		o.urgent[0] = queued{}
 		o.urgent = o.urgent[1:]
+		o.inFlight = false
+		defer signal(o.wakeQ)
 	} else {
 		o.q[0] = queued{}
 		o.q = o.q[1:]
@@ -109,9 +121,10 @@ func (o *outbox) len() int {
 	return len(o.urgent) + len(o.q)
 }
 
-// run publishes until ctx ends and the queue is empty, or until drain has
-// passed since ctx ended. A message the broker refuses is dropped and
-// counted; a connection loss waits for the next connection.
+// run publishes until ctx ends and the queues are empty, or until drain has
+// passed since ctx ended, with one publisher per lane so a command never
+// waits for an audit record's PUBACK. A message the broker refuses is
+// dropped and counted; a connection loss waits for the next connection.
 func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain time.Duration, st *statsCounter, log *slog.Logger) {
 	pubCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var deadline sync.WaitGroup
@@ -131,16 +144,37 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 	defer deadline.Wait()
 	defer cancel()
 
+	var lanes sync.WaitGroup
+	lanes.Go(func() { o.lane(ctx, pubCtx, cm, true, st, log) })
+	lanes.Go(func() { o.lane(ctx, pubCtx, cm, false, st, log) })
+	lanes.Wait()
+}
+
+// lane publishes one lane's messages, in order, until ctx has ended and
+// the outbox is empty, or pubCtx ends.
+func (o *outbox) lane(ctx, pubCtx context.Context, cm *autopaho.ConnectionManager, urgent bool, st *statsCounter, log *slog.Logger) {
+	wake := o.wakeQ
+	if urgent {
+		wake = o.wakeU
+	}
 	for pubCtx.Err() == nil {
-		m, urgent := o.peek()
+		m := o.peek(urgent)
 		p, received := m.p, m.received
 		if p == nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && o.len() == 0 {
 				return // drained
 			}
 			select {
-			case <-o.wake:
+			case <-wake:
 			case <-ctx.Done():
+				if o.len() > 0 {
+					// Draining: poll until the other lane is through.
+					select {
+					case <-wake:
+					case <-time.After(10 * time.Millisecond):
+					case <-pubCtx.Done():
+					}
+				}
 			}
 			continue
 		}
