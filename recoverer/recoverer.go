@@ -120,6 +120,11 @@ type Recoverer struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	stats     statsCounter
+	// storeCtx bounds handing decided rows to the warehouse writers: it
+	// outlives Run's ctx by ShutdownTimeout, so what was decided before
+	// shutdown is stored, and a warehouse that stays down cannot hold the
+	// shutdown forever. Set by Run, before the loop starts.
+	storeCtx context.Context
 }
 
 // New validates cfg and returns a Recoverer that stores its decisions and
@@ -219,6 +224,12 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	if r.cfg.BreakerInterval > 0 {
 		breakerWG.Go(func() { r.runBreaker(ctx, cohorts) })
 	}
+
+	storeCtx, cancelStore := context.WithCancel(bg)
+	defer cancelStore()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.ShutdownTimeout, cancelStore) })
+	defer stopAfter()
+	r.storeCtx = storeCtx
 
 	r.log.Info("recoverer started", "broker", r.broker.Redacted(), "client_id", r.cfg.ClientID)
 	r.loop(ctx, t, events, cohorts, out, decisions, commands)
@@ -402,6 +413,10 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
 	d := o.decision
 	log := r.log.With("device", d.DeviceID, "region", o.region, "state", d.State, "action", d.Action, "reason", d.Reason)
+	// What was decided is stored even when shutdown begins right now: a
+	// cancelled ctx must not make Add drop the row (it used to, at random,
+	// when the audit message was already out). See Recoverer.storeCtx.
+	store := r.storeCtx
 	if c := o.command; c != nil {
 		payload, err := proto.Encode(c)
 		if err != nil {
@@ -411,7 +426,7 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 		}
 		out.pushUrgent(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload}, o.received)
 		r.stats.command(c.Action)
-		if err := commands.Add(ctx, warehouse.CommandRowOf(c, o.region), r.stats.commandStored); err != nil {
+		if err := commands.Add(store, warehouse.CommandRowOf(c, o.region), r.stats.commandStored); err != nil {
 			r.stats.storeFailures.Add(1)
 			log.Warn("command not stored", "command_id", c.CommandID, "err", err)
 		}
@@ -424,12 +439,12 @@ func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
 		log.Error("cannot encode decision; not published", "err", err)
 		return
 	}
-	out.push(&paho.Publish{Topic: proto.RecoveryTopic(o.region, d.DeviceID), QoS: 1, Payload: payload}, time.Time{})
 	r.stats.decision(d.Action, d.Reason)
-	if err := decisions.Add(ctx, warehouse.DecisionRowOf(d), r.stats.decisionStored); err != nil {
+	if err := decisions.Add(store, warehouse.DecisionRowOf(d), r.stats.decisionStored); err != nil {
 		r.stats.storeFailures.Add(1)
 		log.Warn("decision not stored", "err", err)
 	}
+	out.push(&paho.Publish{Topic: proto.RecoveryTopic(o.region, d.DeviceID), QoS: 1, Payload: payload}, time.Time{})
 }
 
 // advisoryFirmware returns the firmware of an advisory topic.

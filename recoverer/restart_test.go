@@ -71,5 +71,9 @@ func TestRestart(t *testing.T) {
 	require.EqualValues(t, 2, n, "one command per attempt across the restart")
 	n, err = db.QueryInt(ctx, "SELECT uniqExact(attempt) FROM decisions FINAL WHERE device_id = 'r1' AND command_id != ''")
 	require.NoError(t, err)
+	if n != 2 {
+		res, _ := db.Query(ctx, "SELECT seq, ts, action, reason, attempt, command_id FROM decisions WHERE device_id = 'r1' ORDER BY ts")
+		t.Logf("decisions: %v", res.Rows)
+	}
 	require.EqualValues(t, 2, n, "attempts 0 and 1")
 }
