@@ -136,6 +136,8 @@ func TestClickHouseGo(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(26), v.Version.Major)
 
+	// A fresh table per run, so -count=N repeats the same checks.
+	require.NoError(t, conn.Exec(ctx, "DROP TABLE IF EXISTS types_test"))
 	require.NoError(t, conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS types_test (
 		id UInt64, ts DateTime64(3, 'UTC'), region LowCardinality(String), state Enum8('idle' = 1, 'partial' = 2),
 		note Nullable(String), battery Float32, rssi Int16, charging Bool, uptime Int64, attempt UInt16,
@@ -353,6 +355,8 @@ func q(kv ...string) url.Values {
 // The cases run in order: the inserts come before the reads that count them.
 func TestPlainHTTP(t *testing.T) {
 	w, wp := writer, writerPass
+	// A fresh table per run, so -count=N repeats the same checks.
+	httpCase{user: w, pass: wp, body: "DROP TABLE IF EXISTS plain"}.check(t, testAddr)
 	setup := httpCase{user: w, pass: wp, body: "CREATE TABLE IF NOT EXISTS plain (id UInt64, name String, at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id"}
 	setup.check(t, testAddr)
 	var rowBinary []byte
