@@ -16,6 +16,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -40,6 +41,13 @@ type Query struct {
 
 // Queries returns the library, sorted by name.
 func Queries() ([]Query, error) {
+	qs, err := library()
+	return append([]Query(nil), qs...), err
+}
+
+// library parses the embedded files once: they are fixed at build time,
+// and Run looks a query up on every call.
+var library = sync.OnceValues(func() ([]Query, error) {
 	entries, err := fs.Glob(files, "queries/*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("analytics: list queries: %w", err)
@@ -58,11 +66,11 @@ func Queries() ([]Query, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
+})
 
 // Get returns the query called name.
 func Get(name string) (Query, error) {
-	qs, err := Queries()
+	qs, err := library()
 	if err != nil {
 		return Query{}, err
 	}

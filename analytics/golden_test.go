@@ -393,32 +393,14 @@ func wantMovingFailureRate(events []event, _ analytics.Filter) [][]string {
 }
 
 func wantAnomalousRegions(events []event, _ analytics.Filter) [][]string {
-	type key struct{ fw, region string }
-	failed := map[key]map[string]bool{}
-	for _, e := range events {
-		if e.state == "idle" || e.state == "offline" {
-			continue
-		}
-		k := key{e.firmware, e.region}
-		if failed[k] == nil {
-			failed[k] = map[string]bool{}
-		}
-		failed[k][e.device] = failed[k][e.device] || failedStates[e.state]
-	}
 	type row struct {
-		k               key
+		k               cohortKey
 		devices, failed int
 		rate, z         float64
 	}
 	perFW := map[string][]*row{}
-	for k, ds := range failed {
-		r := &row{k: k, devices: len(ds)}
-		for _, f := range ds {
-			if f {
-				r.failed++
-			}
-		}
-		r.rate = float64(r.failed) / float64(r.devices)
+	for k, c := range cohortCounts(events) {
+		r := &row{k: k, devices: c.devices, failed: c.failed, rate: float64(c.failed) / float64(c.devices)}
 		perFW[k.fw] = append(perFW[k.fw], r)
 	}
 	var out [][]string
@@ -630,33 +612,15 @@ func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
 	if threshold == 0 {
 		threshold = 0.25
 	}
-	type key struct{ fw, region string }
-	failed := map[key]map[string]bool{}
-	for _, e := range events {
-		if e.state == "idle" || e.state == "offline" {
-			continue
-		}
-		k := key{e.firmware, e.region}
-		if failed[k] == nil {
-			failed[k] = map[string]bool{}
-		}
-		failed[k][e.device] = failed[k][e.device] || failedStates[e.state]
-	}
 	type row struct {
-		k               key
+		k               cohortKey
 		devices, failed int
 		rate            float64
 		enough, tripped bool
 	}
 	var rows []row
-	for k, ds := range failed {
-		r := row{k: k, devices: len(ds)}
-		for _, fl := range ds {
-			if fl {
-				r.failed++
-			}
-		}
-		r.rate = float64(r.failed) / float64(r.devices)
+	for k, c := range cohortCounts(events) {
+		r := row{k: k, devices: c.devices, failed: c.failed, rate: float64(c.failed) / float64(c.devices)}
 		r.enough = r.devices >= minSample
 		r.tripped = r.enough && r.rate >= threshold
 		rows = append(rows, r)
@@ -813,4 +777,38 @@ func serveOverHTTP(t *testing.T, db *warehouse.DB) *warehouse.DB {
 		<-done
 	})
 	return client
+}
+
+// cohortKey is a (target firmware, region) cohort.
+type cohortKey struct{ fw, region string }
+
+// cohortCount is how many devices of a cohort started the update and how
+// many of those failed at least once.
+type cohortCount struct{ devices, failed int }
+
+// cohortCounts is the per-cohort input of anomalous_regions and
+// cohort_failure_rate: devices past idle, and which of them failed.
+func cohortCounts(events []event) map[cohortKey]cohortCount {
+	failed := map[cohortKey]map[string]bool{}
+	for _, e := range events {
+		if e.state == "idle" || e.state == "offline" {
+			continue
+		}
+		k := cohortKey{e.firmware, e.region}
+		if failed[k] == nil {
+			failed[k] = map[string]bool{}
+		}
+		failed[k][e.device] = failed[k][e.device] || failedStates[e.state]
+	}
+	out := make(map[cohortKey]cohortCount, len(failed))
+	for k, ds := range failed {
+		c := cohortCount{devices: len(ds)}
+		for _, f := range ds {
+			if f {
+				c.failed++
+			}
+		}
+		out[k] = c
+	}
+	return out
 }

@@ -91,13 +91,6 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *htmlOut != "" && fs.NArg() == 0 {
-		return writeHTMLReport(ctx, &c, filter, *since, *until, *htmlOut, out)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return fmt.Errorf("report takes one query name, or list")
-	}
 	var err error
 	now := time.Now()
 	if filter.Since, err = analytics.ParseTime(*since, now); err != nil {
@@ -105,6 +98,13 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if filter.Until, err = analytics.ParseTime(*until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
+	}
+	if *htmlOut != "" && fs.NArg() == 0 {
+		return writeHTMLReport(ctx, &c, filter, *htmlOut, out)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("report takes one query name, or list")
 	}
 	if fs.Arg(0) == "list" {
 		qs, err := analytics.Queries()
@@ -175,15 +175,7 @@ func writeResult(out io.Writer, res *warehouse.Result, format string) error {
 }
 
 // writeHTMLReport builds the charts report and writes it to path.
-func writeHTMLReport(ctx context.Context, c *common, filter analytics.Filter, since, until, path string, out io.Writer) error {
-	var err error
-	now := time.Now()
-	if filter.Since, err = analytics.ParseTime(since, now); err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	if filter.Until, err = analytics.ParseTime(until, now); err != nil {
-		return fmt.Errorf("--until: %w", err)
-	}
+func writeHTMLReport(ctx context.Context, c *common, filter analytics.Filter, path string, out io.Writer) error {
 	db, err := openWarehouse(ctx, c.dsn, c)
 	if err != nil {
 		return err

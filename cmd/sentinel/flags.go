@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,9 +38,7 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 // configuration from the environment.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
+		// The flag package has printed the problem (or -h's usage) already.
 		return errUsage
 	}
 	given := map[string]bool{}
