@@ -46,7 +46,9 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	backlog := fs.Int("backlog", 60000, "messages queued while no ingestor runs, then drained (0: skip); at most 8192 per connection with the broker's defaults")
 	naiveN := fs.Int("naive", 3000, "backlog drained by the naive one-row-per-message ingestor (0: skip)")
 	devices := fs.Int("devices", 10000, "simulated devices")
-	pubConns := fs.Int("publishers", 8, "publisher MQTT connections")
+	publisher := fs.String("publisher", "raw", "load generator: raw (MQTT v5 packets written by hand, batched, a window in flight per connection) or paho (autopaho, 64 goroutines per connection each awaiting its PUBACK)")
+	pubConns := fs.Int("publishers", 0, "publisher MQTT connections (0: 4 raw, 8 paho)")
+	pubWindow := fs.Int("pub-window", 1024, "raw publisher: messages in flight per connection, at most the broker's receive maximum")
 	conns := fs.Int("connections", 8, "ingestor MQTT connections")
 	rows := fs.Int("batch-rows", 10000, "ingestor batch rows")
 	delay := fs.Duration("batch-delay", 250*time.Millisecond, "ingestor batch delay")
@@ -63,9 +65,15 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	b := &ingestBench{out: out, devices: *devices, pubConns: *pubConns}
-	fmt.Fprintf(out, "bench ingest: %s/%s, %d CPUs, ingestor: %d connections, batch %d rows / %s, embedded engine\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *conns, *rows, *delay)
+	if *publisher != "raw" && *publisher != "paho" {
+		return fmt.Errorf("--publisher: %q is neither raw nor paho", *publisher)
+	}
+	if *pubConns <= 0 {
+		*pubConns = map[string]int{"raw": 4, "paho": 8}[*publisher]
+	}
+	b := &ingestBench{out: out, devices: *devices, pubConns: *pubConns, raw: *publisher == "raw", window: max(1, *pubWindow)}
+	fmt.Fprintf(out, "bench ingest: %s/%s, %d CPUs, publisher: %s, %d connections; ingestor: %d connections, batch %d rows / %s, embedded engine\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *publisher, *pubConns, *conns, *rows, *delay)
 
 	brk, err := startBroker(ctx)
 	if err != nil {
@@ -206,7 +214,10 @@ type ingestBench struct {
 	out       io.Writer
 	devices   int
 	pubConns  int
+	raw       bool // the raw publisher, else paho
+	window    int  // raw publisher: in flight per connection
 	cms       []*autopaho.ConnectionManager
+	rp        *rawPublisher
 	next      atomic.Int64 // message number
 	published atomic.Int64 // acknowledged by the broker
 }
@@ -217,6 +228,10 @@ func (b *ingestBench) connect(ctx context.Context, broker string) error {
 		return err
 	}
 	b.cms = nil
+	if b.raw {
+		b.rp, err = dialRawPublisher(ctx, broker, b.pubConns, b.window, &b.published)
+		return err
+	}
 	for i := range b.pubConns {
 		cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 			ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
@@ -234,6 +249,10 @@ func (b *ingestBench) connect(ctx context.Context, broker string) error {
 }
 
 func (b *ingestBench) disconnect() {
+	if b.rp != nil {
+		b.rp.close()
+		b.rp = nil
+	}
 	for _, cm := range b.cms {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = cm.Disconnect(dctx)
@@ -242,10 +261,14 @@ func (b *ingestBench) disconnect() {
 	b.cms = nil
 }
 
-// publish sends n messages at rate msg/s (0: as fast as acknowledged),
-// 64 in flight per connection. The message number picks the device and its
+// publish sends n messages at rate msg/s (0: as fast as acknowledged): with
+// the raw publisher, a window in flight per connection; with paho, 64 per
+// connection, one goroutine awaiting each PUBACK. The message number picks the device and its
 // sequence number; the reading's timestamp is its publish time.
 func (b *ingestBench) publish(ctx context.Context, n, rate int) error {
+	if b.raw {
+		return b.rp.publish(ctx, n, rate, b.devices, &b.next)
+	}
 	const perConn = 64
 	tokens := make(chan struct{}, 4096)
 	stop := make(chan struct{})
@@ -290,12 +313,10 @@ func (b *ingestBench) publish(ctx context.Context, n, rate int) error {
 						}
 					}
 					id := b.next.Add(1) - 1
-					dev := fmt.Sprintf("bench-%06d", id%int64(b.devices))
-					m := &proto.Telemetry{Header: proto.NewHeader(dev, time.Now(), uint64(id/int64(b.devices))+1), Region: "eu-west",
-						Firmware: "1.4.2", State: proto.StateIdle, BatteryPct: 77.5, RSSI: -71, TemperatureC: 31.5, UptimeS: id}
+					m := benchMessage(id, b.devices, time.Now())
 					p, err := proto.Encode(m)
 					if err == nil {
-						_, err = cm.Publish(ctx, &paho.Publish{Topic: proto.TelemetryTopic("eu-west", dev), QoS: 1, Payload: p})
+						_, err = cm.Publish(ctx, &paho.Publish{Topic: proto.TelemetryTopic(m.Region, m.DeviceID), QoS: 1, Payload: p})
 					}
 					if err != nil {
 						firstErr.CompareAndSwap(nil, &err)
