@@ -95,11 +95,33 @@ func Encode(m Message) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// decode checks and unmarshals one payload into m. The order of the checks
-// decides which error a payload with several problems gets: size, then JSON
-// syntax (ErrMalformed), then the presence pass (unknown, null and missing
-// fields, see presence.go), then types (ErrWrongType), then Validate.
+// decode checks and unmarshals one payload into m: through the fast path
+// (fastdecode.go) when it can, else through the reference decoder, whose
+// behaviour and errors the fast path shares.
 func decode(b []byte, max int, m Message) error {
+	if len(b) <= max && decodeFast(b, m) {
+		return m.Validate()
+	}
+	resetMessage(m)
+	return decodeReference(b, max, m)
+}
+
+// resetMessage zeroes what a failed fast path may have left in m.
+func resetMessage(m Message) {
+	switch v := m.(type) {
+	case *Telemetry:
+		*v = Telemetry{}
+	case *StatusEvent:
+		*v = StatusEvent{}
+	}
+}
+
+// decodeReference checks and unmarshals one payload into m, with the
+// presence pass and encoding/json. The order of the checks decides which
+// error a payload with several problems gets: size, then JSON syntax
+// (ErrMalformed), then the presence pass (unknown, null and missing fields,
+// see presence.go), then types (ErrWrongType), then Validate.
+func decodeReference(b []byte, max int, m Message) error {
 	if len(b) > max {
 		return &FieldError{Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, cap %d", len(b), max)}
 	}
