@@ -54,6 +54,8 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	delay := fs.Duration("batch-delay", 250*time.Millisecond, "ingestor batch delay")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed after)")
 	profile := fs.String("profile", "", "write a 20 s CPU profile of the ingestor taken during the sustained run to this file")
+	brokerProfile := fs.String("broker-profile", "", "write a CPU profile of the broker over every phase up to the loss check to this file")
+	brokerArgs := fs.String("broker-args", "", "extra flags for the `sentinel broker` child, space-separated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +77,11 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "bench ingest: %s/%s, %d CPUs, publisher: %s, %d connections; ingestor: %d connections, batch %d rows / %s, embedded engine\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *publisher, *pubConns, *conns, *rows, *delay)
 
-	brk, err := startBroker(ctx)
+	extra := strings.Fields(*brokerArgs)
+	if *brokerProfile != "" {
+		extra = append(extra, "--cpuprofile", *brokerProfile)
+	}
+	brk, err := startBroker(ctx, extra...)
 	if err != nil {
 		return err
 	}
@@ -176,7 +182,7 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 		// above (small enough for its session store).
 		b.disconnect()
 		brk.stop()
-		if brk, err = startBroker(ctx); err != nil {
+		if brk, err = startBroker(ctx, strings.Fields(*brokerArgs)...); err != nil {
 			return err
 		}
 		defer brk.stop()
@@ -442,7 +448,7 @@ func startChild(ctx context.Context, args []string, ready *regexp.Regexp) (*chil
 	}
 }
 
-func startBroker(ctx context.Context) (*child, error) {
+func startBroker(ctx context.Context, extra ...string) (*child, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -453,7 +459,7 @@ func startBroker(ctx context.Context) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "broker", "--listen", addr, "--log-level", "warn")
+	cmd := exec.CommandContext(ctx, exe, append([]string{"broker", "--listen", addr, "--log-level", "warn"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

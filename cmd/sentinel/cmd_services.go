@@ -16,12 +16,20 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addLog(fs, "info")
 	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger()
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	b, err := broker.New(broker.Config{Addr: *listen, Logger: log})
 	if err != nil {
