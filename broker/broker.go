@@ -2,8 +2,11 @@
 // listeners, hooks and limits Sentinel needs. Devices and services reach it
 // like any other MQTT v5 broker, so production can swap in a managed one.
 //
-// This first version listens on plain TCP with open access; device identity
-// and ACLs come as mochi hooks in broker/hooks/.
+// Who may connect and what they may do are mochi hooks in broker/hooks/:
+// auth (credentials file, roles, client ID bound to the device), acl
+// (templated rules, first match wins, no match denies) and limits (publish
+// rate, topic checks). Zero-value Config admits nobody: tests that want an
+// open broker say so with Auth.AllowAnonymous.
 package broker
 
 import (
@@ -17,8 +20,9 @@ import (
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/sentinel-iot/sentinel/broker/hooks/store"
 )
 
 // ErrStarted means Start was called twice.
@@ -31,8 +35,31 @@ type Config struct {
 	Addr string
 	// MaxPacketSize is the largest MQTT packet accepted, in bytes. Default 128 KiB.
 	MaxPacketSize uint32
+	// Auth names the users and the ACL. The zero value admits nobody.
+	Auth AuthConfig
+	// Limits bound clients' traffic and the broker's sessions; zero fields
+	// take laptop defaults (see LimitsConfig).
+	Limits LimitsConfig
+	// TLS adds a TLS listener beside the plain one. Default: none.
+	TLS TLSConfig
+	// WebsocketAddr adds an MQTT-over-websocket listener on this address
+	// (path /). Default: none.
+	WebsocketAddr string
 	// Logger receives broker events. Default: discarded.
 	Logger *slog.Logger
+	// Store keeps sessions, subscriptions, retained and in-flight messages
+	// on disk, so a restart on the same directory loses nothing a publisher
+	// saw acknowledged. Default: no store, everything in memory.
+	Store StoreConfig
+}
+
+// StoreConfig configures the broker's on-disk store (broker/hooks/store).
+type StoreConfig struct {
+	// Dir is the store's directory (a pebble database). Empty: no store.
+	Dir string
+	// Acks says when a QoS 1 or 2 publish is acknowledged. Default
+	// store.AckDurable: once what it wrote is fsynced, by a group commit.
+	Acks store.AckMode
 }
 
 func (c *Config) ensureDefaults() {
@@ -42,6 +69,7 @@ func (c *Config) ensureDefaults() {
 	if c.MaxPacketSize == 0 {
 		c.MaxPacketSize = 128 << 10
 	}
+	c.Limits.ensureDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -52,6 +80,8 @@ type Broker struct {
 	cfg    Config
 	server *mqtt.Server
 	ln     net.Listener
+	sec    security // metrics and extra listeners (security.go, listeners.go)
+	store  *store.Hook // nil without Config.Store.Dir
 
 	mu      sync.Mutex
 	started bool
@@ -61,21 +91,32 @@ type Broker struct {
 // New builds a broker; Start opens its listener.
 func New(cfg Config) (*Broker, error) {
 	cfg.ensureDefaults()
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = cfg.MaxPacketSize
-	// mochi drops QoS 1 messages for a session beyond this many unacknowledged
-	// ones (default 8192). An ingestor that falls behind, or a warehouse
-	// outage, must queue instead: take the protocol's maximum.
-	caps.MaximumInflight = 65535
 	s := mqtt.New(&mqtt.Options{
-		Capabilities: caps,
+		Capabilities: cfg.capabilities(),
 		Logger:       cfg.Logger.With("component", "mochi"),
 		InlineClient: false,
 	})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	b := &Broker{cfg: cfg, server: s}
+	if err := b.addSecurityHooks(); err != nil {
+		return nil, err
 	}
-	return &Broker{cfg: cfg, server: s}, nil
+	if cfg.Store.Dir != "" {
+		b.store = new(store.Hook)
+		if err := s.AddHook(b.store, &store.Options{Path: cfg.Store.Dir, Acks: cfg.Store.Acks}); err != nil {
+			return nil, fmt.Errorf("broker: open store: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// StoreStats returns the store's fsync and acknowledgement latencies (see
+// store.Stats, shaped for Prometheus histograms), and false when the broker
+// has no store.
+func (b *Broker) StoreStats() (store.Stats, bool) {
+	if b.store == nil {
+		return store.Stats{}, false
+	}
+	return b.store.Stats(), true
 }
 
 // Start listens on Config.Addr and serves clients in the background until
@@ -90,9 +131,13 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("broker: listen on %s (is another broker running there?): %w", b.cfg.Addr, err)
 	}
-	if err := b.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := b.server.AddListener(b.counted(listeners.NewNet("tcp", ln))); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: add listener: %w", err)
+	}
+	if err := b.addExtraListeners(); err != nil {
+		ln.Close()
+		return err
 	}
 	if err := b.server.Serve(); err != nil {
 		ln.Close()

@@ -55,6 +55,7 @@ const (
 	StoredInflightMessages
 	StoredRetainedMessages
 	StoredSysInfo
+	OnDeferAck // Sentinel patch: see AckDeferrer
 )
 
 var (
@@ -114,6 +115,24 @@ type Hook interface {
 	StoredInflightMessages() ([]storage.Message, error)
 	StoredRetainedMessages() ([]storage.Message, error)
 	StoredSysInfo() (storage.SystemInfo, error)
+}
+
+// AckDeferrer is implemented by a hook that holds back the acknowledgement of
+// a QoS 1 or 2 publish (PUBACK or PUBREC) until it has done something with
+// the message, typically made it durable. A hook providing OnDeferAck must
+// implement it.
+//
+// Sentinel patch: upstream acknowledged a publish before any subscriber or
+// store held it, so a crash could lose a message its publisher saw
+// acknowledged.
+type AckDeferrer interface {
+	// DeferAck is called from the publisher's read loop after the message
+	// was handed to its subscribers (and their inflight stores and store
+	// hooks). Returning true takes ownership of send: the hook must call it
+	// exactly once, from any goroutine, and the server then acknowledges the
+	// publish. Calls to send for one client must keep the order of DeferAck
+	// calls (MQTT-4.6.0-2). Returning false lets the server acknowledge now.
+	DeferAck(cl *Client, pk packets.Packet, send func()) bool
 }
 
 // HookOptions contains values which are inherited from the server on initialisation.
@@ -456,6 +475,21 @@ func (h *Hooks) OnRetainPublished(cl *Client, pk packets.Packet) {
 			hook.OnRetainPublished(cl, pk)
 		}
 	}
+}
+
+// DeferAck asks the hooks providing OnDeferAck, in order, whether one of them
+// takes over sending the acknowledgement of a publish; see AckDeferrer.
+// Sentinel patch.
+func (h *Hooks) DeferAck(cl *Client, pk packets.Packet, send func()) bool {
+	for _, hook := range h.GetAll() {
+		if !hook.Provides(OnDeferAck) {
+			continue
+		}
+		if d, ok := hook.(AckDeferrer); ok && d.DeferAck(cl, pk, send) {
+			return true
+		}
+	}
+	return false
 }
 
 // OnQosPublish is called when a publish packet with Qos >= 1 is issued to a subscriber.

@@ -894,14 +894,17 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	}
 
 	if !cl.Net.Inline {
-		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
-			}
-			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
+		// Sentinel patch: the inflight store holds this client's outbound
+		// messages under their own packet IDs, which are independent of the
+		// IDs the client picks for its publishes. Upstream deleted whatever
+		// sat under the incoming ID, so a client that both subscribes and
+		// publishes at QoS 1 (the recoverer) lost an unacknowledged message
+		// to it, and its send quota, whenever the IDs collided. Only an
+		// inbound QoS 2 exchange (a stored PUBREC) is looked at now; QoS 1
+		// publishes no longer store anything there.
+		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok && pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
+			ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
+			return cl.WritePacket(ack)
 		}
 	}
 
@@ -945,30 +948,59 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	ack := s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, packets.QosCodes[pk.FixedHeader.Qos]) // [MQTT-4.3.2-4]
 	if pk.FixedHeader.Qos == 2 {
 		ack = s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.CodeSuccess) // [MQTT-3.3.4-1] [MQTT-4.3.3-8]
+		if ok := cl.State.Inflight.Set(ack); ok {
+			atomic.AddInt64(&s.Info.Inflight, 1)
+			s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
+		}
 	}
 
-	if ok := cl.State.Inflight.Set(ack); ok {
-		atomic.AddInt64(&s.Info.Inflight, 1)
-		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
+	// Sentinel patch: upstream wrote the acknowledgement first and handed
+	// the message to its subscribers after, so a crash in between lost a
+	// message its publisher saw acknowledged, and no store hook could make
+	// it durable in time. The message now reaches the subscribers' inflight
+	// stores (and store hooks) first; a hook providing OnDeferAck can then
+	// hold the acknowledgement until it has synced them (AckDeferrer). A
+	// QoS 1 acknowledgement is no longer stored in the inflight store just
+	// to be deleted again (see the packet-ID note above).
+	s.publishToSubscribers(pk)
+	s.hooks.OnPublished(cl, pk)
+
+	if s.hooks.Provides(OnDeferAck) && s.hooks.DeferAck(cl, pk, func() { s.sendDeferredAck(cl, ack) }) {
+		return nil
 	}
 
 	err = cl.WritePacket(ack)
 	if err != nil {
 		return err
 	}
-
 	if pk.FixedHeader.Qos == 1 {
-		if ok := cl.State.Inflight.Delete(ack.PacketID); ok {
-			atomic.AddInt64(&s.Info.Inflight, -1)
-		}
 		cl.State.Inflight.IncreaseReceiveQuota()
-		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
-	s.hooks.OnPublished(cl, pk)
-
 	return nil
+}
+
+// sendDeferredAck writes an acknowledgement a hook held back (AckDeferrer),
+// from the hook's goroutine. It goes through the client's outbound queue,
+// written by the client's WriteLoop, so that a client slow to read never
+// blocks the hook; only when that queue is full is it written here. The
+// queue keeps acks in the order the hook released them.
+// Sentinel patch.
+func (s *Server) sendDeferredAck(cl *Client, ack packets.Packet) {
+	if ack.FixedHeader.Type == packets.Puback {
+		cl.State.Inflight.IncreaseReceiveQuota()
+	}
+	if cl.Closed() {
+		return // the client resends the publish on its next connection
+	}
+	select {
+	case cl.State.outbound <- &ack:
+		atomic.AddInt32(&cl.State.outboundQty, 1)
+	default:
+		if err := cl.WritePacket(ack); err != nil {
+			s.Log.Debug("failed sending deferred ack", "error", err, "client", cl.ID, "packet_id", ack.PacketID)
+		}
+	}
 }
 
 // retainMessage adds a message to a topic, and if a persistent store is provided,

@@ -1,0 +1,395 @@
+// Package rawclient is a small MQTT v5 client for the broker's crash test
+// and benchmark: one TCP connection, QoS 0 and 1, pipelined publishes whose
+// PUBACKs are reported per message, and a message callback that runs
+// before the PUBACK is sent. It encodes and decodes with mochi's packets
+// package, and costs one goroutine and a few kilobytes per connection, so a
+// benchmark process can hold 10,000 device connections without taking the
+// CPU the broker under test needs. Services use paho; this is not for them.
+package rawclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+var (
+	// ErrClosed means the connection is gone; Err says why.
+	ErrClosed = errors.New("rawclient: connection closed")
+	// ErrRefused means the broker answered CONNECT, SUBSCRIBE or PUBLISH
+	// with a failure reason code.
+	ErrRefused = errors.New("rawclient: refused by the broker")
+)
+
+// Options configures a connection.
+type Options struct {
+	// ClientID is the MQTT client identifier. Required.
+	ClientID string
+	// CleanStart discards the session the broker holds for ClientID.
+	CleanStart bool
+	// SessionExpiry is how long, in seconds, the broker keeps the session
+	// after the connection ends. Default 0: it ends with the connection.
+	SessionExpiry uint32
+	// KeepAlive in seconds. Default 60. The client sends no PINGREQ, so a
+	// connection idle for longer is closed by the broker.
+	KeepAlive uint16
+	// OnMessage receives every PUBLISH from the broker, on the connection's
+	// reader goroutine; a QoS 1 message is acknowledged after it returns.
+	OnMessage func(topic string, payload []byte, dup bool)
+}
+
+// Client is one MQTT v5 connection. Its reader goroutine is owned by the
+// Client: it runs from Dial until the connection ends, and Close waits for
+// it.
+type Client struct {
+	conn net.Conn
+	opts Options
+
+	wmu sync.Mutex // serialises writes to conn
+	bw  *bufio.Writer
+
+	mu      sync.Mutex
+	nextID  uint16
+	pending map[uint16]func(error) // QoS 1 publishes and SUBSCRIBE awaiting their ack
+	window  chan struct{}          // one slot per publish in flight: the broker's receive maximum
+	err     error
+
+	done chan struct{} // closed when the reader exits
+}
+
+// Dial connects to addr (host:port), sends CONNECT and waits for CONNACK.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if opts.ClientID == "" {
+		return nil, errors.New("rawclient: Options.ClientID is empty")
+	}
+	if opts.KeepAlive == 0 {
+		opts.KeepAlive = 60
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rawclient: dial %s: %w", addr, err)
+	}
+	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, 4096), pending: map[uint16]func(error){}, done: make(chan struct{})}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			Clean:            opts.CleanStart,
+			Keepalive:        opts.KeepAlive,
+			ClientIdentifier: opts.ClientID,
+		},
+		Properties: packets.Properties{SessionExpiryInterval: opts.SessionExpiry, SessionExpiryIntervalFlag: opts.SessionExpiry > 0},
+	}
+	if err := c.write(&pk, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("rawclient: send CONNECT as %s: %w", opts.ClientID, err)
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	ack, err := readPacket(br)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("rawclient: read CONNACK for %s: %w", opts.ClientID, err)
+	}
+	if ack.FixedHeader.Type != packets.Connack {
+		conn.Close()
+		return nil, fmt.Errorf("rawclient: %s: first packet is type %d, not CONNACK", opts.ClientID, ack.FixedHeader.Type)
+	}
+	if ack.ReasonCode >= 0x80 {
+		conn.Close()
+		return nil, fmt.Errorf("rawclient: CONNECT as %s: reason 0x%02x: %w", opts.ClientID, ack.ReasonCode, ErrRefused)
+	}
+	window := int(ack.Properties.ReceiveMaximum)
+	if window == 0 {
+		window = 65535
+	}
+	c.window = make(chan struct{}, window)
+	conn.SetDeadline(time.Time{})
+	go c.read(br)
+	return c, nil
+}
+
+// Publish sends a message. For QoS 1 it first takes a slot of the broker's
+// receive maximum (waiting for one while ctx lasts), and done runs on the
+// reader goroutine with the PUBACK's verdict: nil when the broker accepted
+// the message, or an error when it refused it or the connection ended
+// first. For QoS 0, done (if not nil) runs once the packet is written.
+func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, done func(error)) error {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		ProtocolVersion: 5,
+		TopicName:       topic,
+		Payload:         payload,
+	}
+	if qos == 0 {
+		err := c.write(&pk, true)
+		if done != nil {
+			done(err)
+		}
+		return err
+	}
+	select {
+	case c.window <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return c.Err()
+	}
+	id, err := c.register(func(err error) {
+		<-c.window
+		if done != nil {
+			done(err)
+		}
+	})
+	if err != nil {
+		<-c.window
+		return err
+	}
+	pk.PacketID = id
+	if err := c.write(&pk, true); err != nil {
+		c.fail(err)
+		return fmt.Errorf("rawclient: publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// PublishWait publishes at QoS 1 and waits for the PUBACK.
+func (c *Client) PublishWait(ctx context.Context, topic string, payload []byte) error {
+	res := make(chan error, 1)
+	if err := c.Publish(ctx, topic, payload, 1, func(err error) { res <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Subscribe subscribes to filter at qos and waits for the SUBACK.
+func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
+	res := make(chan error, 1)
+	id, err := c.register(func(err error) { res <- err })
+	if err != nil {
+		return err
+	}
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		ProtocolVersion: 5,
+		PacketID:        id,
+		Filters:         packets.Subscriptions{{Filter: filter, Qos: qos}},
+	}
+	if err := c.write(&pk, true); err != nil {
+		c.fail(err)
+		return fmt.Errorf("rawclient: subscribe to %s: %w", filter, err)
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("rawclient: subscribe to %s: %w", filter, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close sends DISCONNECT (keeping the session if it has an expiry),
+// closes the connection and waits for the reader goroutine.
+func (c *Client) Close() error {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}
+	_ = c.write(&pk, true)
+	return c.Abort()
+}
+
+// Abort closes the connection without DISCONNECT, as a crash would, and
+// waits for the reader goroutine.
+func (c *Client) Abort() error {
+	c.fail(ErrClosed)
+	<-c.done
+	return nil
+}
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended, once Done is closed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return ErrClosed
+	}
+	return c.err
+}
+
+// register reserves a free packet ID for an exchange awaiting its ack.
+func (c *Client) register(fn func(error)) (uint16, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	for range 65535 {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.pending[c.nextID]; !used {
+			c.pending[c.nextID] = fn
+			return c.nextID, nil
+		}
+	}
+	return 0, errors.New("rawclient: no free packet ID")
+}
+
+// resolve completes the exchange of packet ID id.
+func (c *Client) resolve(id uint16, err error) {
+	c.mu.Lock()
+	fn := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if fn != nil {
+		fn(err)
+	}
+}
+
+// fail ends the connection with err, once; pending exchanges fail with it.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = map[uint16]func(error){}
+	c.mu.Unlock()
+	c.conn.Close()
+	for _, fn := range pending {
+		fn(fmt.Errorf("%w: %w", ErrClosed, err))
+	}
+}
+
+func (c *Client) write(pk *packets.Packet, flush bool) error {
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	default:
+		err = fmt.Errorf("rawclient: cannot send packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.bw.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if flush {
+		return c.bw.Flush()
+	}
+	return nil
+}
+
+func (c *Client) read(br *bufio.Reader) {
+	defer close(c.done)
+	for {
+		pk, err := readPacket(br)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		switch pk.FixedHeader.Type {
+		case packets.Puback:
+			var err error
+			if pk.ReasonCode >= 0x80 {
+				err = fmt.Errorf("PUBACK reason 0x%02x: %w", pk.ReasonCode, ErrRefused)
+			}
+			c.resolve(pk.PacketID, err)
+		case packets.Suback:
+			var err error
+			if len(pk.ReasonCodes) == 0 || pk.ReasonCodes[0] >= 0x80 {
+				err = fmt.Errorf("SUBACK reasons %v: %w", pk.ReasonCodes, ErrRefused)
+			}
+			c.resolve(pk.PacketID, err)
+		case packets.Publish:
+			if c.opts.OnMessage != nil {
+				c.opts.OnMessage(pk.TopicName, pk.Payload, pk.FixedHeader.Dup)
+			}
+			if pk.FixedHeader.Qos > 0 {
+				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: pk.PacketID}
+				// Flush only when nothing else is buffered to read: acks
+				// for a burst of messages leave in one write.
+				if err := c.write(&ack, br.Buffered() == 0); err != nil {
+					c.fail(err)
+					return
+				}
+			}
+		case packets.Disconnect:
+			c.fail(fmt.Errorf("broker sent DISCONNECT, reason 0x%02x", pk.ReasonCode))
+			return
+		}
+	}
+}
+
+// readPacket reads and decodes one packet.
+func readPacket(br *bufio.Reader) (packets.Packet, error) {
+	var pk packets.Packet
+	b, err := br.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(b); err != nil {
+		return pk, fmt.Errorf("decode fixed header: %w", err)
+	}
+	n, _, err := packets.DecodeLength(br)
+	if err != nil {
+		return pk, fmt.Errorf("decode remaining length: %w", err)
+	}
+	pk.FixedHeader.Remaining = n
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return pk, err
+	}
+	pk.ProtocolVersion = 5
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	}
+	if err != nil {
+		return pk, fmt.Errorf("decode packet type %d: %w", pk.FixedHeader.Type, err)
+	}
+	return pk, nil
+}
