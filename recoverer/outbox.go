@@ -14,22 +14,33 @@ import (
 // publishTimeout bounds one QoS 1 publish, from sending to PUBACK.
 const publishTimeout = 10 * time.Second
 
-// outbox queues the recoverer's outgoing messages and publishes them, in
-// order, from its own goroutine. The tracker pushes without ever waiting on
-// the network. That matters: paho hands incoming messages to one goroutine,
+// urgentWindow is how many commands may await their PUBACK at once. One at
+// a time made the last command of a burst (a wave failing together, a
+// tripped cohort's rollbacks) wait for every PUBACK ahead of it: tens of
+// round trips. Commands are for different devices (the tracker sends a
+// device its next command only after the last one's result), so their
+// order across devices does not matter.
+const urgentWindow = 64
+
+// outbox queues the recoverer's outgoing messages and publishes them from
+// its own goroutines. The tracker pushes without ever waiting on the
+// network. That matters: paho hands incoming messages to one goroutine,
 // and a tracker blocked on a PUBACK while paho waits for the tracker to take
 // the next message would stall both. The queue is unbounded, but it grows
 // only while messages arrive, which needs a connection, so it stays small.
 //
 // Commands and advisories go in a priority lane ahead of audit records: a
 // device waits for its command, a person reads the audit trail later, and
-// a burst of decisions must not delay the next command. A decision's
+// a burst of decisions must not delay the next command. The priority lane
+// keeps up to urgentWindow publishes in flight; the audit lane publishes
+// one at a time, in order, and only while no command waits. A decision's
 // command still leaves before the decision itself.
 type outbox struct {
 	mu       sync.Mutex
 	urgent   []queued // commands and advisories
 	q        []queued // audit records
-	inFlight bool     // an urgent message is being published
+	inFlight int      // urgent messages taken and not yet delivered or dropped
+	lost     int      // urgent messages taken but cut off by the drain deadline
 	wakeU    chan struct{}
 	wakeQ    chan struct{}
 }
@@ -40,24 +51,13 @@ type outbox struct {
 type queued struct {
 	p        *paho.Publish
 	received time.Time
-	sent     bool // its send latency is recorded (a retry after a reconnect is not counted again)
-}
-
-// markSent flags the head of a lane as sent.
-func (o *outbox) markSent(urgent bool) {
-	o.mu.Lock()
-	if urgent {
-		o.urgent[0].sent = true
-	} else {
-		o.q[0].sent = true
-	}
-	o.mu.Unlock()
 }
 
 func newOutbox() *outbox {
 	return &outbox{wakeU: make(chan struct{}, 1), wakeQ: make(chan struct{}, 1)}
 }
 
+// push queues an audit record.
 func (o *outbox) push(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
 	o.q = append(o.q, queued{p: p, received: received})
@@ -65,7 +65,7 @@ func (o *outbox) push(p *paho.Publish, received time.Time) {
 	signal(o.wakeQ)
 }
 
-// pushUrgent queues p in the priority lane.
+// pushUrgent queues a command or advisory ahead of every audit record.
 func (o *outbox) pushUrgent(p *paho.Publish, received time.Time) {
 	o.mu.Lock()
 	o.urgent = append(o.urgent, queued{p: p, received: received})
@@ -80,51 +80,59 @@ func signal(c chan struct{}) {
 	}
 }
 
-// peek returns the head of a lane. The audit lane holds back while an
-// urgent message is queued or in flight, so a decision never overtakes
-// its command; the urgent lane never waits for the audit lane.
-func (o *outbox) peek(urgent bool) queued {
+// takeUrgent removes the head of the priority lane and counts it in flight.
+func (o *outbox) takeUrgent() (queued, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if urgent {
-		if len(o.urgent) == 0 {
-			return queued{}
-		}
-		o.inFlight = true
-		return o.urgent[0]
+	if len(o.urgent) == 0 {
+		return queued{}, false
 	}
-	if len(o.urgent) > 0 || o.inFlight || len(o.q) == 0 {
+	m := o.urgent[0]
+	o.urgent[0] = queued{}
+	o.urgent = o.urgent[1:]
+	o.inFlight++
+	return m, true
+}
+
+// urgentDone ends an urgent message's flight; the audit lane may go on once
+// none is left.
+func (o *outbox) urgentDone() {
+	o.mu.Lock()
+	o.inFlight--
+	idle := o.inFlight == 0 && len(o.urgent) == 0
+	o.mu.Unlock()
+	if idle {
+		signal(o.wakeQ)
+	}
+}
+
+// peekAudit returns the head of the audit lane, unless a command waits or
+// is in flight.
+func (o *outbox) peekAudit() queued {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.urgent) > 0 || o.inFlight > 0 || len(o.q) == 0 {
 		return queued{}
 	}
 	return o.q[0]
 }
 
-// pop removes the head of the lane peek named. Only run calls peek and
-// pop, and pushes only append, so that head is still the one peek saw.
-func (o *outbox) pop(urgent bool) {
+func (o *outbox) popAudit() {
 	o.mu.Lock()
-	if urgent {
-		o.urgent[0] = queued{}
-		o.urgent = o.urgent[1:]
-		o.inFlight = false
-		defer signal(o.wakeQ)
-	} else {
-		o.q[0] = queued{}
-		o.q = o.q[1:]
-	}
+	o.q[0] = queued{}
+	o.q = o.q[1:]
 	o.mu.Unlock()
 }
 
+// len counts the messages not yet delivered, in flight included.
 func (o *outbox) len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.urgent) + len(o.q)
+	return len(o.urgent) + len(o.q) + o.inFlight + o.lost
 }
 
-// run publishes until ctx ends and the queues are empty, or until drain has
-// passed since ctx ended, with one publisher per lane so a command never
-// waits for an audit record's PUBACK. A message the broker refuses is
-// dropped and counted; a connection loss waits for the next connection.
+// run publishes until ctx has ended and the outbox is empty, or until drain
+// has passed since ctx ended: then what is left is reported by len.
 func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain time.Duration, st *statsCounter, log *slog.Logger) {
 	pubCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var deadline sync.WaitGroup
@@ -144,71 +152,133 @@ func (o *outbox) run(ctx context.Context, cm *autopaho.ConnectionManager, drain 
 	defer deadline.Wait()
 	defer cancel()
 
+	d := delivery{cm: cm, st: st, log: log}
 	var lanes sync.WaitGroup
-	lanes.Go(func() { o.lane(ctx, pubCtx, cm, true, st, log) })
-	lanes.Go(func() { o.lane(ctx, pubCtx, cm, false, st, log) })
+	lanes.Go(func() { o.urgentLane(ctx, pubCtx, d) })
+	lanes.Go(func() { o.auditLane(ctx, pubCtx, d) })
 	lanes.Wait()
 }
 
-// lane publishes one lane's messages, in order, until ctx has ended and
-// the outbox is empty, or pubCtx ends.
-func (o *outbox) lane(ctx, pubCtx context.Context, cm *autopaho.ConnectionManager, urgent bool, st *statsCounter, log *slog.Logger) {
-	wake := o.wakeQ
-	if urgent {
-		wake = o.wakeU
+// wait blocks until wake fires or, once ctx has ended, polls briefly so a
+// lane notices the other lane draining. It reports false when the lane is
+// done: ctx ended and nothing is left, or pubCtx ended.
+func (o *outbox) wait(ctx, pubCtx context.Context, wake <-chan struct{}) bool {
+	if ctx.Err() != nil && o.len() == 0 {
+		return false
 	}
-	for pubCtx.Err() == nil {
-		m := o.peek(urgent)
-		p, received := m.p, m.received
-		if p == nil {
-			if ctx.Err() != nil && o.len() == 0 {
-				return // drained
-			}
+	select {
+	case <-wake:
+	case <-pubCtx.Done():
+		return false
+	case <-ctx.Done():
+		if o.len() > 0 {
 			select {
 			case <-wake:
-			case <-ctx.Done():
-				if o.len() > 0 {
-					// Draining: poll until the other lane is through.
-					select {
-					case <-wake:
-					case <-time.After(10 * time.Millisecond):
-					case <-pubCtx.Done():
-					}
-				}
+			case <-time.After(10 * time.Millisecond):
+			case <-pubCtx.Done():
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// urgentLane publishes commands and advisories, up to urgentWindow at once.
+func (o *outbox) urgentLane(ctx, pubCtx context.Context, d delivery) {
+	sem := make(chan struct{}, urgentWindow)
+	var flights sync.WaitGroup
+	defer flights.Wait()
+	for pubCtx.Err() == nil {
+		m, ok := o.takeUrgent()
+		if !ok {
+			if !o.wait(ctx, pubCtx, o.wakeU) {
+				return
 			}
 			continue
 		}
-		if !received.IsZero() && !m.sent {
-			st.sendLatency(time.Since(received))
-			o.markSent(urgent)
+		if !m.received.IsZero() {
+			d.st.sendLatency(time.Since(m.received))
 		}
+		select {
+		case sem <- struct{}{}:
+		case <-pubCtx.Done():
+			o.mu.Lock()
+			o.lost++
+			o.mu.Unlock()
+			o.urgentDone()
+			return
+		}
+		flights.Go(func() {
+			defer func() { <-sem }()
+			defer o.urgentDone()
+			switch {
+			case d.deliver(pubCtx, m):
+				if !m.received.IsZero() {
+					d.st.latency(time.Since(m.received))
+				}
+			case pubCtx.Err() != nil:
+				o.mu.Lock()
+				o.lost++
+				o.mu.Unlock()
+			}
+		})
+	}
+}
+
+// auditLane publishes audit records one at a time, in order, while no
+// command waits.
+func (o *outbox) auditLane(ctx, pubCtx context.Context, d delivery) {
+	for pubCtx.Err() == nil {
+		m := o.peekAudit()
+		if m.p == nil {
+			if !o.wait(ctx, pubCtx, o.wakeQ) {
+				return
+			}
+			continue
+		}
+		if d.deliver(pubCtx, m) || pubCtx.Err() == nil {
+			o.popAudit() // delivered, or refused for good
+		}
+	}
+}
+
+// delivery publishes one message until the broker takes it.
+type delivery struct {
+	cm  *autopaho.ConnectionManager
+	st  *statsCounter
+	log *slog.Logger
+}
+
+// deliver publishes m, waiting out connection losses and retrying failed
+// attempts, until the broker acknowledges it (true), refuses it for good
+// (false, counted and logged), or pubCtx ends (false).
+func (d delivery) deliver(pubCtx context.Context, m queued) bool {
+	for pubCtx.Err() == nil {
 		attemptCtx, done := context.WithTimeout(pubCtx, publishTimeout)
-		resp, err := cm.Publish(attemptCtx, p)
+		resp, err := d.cm.Publish(attemptCtx, m.p)
 		done()
 		switch {
 		case err == nil:
-			o.pop(urgent)
-			st.published.Add(1)
-			if !received.IsZero() {
-				st.latency(time.Since(received))
-			}
+			d.st.published.Add(1)
+			return true
 		case errors.Is(err, autopaho.ConnectionDownError):
-			if err := cm.AwaitConnection(pubCtx); err != nil {
-				return
+			if err := d.cm.AwaitConnection(pubCtx); err != nil {
+				return false
 			}
 		case resp != nil || errors.Is(err, paho.ErrInvalidArguments):
 			// The broker answered with an error reason code (not
 			// authorized, say) or the packet can never be sent: retrying
 			// the same message will not help.
-			o.pop(urgent)
-			st.publishFailures.Add(1)
-			log.Error("broker refused a message; dropped", "topic", p.Topic, "err", err)
+			d.st.publishFailures.Add(1)
+			d.log.Error("broker refused a message; dropped", "topic", m.p.Topic, "err", err)
+			return false
 		default:
-			log.Warn("publish failed; retrying", "topic", p.Topic, "err", err)
+			d.log.Warn("publish failed; retrying", "topic", m.p.Topic, "err", err)
 			select {
 			case <-time.After(250 * time.Millisecond):
 			case <-pubCtx.Done():
 			}
 		}
 	}
+	return false
 }

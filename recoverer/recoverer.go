@@ -209,8 +209,9 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	}
 
 	events := make(chan event, 1024)
+	rd := newReadings()
 	out := newOutbox()
-	cm, err := autopaho.NewConnection(connCtx, r.clientConfig(ctx, events))
+	cm, err := autopaho.NewConnection(connCtx, r.clientConfig(ctx, events, rd))
 	if err != nil {
 		stopWriters()
 		writers.Wait()
@@ -232,7 +233,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	r.storeCtx = storeCtx
 
 	r.log.Info("recoverer started", "broker", r.broker.Redacted(), "client_id", r.cfg.ClientID)
-	r.loop(ctx, t, events, cohorts, out, decisions, commands)
+	r.loop(ctx, t, events, rd, cohorts, out, decisions, commands)
 	breakerWG.Wait()
 
 	// Shutdown: the tracker has stopped; flush the warehouse and the outbox
@@ -264,7 +265,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 // clientConfig is the autopaho configuration: a session that survives
 // short reconnects, subscriptions renewed on every connection, and a
 // handler that hands messages to the tracker.
-func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event) autopaho.ClientConfig {
+func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event, rd *readings) autopaho.ClientConfig {
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{r.broker},
 		KeepAlive:                     30,
@@ -290,7 +291,12 @@ func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event) autop
 			ClientID: r.cfg.ClientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
-					ev := event{topic: pr.Packet.Topic, payload: pr.Packet.Payload, received: time.Now()}
+					now := time.Now()
+					if strings.HasSuffix(pr.Packet.Topic, "/"+string(proto.KindTelemetry)) {
+						r.reading(rd, pr.Packet.Topic, pr.Packet.Payload, now)
+						return true, nil
+					}
+					ev := event{topic: pr.Packet.Topic, payload: pr.Packet.Payload, received: now}
 					select {
 					case events <- ev:
 						return true, nil
@@ -338,26 +344,92 @@ func (r *Recoverer) subscribe(ctx context.Context, cm *autopaho.ConnectionManage
 // tickInterval is how often devices in a backoff are checked.
 const tickInterval = 250 * time.Millisecond
 
+// reading decodes a telemetry message on the MQTT client's goroutine and
+// leaves it for the tracker (see readings).
+func (r *Recoverer) reading(rd *readings, topic string, payload []byte, now time.Time) {
+	tp, msg, err := proto.Decode(topic, payload, 0)
+	if err != nil {
+		r.stats.invalid.Add(1)
+		r.log.Debug("dropping invalid message", "topic", topic, "reason", proto.Reason(err), "err", err)
+		return
+	}
+	m, ok := msg.(*proto.Telemetry)
+	if !ok {
+		return
+	}
+	r.stats.telemetry.Add(1)
+	if rd.put(reading{region: tp.Region, m: m, received: now}) {
+		r.stats.coalesced.Add(1)
+	}
+}
+
+// readingsPerTurn is how many readings the tracker applies before it looks
+// for a waiting status again.
+const readingsPerTurn = 256
+
 // loop is the tracker's goroutine: the only one that touches device state.
-func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, cohorts <-chan []CohortRate, out *outbox,
+// Status events come first: between batches of readings it takes every
+// status that is waiting.
+func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, rd *readings, cohorts <-chan []CohortRate, out *outbox,
 	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
 	br := newBreaker(r.cfg.BreakerThreshold)
+	emit := func(outs []output) {
+		for _, o := range outs {
+			r.emit(ctx, o, out, decisions, commands)
+		}
+	}
+	apply := func(x reading) {
+		v, o := t.telemetry(x.region, x.m, x.received)
+		if v == duplicate {
+			r.stats.duplicates.Add(1)
+		}
+		emit(o)
+	}
+	event := func(ev event) {
+		if fw, ok := advisoryFirmware(ev.topic); ok {
+			if len(ev.payload) == 0 {
+				emit(br.operatorClear(t, fw, time.Now()))
+				r.stats.setTripped(t.trippedList())
+			}
+			return
+		}
+		// The device's reading that came in before this status (it waits
+		// in rd) is applied first, as it arrived first.
+		if tp, err := proto.ParseTopic(ev.topic); err == nil {
+			if x, ok := rd.takeDevice(tp.Region, tp.Device); ok {
+				apply(x)
+			}
+		}
+		emit(r.handle(t, ev))
+	}
+	// pending takes the status events waiting now, without blocking.
+	pending := func() {
+		for {
+			select {
+			case ev := <-events:
+				event(ev)
+			default:
+				return
+			}
+		}
+	}
 	for {
 		var outs []output
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if fw, ok := advisoryFirmware(ev.topic); ok {
-				if len(ev.payload) == 0 {
-					outs = br.operatorClear(t, fw, time.Now())
-					r.stats.setTripped(t.trippedList())
+			event(ev)
+		case <-rd.notify:
+			n := 0
+			for _, x := range rd.take() {
+				apply(x)
+				if n++; n%readingsPerTurn == 0 {
+					pending()
 				}
-				break
 			}
-			outs = r.handle(t, ev)
 		case now := <-ticker.C:
 			outs = t.tick(now)
 		case rates := <-cohorts:
@@ -369,9 +441,7 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, c
 			}
 			r.stats.setTripped(t.trippedList())
 		}
-		for _, o := range outs {
-			r.emit(ctx, o, out, decisions, commands)
-		}
+		emit(outs)
 		r.stats.setDevices(len(t.devices))
 	}
 }
@@ -394,11 +464,8 @@ func (r *Recoverer) handle(t *tracker, ev event) []output {
 			r.stats.result(m.Result.Outcome)
 		}
 		v, outs = t.status(topic.Region, m, ev.received)
-	case *proto.Telemetry:
-		r.stats.telemetry.Add(1)
-		v, outs = t.telemetry(topic.Region, m, ev.received)
 	default:
-		return nil // Commands are not subscribed to.
+		return nil // Readings go through readings; commands are not subscribed to.
 	}
 	if v == duplicate {
 		r.stats.duplicates.Add(1)

@@ -26,6 +26,7 @@ type device struct {
 
 	// The current failure: reset when the device is healthy again.
 	retries, rollbacks int
+	downloadFailures   int       // retries of ours that failed in their download
 	lastCommand        time.Time // last retry or rollback sent
 	open               string    // retry or rollback awaiting its result
 	lastHeard          time.Time // last status or reading received
@@ -41,7 +42,7 @@ type device struct {
 }
 
 func (d *device) resetFailure() {
-	d.retries, d.rollbacks = 0, 0
+	d.retries, d.rollbacks, d.downloadFailures = 0, 0, 0
 	d.lastCommand = time.Time{}
 	d.open, d.deferReason = "", ""
 	d.halted, d.decided = false, false
@@ -212,6 +213,9 @@ func (t *tracker) status(region string, m *proto.StatusEvent, now time.Time) (ve
 		// device applied the command before and its result went missing:
 		// decide again from the state it reports now.
 		resultFailed = r.Outcome != proto.OutcomeOK
+		if r.Outcome == proto.OutcomeFailed && r.Action == proto.ActionRetry && m.State == proto.StateDownloadFailed {
+			d.downloadFailures++
+		}
 	}
 
 	switch {
@@ -267,20 +271,21 @@ func (t *tracker) tick(now time.Time) []output {
 // a timer) only when its action or reason changed.
 func (t *tracker) decide(d *device, now time.Time, forced bool) []output {
 	dec := t.decideF(policy.Input{
-		DeviceID:       d.id,
-		State:          d.state,
-		Firmware:       d.firmware,
-		TargetFirmware: d.target,
-		Telemetry:      d.tel,
-		Retries:        d.retries,
-		Rollbacks:      d.rollbacks,
-		LastCommand:    d.lastCommand,
-		CommandOpen:    d.open != "",
-		Halted:         d.halted,
-		LastHeard:      d.lastHeard,
-		StateSince:     d.stateSince,
-		CohortTripped:  t.tripped[cohortKey(d.target, d.region)],
-		Now:            now,
+		DeviceID:         d.id,
+		State:            d.state,
+		Firmware:         d.firmware,
+		TargetFirmware:   d.target,
+		Telemetry:        d.tel,
+		Retries:          d.retries,
+		DownloadFailures: d.downloadFailures,
+		Rollbacks:        d.rollbacks,
+		LastCommand:      d.lastCommand,
+		CommandOpen:      d.open != "",
+		Halted:           d.halted,
+		LastHeard:        d.lastHeard,
+		StateSince:       d.stateSince,
+		CohortTripped:    t.tripped[cohortKey(d.target, d.region)],
+		Now:              now,
 	}, t.cfg)
 	received := d.received
 	d.received = time.Time{}

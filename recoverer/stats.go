@@ -27,6 +27,10 @@ type Stats struct {
 	Duplicates uint64
 	// Invalid counts messages that failed strict decoding.
 	Invalid uint64
+	// Coalesced counts readings replaced by a later reading of the same
+	// device before the tracker took them (see readings): normal under
+	// load, and why Telemetry can exceed what the tracker applied.
+	Coalesced uint64
 	// Results counts command results reported by devices, by outcome.
 	Results map[proto.Outcome]uint64
 	// Decisions counts decisions taken, by action (none included).
@@ -66,14 +70,14 @@ const latencySamples = 1 << 16
 
 // statsCounter is the concurrency-safe store behind Stats.
 type statsCounter struct {
-	status, telemetry, duplicates, invalid         atomic.Uint64
-	published, publishFailures                     atomic.Uint64
-	decisionsStored, commandsStored, storeFailures atomic.Uint64
-	devices                                        atomic.Int64
-	connected                                      atomic.Bool
-	connectFailures                                atomic.Uint64
-	breakerRuns, breakerFailures                   atomic.Uint64
-	rebuilt                                        atomic.Int64
+	status, telemetry, duplicates, invalid, coalesced atomic.Uint64
+	published, publishFailures                        atomic.Uint64
+	decisionsStored, commandsStored, storeFailures    atomic.Uint64
+	devices                                           atomic.Int64
+	connected                                         atomic.Bool
+	connectFailures                                   atomic.Uint64
+	breakerRuns, breakerFailures                      atomic.Uint64
+	rebuilt                                           atomic.Int64
 
 	mu        sync.Mutex
 	results   map[proto.Outcome]uint64
@@ -161,6 +165,7 @@ func (r *Recoverer) Stats() Stats {
 		Telemetry:       s.telemetry.Load(),
 		Duplicates:      s.duplicates.Load(),
 		Invalid:         s.invalid.Load(),
+		Coalesced:       s.coalesced.Load(),
 		Results:         maps.Clone(s.results),
 		Decisions:       maps.Clone(s.decisions),
 		Reasons:         maps.Clone(s.reasons),

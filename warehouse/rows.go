@@ -148,31 +148,37 @@ const TableGroundTruth = "ground_truth"
 // failed, what would have fixed it (remedy), and how it ended (verdict:
 // healthy, recovered, bricked_by_command, left_broken, ...).
 type GroundTruthRow struct {
-	RunID             string  `ch:"run_id" json:"run_id"`
-	DeviceID          string  `ch:"device_id" json:"device_id"`
-	Region            string  `ch:"region" json:"region"`
-	Model             string  `ch:"model" json:"model"`
-	ToFirmware        string  `ch:"to_firmware" json:"to_firmware"`
-	Wave              uint16  `ch:"wave" json:"wave"`
-	BadBuild          bool    `ch:"bad_build" json:"bad_build"`
-	Power             string  `ch:"power" json:"power"`
-	WeakSignal        bool    `ch:"weak_signal" json:"weak_signal"`
-	Fate              string  `ch:"fate" json:"fate"`
-	Cause             string  `ch:"cause" json:"cause"`
-	Started           bool    `ch:"started" json:"started"`
-	Remedy            string  `ch:"remedy" json:"remedy"`
-	RetriesToFix      uint16  `ch:"retries_to_fix" json:"retries_to_fix"`
-	BatteryAtFailure  float32 `ch:"battery_at_failure" json:"battery_at_failure"`
-	ChargingAtFailure bool    `ch:"charging_at_failure" json:"charging_at_failure"`
-	FinalState        string  `ch:"final_state" json:"final_state"`
-	FinalFirmware     string  `ch:"final_firmware" json:"final_firmware"`
-	BatteryPct        float32 `ch:"battery_pct" json:"battery_pct"`
-	Commands          uint32  `ch:"commands" json:"commands"`
-	Retries           uint32  `ch:"retries" json:"retries"`
-	Rollbacks         uint32  `ch:"rollbacks" json:"rollbacks"`
-	Defers            uint32  `ch:"defers" json:"defers"`
-	Halts             uint32  `ch:"halts" json:"halts"`
-	UnsafeCommands    uint32  `ch:"unsafe_commands" json:"unsafe_commands"`
-	BrickedBy         string  `ch:"bricked_by" json:"bricked_by"`
-	Verdict           string  `ch:"verdict" json:"verdict"`
+	RunID string `ch:"run_id" json:"run_id"`
+	// Controller names the recovery controller of the run: "sentinel" or
+	// a baseline.
+	Controller string `ch:"controller" json:"controller"`
+	// RunStarted and RunEnded bound the run in time (migration 8).
+	RunStarted        time.Time `ch:"run_started" json:"run_started"`
+	RunEnded          time.Time `ch:"run_ended" json:"run_ended"`
+	DeviceID          string    `ch:"device_id" json:"device_id"`
+	Region            string    `ch:"region" json:"region"`
+	Model             string    `ch:"model" json:"model"`
+	ToFirmware        string    `ch:"to_firmware" json:"to_firmware"`
+	Wave              uint16    `ch:"wave" json:"wave"`
+	BadBuild          bool      `ch:"bad_build" json:"bad_build"`
+	Power             string    `ch:"power" json:"power"`
+	WeakSignal        bool      `ch:"weak_signal" json:"weak_signal"`
+	Fate              string    `ch:"fate" json:"fate"`
+	Cause             string    `ch:"cause" json:"cause"`
+	Started           bool      `ch:"started" json:"started"`
+	Remedy            string    `ch:"remedy" json:"remedy"`
+	RetriesToFix      uint16    `ch:"retries_to_fix" json:"retries_to_fix"`
+	BatteryAtFailure  float32   `ch:"battery_at_failure" json:"battery_at_failure"`
+	ChargingAtFailure bool      `ch:"charging_at_failure" json:"charging_at_failure"`
+	FinalState        string    `ch:"final_state" json:"final_state"`
+	FinalFirmware     string    `ch:"final_firmware" json:"final_firmware"`
+	BatteryPct        float32   `ch:"battery_pct" json:"battery_pct"`
+	Commands          uint32    `ch:"commands" json:"commands"`
+	Retries           uint32    `ch:"retries" json:"retries"`
+	Rollbacks         uint32    `ch:"rollbacks" json:"rollbacks"`
+	Defers            uint32    `ch:"defers" json:"defers"`
+	Halts             uint32    `ch:"halts" json:"halts"`
+	UnsafeCommands    uint32    `ch:"unsafe_commands" json:"unsafe_commands"`
+	BrickedBy         string    `ch:"bricked_by" json:"bricked_by"`
+	Verdict           string    `ch:"verdict" json:"verdict"`
 }

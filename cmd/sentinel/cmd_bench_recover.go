@@ -9,20 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
-
-// controllers are the recovery controllers `sentinel bench recover`
-// compares, by name: Sentinel's guarded policy and the baselines.
-var controllers = map[string]policy.Func{
-	"sentinel":            policy.Decide,
-	"retry-then-rollback": policy.RetryThenRollback,
-	"retry-only":          policy.RetryOnly,
-	"none":                policy.Observe,
-}
 
 // cmdBenchRecover runs the same seeded fleet once per controller, scores
 // each run against the simulator's ground truth and prints the table, with
@@ -56,12 +48,12 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	pc := policy.DefaultConfig()
 	pc.BackoffBase = *backoff
 
-	var scores []efficacy
+	var scores []efficacy.Score
 	var latency, sendLatency []time.Duration
 	for _, name := range strings.Split(*list, ",") {
 		fn, ok := controllers[name]
 		if !ok {
-			return fmt.Errorf("bench recover: unknown controller %q (known: sentinel, retry-then-rollback, retry-only, none)", name)
+			return fmt.Errorf("bench recover: unknown controller %q (known: %s)", name, strings.Join(controllerNames, ", "))
 		}
 		rc := recoverer.Config{Policy: pc, Decide: fn, NoRebuild: true, BreakerInterval: -1}
 		if name == "sentinel" {
@@ -79,7 +71,9 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\n%s, %s, %d CPUs; seed %d, %d devices, bad build %q in %q (factor %g), %s per run\n\n",
 		db.Engine(), runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), fleet.Seed, fleet.Devices, fleet.BadBuild, fleet.BadBuildRegion, fleet.BadBuildFactor, *duration)
-	writeEfficacy(out, scores)
+	if err := efficacy.WriteTable(out, scores); err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		what string
 		ds   []time.Duration
@@ -93,10 +87,10 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // benchRun runs the whole pipeline once with one controller and scores it.
-func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy, recoverer.Stats, error) {
+func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy.Score, recoverer.Stats, error) {
 	p, err := startPipeline(ctx, db, pipelineConfig{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log})
 	if err != nil {
-		return efficacy{}, recoverer.Stats{}, err
+		return efficacy.Score{}, recoverer.Stats{}, err
 	}
 	fleetCtx, stop := context.WithTimeout(ctx, d)
 	defer stop()
@@ -107,12 +101,11 @@ func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.C
 	}
 	shutdownErr := p.shutdown()
 	st := p.recov.Stats()
-	end := time.Now()
-	runID := name + "@" + p.started.UTC().Format(time.RFC3339)
-	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
-		return efficacy{}, st, fmt.Errorf("store ground truth: %w", err)
+	run := efficacy.Run{ID: name + "@" + p.started.UTC().Format(time.RFC3339), Controller: name, Started: p.started, Ended: time.Now()}
+	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(run, p.fleet.GroundTruth())); err != nil {
+		return efficacy.Score{}, st, fmt.Errorf("store ground truth: %w", err)
 	}
-	e, err := scoreRun(context.WithoutCancel(ctx), db, name, runID, p.started, end, rc.Policy)
+	e, err := efficacy.Compute(context.WithoutCancel(ctx), db, run, guards(rc.Policy))
 	if err != nil {
 		return e, st, err
 	}

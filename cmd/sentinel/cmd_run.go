@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics"
-	"github.com/sentinel-iot/sentinel/recoverer"
-	"github.com/sentinel-iot/sentinel/recoverer/policy"
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/simulator"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -25,10 +24,21 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
+	controller := fs.String("controller", "sentinel", "recovery controller: sentinel, or a baseline to compare it with (retry-then-rollback, retry-only, none)")
+	baselines := fs.String("baselines", "retry-then-rollback,retry-only,none", "after the run, run these baselines on the same seeded fleet, each in a child process with a scratch embedded warehouse, and print the comparison (empty: none)")
+	scoreJSON := fs.String("score-json", "", "also write the run's efficacy score to this file as JSON")
 	wh := serverFlags{prefix: "warehouse-"}
 	wh.add(fs, "", "serve the live warehouse over ClickHouse's HTTP interface on this address, e.g. 127.0.0.1:8123 (default: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	rc, err := controllerConfig(*controller)
+	if err != nil {
+		return err
+	}
+	baselineNames, err := parseControllers(*baselines)
+	if err != nil {
+		return fmt.Errorf("--baselines: %w", err)
 	}
 	log, err := c.logger()
 	if err != nil {
@@ -49,7 +59,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	p, err := startPipeline(ctx, db, pipelineConfig{
 		Listen:    *listen,
 		Fleet:     fleet,
-		Recoverer: recoverConfigDefaults(),
+		Recoverer: rc,
 		Logger:    log,
 	})
 	if err != nil {
@@ -74,32 +84,40 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 
 	// The report reads the warehouse, not the counters: what analysts see.
 	reportCtx := context.WithoutCancel(ctx)
-	runID := p.started.UTC().Format(time.RFC3339)
-	if err := warehouse.Insert(reportCtx, db, warehouse.TableGroundTruth, truthRows(runID, p.fleet.GroundTruth())); err != nil {
+	run := efficacy.Run{ID: *controller + "@" + p.started.UTC().Format(time.RFC3339), Controller: *controller, Started: p.started, Ended: time.Now()}
+	if err := warehouse.Insert(reportCtx, db, warehouse.TableGroundTruth, truthRows(run, p.fleet.GroundTruth())); err != nil {
 		return fmt.Errorf("store the simulator's ground truth: %w", err)
 	}
 	if err := printReport(reportCtx, out, db); err != nil {
 		return err
 	}
-	if err := printScore(reportCtx, out, db, runID); err != nil {
+	if err := printScore(reportCtx, out, db, run.ID); err != nil {
 		return err
 	}
-	e, err := scoreRun(reportCtx, db, "sentinel", runID, p.started, time.Now(), recoverConfigDefaults().Policy)
+	score, err := efficacy.Compute(reportCtx, db, run, guards(rc.Policy))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nEfficacy (baselines: sentinel bench recover)\n============================================\n")
-	writeEfficacy(out, []efficacy{e})
+	if *scoreJSON != "" {
+		if err := writeScoreFile(*scoreJSON, score); err != nil {
+			return err
+		}
+	}
+	scores := []efficacy.Score{score}
+	if len(baselineNames) > 0 && ctx.Err() == nil {
+		fmt.Fprintf(out, "\nBaselines: the same seeded fleet for %s under each, one child process and scratch warehouse each\n", *duration)
+		bs, err := runBaselines(ctx, baselineNames, args, out)
+		if err != nil {
+			fmt.Fprintln(out, "warning: baselines incomplete:", err)
+		}
+		scores = append(scores, bs...)
+	}
+	title := "Efficacy against the simulator's ground truth"
+	fmt.Fprintf(out, "\n%s\n%s\n", title, strings.Repeat("=", len(title)))
+	if err := efficacy.WriteTable(out, scores); err != nil {
+		return err
+	}
 	return shutdownErr
-}
-
-// recoverConfigDefaults is the recoverer configuration of `sentinel run`:
-// the policy defaults, with a backoff short enough that a one-minute demo
-// sees retries run their course.
-func recoverConfigDefaults() recoverer.Config {
-	pc := policy.DefaultConfig()
-	pc.BackoffBase = 2 * time.Second
-	return recoverer.Config{Policy: pc}
 }
 
 // showProgress prints a status line every second until ctx ends: in place
@@ -208,12 +226,12 @@ ORDER BY devices DESC, verdict, remedy`, warehouse.WithParams(map[string]string{
 	return res.WriteTable(out)
 }
 
-// truthRows maps the simulator's ground truth onto warehouse rows.
-func truthRows(runID string, ts []simulator.Truth) []warehouse.GroundTruthRow {
+// truthRows maps the simulator's ground truth of one run onto warehouse rows.
+func truthRows(run efficacy.Run, ts []simulator.Truth) []warehouse.GroundTruthRow {
 	rows := make([]warehouse.GroundTruthRow, len(ts))
 	for i, t := range ts {
 		rows[i] = warehouse.GroundTruthRow{
-			RunID: runID, DeviceID: t.DeviceID, Region: t.Region, Model: t.Model, ToFirmware: t.ToFirmware,
+			RunID: run.ID, Controller: run.Controller, RunStarted: run.Started, RunEnded: run.Ended, DeviceID: t.DeviceID, Region: t.Region, Model: t.Model, ToFirmware: t.ToFirmware,
 			Wave: uint16(t.Wave), BadBuild: t.BadBuild, Power: t.Power, WeakSignal: t.WeakSignal,
 			Fate: string(t.Fate), Cause: t.Cause, Started: t.Started, Remedy: string(t.Remedy),
 			RetriesToFix: uint16(t.RetriesToFix), BatteryAtFailure: float32(t.BatteryAtFailure),

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/analytics/report"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/warehouse"
 	"github.com/sentinel-iot/sentinel/warehouse/chdb"
 )
@@ -76,7 +78,7 @@ func cmdSQL(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func cmdReport(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("report", "[flags] <name>|list   or   sentinel report --html out.html")
+	fs := newFlags("report", "[flags] <name>|list|efficacy   or   sentinel report --html out.html")
 	var c common
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
@@ -106,6 +108,9 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("report takes one query name, or list")
 	}
+	if fs.Arg(0) == "efficacy" {
+		return reportEfficacy(ctx, &c, *format, out)
+	}
 	if fs.Arg(0) == "list" {
 		qs, err := analytics.Queries()
 		if err != nil {
@@ -114,6 +119,7 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 		for _, q := range qs {
 			fmt.Fprintf(out, "%-24s %s\n", q.Name, q.Title)
 		}
+		fmt.Fprintf(out, "%-24s %s\n", "efficacy", "Each stored run's recovery efficacy against the simulator's ground truth")
 		return nil
 	}
 	q, err := analytics.Get(fs.Arg(0))
@@ -194,4 +200,40 @@ func writeHTMLReport(ctx context.Context, c *common, filter analytics.Filter, pa
 	}
 	fmt.Fprintf(out, "wrote %s (%d KB, %d charts); open it in any browser, it fetches nothing\n", path, b.Len()/1024, len(r.Sections))
 	return nil
+}
+
+// reportEfficacy scores every run whose ground truth the warehouse holds,
+// with the policy's default battery guards as the safety envelope.
+func reportEfficacy(ctx context.Context, c *common, format string, out io.Writer) error {
+	db, err := openWarehouse(ctx, c.dsn, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	runs, err := efficacy.Runs(ctx, db)
+	if err != nil {
+		return err
+	}
+	g := guards(policy.DefaultConfig())
+	scores := make([]efficacy.Score, 0, len(runs))
+	for _, r := range runs {
+		s, err := efficacy.Compute(ctx, db, r, g)
+		if err != nil {
+			return err
+		}
+		scores = append(scores, s)
+	}
+	switch format {
+	case "json":
+		return efficacy.WriteJSON(out, scores)
+	case "table":
+		fmt.Fprintf(out, "Efficacy against the simulator's ground truth (safety envelope: retry at %g %%, rollback at %g %%, or charging at %g %%)\n\n",
+			g.RetryMinBattery, g.RollbackMinBattery, g.ChargingMinBattery)
+		for _, r := range runs {
+			fmt.Fprintf(out, "  %s: %s to %s\n", r.ID, r.Started.UTC().Format(time.DateTime), r.Ended.UTC().Format(time.DateTime))
+		}
+		fmt.Fprintln(out)
+		return efficacy.WriteTable(out, scores)
+	}
+	return fmt.Errorf("report efficacy: --format %q: want table or json", format)
 }

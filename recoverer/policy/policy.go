@@ -94,6 +94,13 @@ type Config struct {
 	SignalMargin int
 	// MaxRetries is how many retries one failure gets before a rollback. Default 3.
 	MaxRetries int
+	// MaxDownloadRetries is how many retries that failed in their download
+	// one failure may spend on top of MaxRetries. A failed download
+	// flashed nothing, so it risks the device no more than the failure
+	// already did: on a wandering signal it is the next reading, not the
+	// image, that decides, and spending the flash budget on it would roll
+	// back devices a later retry fixes. Default 6.
+	MaxDownloadRetries int
 	// MaxRollbacks is how many rollbacks one failure gets before a halt. Default 1.
 	MaxRollbacks int
 	// BackoffBase is the wait after the first retry; it doubles with each
@@ -155,6 +162,7 @@ func DefaultConfig() Config {
 		RollbackMinBattery: 40,
 		MinSignal:          -100,
 		MaxRetries:         3,
+		MaxDownloadRetries: 6,
 		MaxRollbacks:       1,
 		BackoffBase:        5 * time.Second,
 		BackoffMax:         2 * time.Minute,
@@ -177,6 +185,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MinSignal == 0 {
 		c.MinSignal = d.MinSignal
+	}
+	if c.MaxDownloadRetries == 0 {
+		c.MaxDownloadRetries = d.MaxDownloadRetries
 	}
 	if c.MaxRetries == 0 {
 		c.MaxRetries = d.MaxRetries
@@ -223,6 +234,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: RollbackMinBattery %g not in 0..100", ErrConfig, c.RollbackMinBattery)
 	case c.MinSignal < proto.MinRSSI || c.MinSignal > proto.MaxRSSI:
 		return fmt.Errorf("%w: MinSignal %d not in %d..%d dBm", ErrConfig, c.MinSignal, proto.MinRSSI, proto.MaxRSSI)
+	case c.MaxDownloadRetries < 0:
+		return fmt.Errorf("%w: MaxDownloadRetries %d is negative", ErrConfig, c.MaxDownloadRetries)
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: MaxRetries %d is negative", ErrConfig, c.MaxRetries)
 	case c.MaxRollbacks < 0:
@@ -302,6 +315,9 @@ type Input struct {
 	Telemetry Telemetry
 	// Retries is how many retries were sent for the current failure.
 	Retries int
+	// DownloadFailures is how many of those Retries failed in their
+	// download, flashing nothing (see Config.MaxDownloadRetries).
+	DownloadFailures int
 	// Rollbacks is how many rollbacks were sent for the current failure.
 	Rollbacks int
 	// LastCommand is when the last retry or rollback was sent; zero if none.
@@ -376,8 +392,12 @@ type Func func(Input, Config) Decision
 //   - halt already sent, or a command awaiting its result: none;
 //   - no fresh telemetry: defer, never act blind;
 //   - rollbacks used up: halt;
-//   - boot_failed, a tripped cohort, or retries used up: rollback if the
-//     battery is at or above the floor or the device charges, else defer;
+//   - a tripped cohort, or retries used up (retries whose download failed
+//     count only beyond MaxDownloadRetries): rollback if the battery is at
+//     or above the floor or the device charges, else defer;
+//   - boot_failed: rollback when the floor allows it; under the floor,
+//     a retry (the guards below apply) while retries remain, since the
+//     retry guard is lower; then rollback or defer as above;
 //   - otherwise retry, after the jittered exponential backoff, when the
 //     battery (or charging) allows and, for a retry that downloads again
 //     (download_failed, verify_failed), the signal too; else defer with
@@ -417,16 +437,19 @@ func Decide(in Input, cfg Config) Decision {
 		return deferFor(ReasonStaleTelemetry)
 	case in.Rollbacks >= cfg.MaxRollbacks:
 		return Decision{Action: proto.ActionHalt, Reason: ReasonRollbackFailed}
-	case in.State == proto.StateBootFailed:
-		return rollback(in.Telemetry, cfg, ReasonBootFailed)
-	case !fellBack && !Retryable(in.State):
-		// A Failed state this policy does not know how to treat.
-		return none(ReasonUnknownState)
 	case in.CohortTripped:
 		return rollback(in.Telemetry, cfg, ReasonCohortTripped)
-	case in.Retries >= cfg.MaxRetries:
+	case in.State == proto.StateBootFailed && (in.Retries >= cfg.MaxRetries || rollsBack(in.Telemetry, cfg)):
+		return rollback(in.Telemetry, cfg, ReasonBootFailed)
+	case in.State != proto.StateBootFailed && !fellBack && !Retryable(in.State):
+		// A Failed state this policy does not know how to treat.
+		return none(ReasonUnknownState)
+	case in.Retries-min(in.DownloadFailures, cfg.MaxDownloadRetries) >= cfg.MaxRetries:
 		return rollback(in.Telemetry, cfg, ReasonRetriesExhausted)
 	}
+	// From here on the device gets a retry, when the guards allow. That
+	// includes a boot_failed device under the rollback floor: the new image
+	// flashed again needs only the retry guard, and may boot this time.
 	if in.Retries > 0 && !in.LastCommand.IsZero() {
 		if until := in.LastCommand.Add(cfg.BackoffFor(in.DeviceID, in.Retries)); in.Now.Before(until) {
 			return Decision{Action: proto.ActionNone, Reason: ReasonBackoff, Until: until}
@@ -443,6 +466,9 @@ func Decide(in Input, cfg Config) Decision {
 	}
 	if fellBack {
 		return Decision{Action: proto.ActionRetry, Reason: ReasonSilentFallback}
+	}
+	if in.State == proto.StateBootFailed {
+		return Decision{Action: proto.ActionRetry, Reason: ReasonBootFailed}
 	}
 	return Decision{Action: proto.ActionRetry, Reason: ReasonRetryable}
 }
@@ -467,9 +493,14 @@ func charged(t Telemetry, cfg Config) bool {
 	return t.Charging && t.BatteryPct >= cfg.ChargingMinBattery
 }
 
+// rollsBack reports whether the rollback floor guard allows a rollback.
+func rollsBack(t Telemetry, cfg Config) bool {
+	return t.Known && (charged(t, cfg) || t.BatteryPct >= cfg.RollbackMinBattery)
+}
+
 // rollback holds the floor guard: the only place a rollback is returned.
 func rollback(t Telemetry, cfg Config, reason string) Decision {
-	if !t.Known || (!charged(t, cfg) && !(t.BatteryPct >= cfg.RollbackMinBattery)) {
+	if !rollsBack(t, cfg) {
 		return deferFor(ReasonBelowRollbackFloor)
 	}
 	return Decision{Action: proto.ActionRollback, Reason: reason}

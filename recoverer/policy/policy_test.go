@@ -108,7 +108,38 @@ func TestDecide(t *testing.T) {
 		{"retries exhausted on weak signal", in(proto.StateDownloadFailed, tel(80, false, -130), 3), proto.ActionRollback, policy.ReasonRetriesExhausted},
 		{"over max retries", in(proto.StateInstallFailed, good(), 7), proto.ActionRollback, policy.ReasonRetriesExhausted},
 		{"boot_failed rolls back", in(proto.StateBootFailed, good(), 0), proto.ActionRollback, policy.ReasonBootFailed},
-		{"boot_failed below floor", in(proto.StateBootFailed, tel(12, false, -70), 0), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
+		{"boot_failed under both guards", in(proto.StateBootFailed, tel(12, false, -70), 0), proto.ActionDefer, policy.ReasonBatteryLow},
+		{"boot_failed under the floor retries", in(proto.StateBootFailed, tel(35, false, -70), 0), proto.ActionRetry, policy.ReasonBootFailed},
+		{"boot_failed at exactly the floor rolls back", in(proto.StateBootFailed, tel(40, false, -70), 1), proto.ActionRollback, policy.ReasonBootFailed},
+		{"boot_failed under the floor, retries spent", in(proto.StateBootFailed, tel(35, false, -70), 3), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
+		{"boot_failed under the floor in backoff", func() policy.Input {
+			i := in(proto.StateBootFailed, tel(35, false, -70), 1)
+			i.LastCommand = t0.Add(-time.Second)
+			return i
+		}(), proto.ActionNone, policy.ReasonBackoff},
+		{"boot_failed in a tripped cohort rolls back, never retries", func() policy.Input {
+			i := in(proto.StateBootFailed, tel(35, false, -70), 0)
+			i.CohortTripped = true
+			return i
+		}(), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
+
+		// Retries whose download failed flashed nothing: they spend the
+		// download budget before the flash budget.
+		{"failed downloads do not spend the retry budget", func() policy.Input {
+			i := in(proto.StateDownloadFailed, tel(80, false, -80), 5)
+			i.DownloadFailures = 4
+			return i
+		}(), proto.ActionRetry, policy.ReasonRetryable},
+		{"failed downloads past their budget count", func() policy.Input {
+			i := in(proto.StateDownloadFailed, tel(80, false, -80), 9)
+			i.DownloadFailures = 7
+			return i
+		}(), proto.ActionRollback, policy.ReasonRetriesExhausted},
+		{"flash failures still spend the budget", func() policy.Input {
+			i := in(proto.StateInstallFailed, tel(80, false, -80), 4)
+			i.DownloadFailures = 1
+			return i
+		}(), proto.ActionRollback, policy.ReasonRetriesExhausted},
 
 		// verify_failed: the old firmware still runs; download again.
 		{"verify_failed retried", in(proto.StateVerifyFailed, good(), 0), proto.ActionRetry, policy.ReasonRetryable},

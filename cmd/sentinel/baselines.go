@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
+	"github.com/sentinel-iot/sentinel/recoverer"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
+)
+
+// controllers are the recovery controllers a run can use, by name:
+// Sentinel's guarded policy and the baselines it is measured against.
+var controllers = map[string]policy.Func{
+	"sentinel":            policy.Decide,
+	"retry-then-rollback": policy.RetryThenRollback,
+	"retry-only":          policy.RetryOnly,
+	"none":                policy.Observe,
+}
+
+// controllerNames lists the controllers in the order tables print them.
+var controllerNames = []string{"sentinel", "retry-then-rollback", "retry-only", "none"}
+
+// parseControllers splits a comma-separated list of controller names.
+func parseControllers(list string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if _, ok := controllers[n]; !ok {
+			return nil, fmt.Errorf("unknown controller %q (known: %s)", n, strings.Join(controllerNames, ", "))
+		}
+		names = append(names, n)
+	}
+	return names, nil
+}
+
+// recoverConfigDefaults is the recoverer configuration of `sentinel run`:
+// the policy defaults, with a backoff short enough that a one-minute demo
+// sees retries run their course.
+func recoverConfigDefaults() recoverer.Config {
+	pc := policy.DefaultConfig()
+	pc.BackoffBase = 2 * time.Second
+	return recoverer.Config{Policy: pc}
+}
+
+// controllerConfig is the recoverer configuration for a named controller:
+// the defaults of `sentinel run`, with a baseline's decision rule and no
+// cohort breaker for a baseline (the breaker is part of Sentinel).
+func controllerConfig(name string) (recoverer.Config, error) {
+	fn, ok := controllers[name]
+	if !ok {
+		return recoverer.Config{}, fmt.Errorf("--controller: unknown controller %q (known: %s)", name, strings.Join(controllerNames, ", "))
+	}
+	rc := recoverConfigDefaults()
+	rc.Decide = fn
+	if name != "sentinel" {
+		rc.BreakerInterval = -1
+	}
+	return rc, nil
+}
+
+// guards are the policy's battery thresholds, as the scorer's safety
+// envelope.
+func guards(pc policy.Config) efficacy.Guards {
+	pc = pc.WithDefaults()
+	return efficacy.Guards{RetryMinBattery: pc.RetryMinBattery, RollbackMinBattery: pc.RollbackMinBattery, ChargingMinBattery: pc.ChargingMinBattery}
+}
+
+// runBaselines runs `sentinel run` once per baseline controller, each in a
+// child process with the parent's flags (so the same seed, fleet and
+// duration) and an embedded warehouse of its own in a scratch directory:
+// the runs reuse device IDs and sequence numbers, so sharing the parent's
+// warehouse would overwrite its data. It returns the scores the children
+// wrote; the scratch directory is removed unless a run failed.
+func runBaselines(ctx context.Context, names, args []string, out io.Writer) ([]efficacy.Score, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the sentinel binary for the baseline runs: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "sentinel-baselines-")
+	if err != nil {
+		return nil, fmt.Errorf("make a scratch directory for the baseline runs: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	var scores []efficacy.Score
+	for _, name := range names {
+		start := time.Now()
+		fmt.Fprintf(out, "  baseline %-20s running...", name)
+		scoreFile := filepath.Join(dir, name+".json")
+		logFile := filepath.Join(dir, name+".log")
+		// The flag package keeps the last value of a repeated flag, so the
+		// overrides go after the parent's own flags.
+		childArgs := append(append([]string{"run"}, args...),
+			"--controller", name, "--baselines=", "--score-json", scoreFile,
+			"--dsn", "chdb://"+filepath.Join(dir, name), "--listen", "127.0.0.1:0", "--warehouse-listen=", "--log-level", "error")
+		log, err := os.Create(logFile)
+		if err != nil {
+			return scores, fmt.Errorf("baseline %s: %w", name, err)
+		}
+		cmd := exec.CommandContext(ctx, exe, childArgs...)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.Env = append(os.Environ(), envRunAsMain+"=1")
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 30 * time.Second
+		err = cmd.Run()
+		log.Close()
+		if err != nil {
+			keep = true
+			fmt.Fprintln(out)
+			return scores, fmt.Errorf("baseline %s: %w (its output: %s)", name, err, logFile)
+		}
+		s, err := readScoreFile(scoreFile)
+		if err != nil {
+			keep = true
+			fmt.Fprintln(out)
+			return scores, fmt.Errorf("baseline %s: %w (its output: %s)", name, err, logFile)
+		}
+		fmt.Fprintf(out, " done in %s: %d / %d recovered, %d bricked by a command\n",
+			time.Since(start).Round(time.Second), s.Recovered, s.Recoverable, s.Bricked)
+		scores = append(scores, s)
+	}
+	return scores, nil
+}
+
+// envRunAsMain makes a test binary behave as the sentinel binary (see
+// TestMain), so runBaselines works under `go test` too.
+const envRunAsMain = "SENTINEL_RUN_AS_MAIN"
+
+func writeScoreFile(path string, s efficacy.Score) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode the efficacy score: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write the efficacy score: %w", err)
+	}
+	return nil
+}
+
+func readScoreFile(path string) (efficacy.Score, error) {
+	var s efficacy.Score
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("read the efficacy score: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("decode the efficacy score %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// percentile returns the q-quantile (0..1) of ds, nearest rank.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
