@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/broker/hooks/store"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -17,10 +18,16 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	c.addLog(fs, "info")
 	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	storeDir := fs.String("store-dir", "", "keep sessions, subscriptions, retained and in-flight messages in this directory (pebble) across restarts; empty: memory only")
+	acks := fs.String("acks", "durable", "with --store-dir, when a QoS 1/2 publish is acknowledged: durable (after an fsync, group commit), immediate (before, as upstream mochi), blocking (after an fsync, one publish per connection at a time; for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	ackMode, err := parseAckMode(*acks)
 	if err != nil {
 		return err
 	}
@@ -31,11 +38,22 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer stop()
 	}
-	b, err := broker.New(broker.Config{Addr: *listen, Logger: log})
+	b, err := broker.New(broker.Config{Addr: *listen, Logger: log,
+		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode}})
 	if err != nil {
 		return err
 	}
 	return b.Run(ctx)
+}
+
+// parseAckMode reads --acks.
+func parseAckMode(s string) (store.AckMode, error) {
+	for _, m := range []store.AckMode{store.AckDurable, store.AckImmediate, store.AckBlocking} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("--acks %q: want durable, immediate or blocking", s)
 }
 
 func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
