@@ -80,7 +80,7 @@ type Broker struct {
 	cfg    Config
 	server *mqtt.Server
 	ln     net.Listener
-	sec    security // metrics and extra listeners (security.go, listeners.go)
+	sec    security    // metrics and extra listeners (security.go, listeners.go)
 	store  *store.Hook // nil without Config.Store.Dir
 
 	mu      sync.Mutex
