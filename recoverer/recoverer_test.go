@@ -417,3 +417,52 @@ func TestRunWithoutBroker(t *testing.T) {
 	}
 	goleak.VerifyNone(t, ignore)
 }
+
+// TestCommandBurst fails many devices at once, as a wave does: every one
+// gets exactly one command, and each command reaches the device before the
+// decision that explains it, though commands leave many at a time.
+func TestCommandBurst(t *testing.T) {
+	const n = 300
+	db := warehousetest.Open(t)
+	broker := startBroker(t)
+	dev := connectDevice(t, broker)
+	rn := startRecoverer(t, broker, db)
+	id := func(i int) string { return fmt.Sprintf("burst-%03d", i) }
+	for i := range n {
+		dev.telemetry("eu", id(i), 80, false)
+	}
+	for i := range n {
+		dev.status("eu", id(i), proto.StatePartial, nil)
+	}
+	commands := map[string]int{}
+	decided := map[string]bool{}
+	deadline := time.After(wait)
+	for len(decided) < n {
+		select {
+		case p := <-dev.msg:
+			parts := strings.Split(p.Topic, "/")
+			switch {
+			case strings.HasSuffix(p.Topic, "/cmd"):
+				c, err := proto.DecodeCommand(p.Payload)
+				require.NoError(t, err)
+				require.Equal(t, proto.ActionRetry, c.Action)
+				commands[c.DeviceID]++
+			case parts[0] == "sentinel":
+				d, err := proto.DecodeDecision(p.Payload)
+				require.NoError(t, err)
+				require.Equal(t, proto.ActionRetry, d.Action, "device %s", d.DeviceID)
+				require.Equal(t, 1, commands[d.DeviceID], "the command of %s arrives before its decision", d.DeviceID)
+				decided[d.DeviceID] = true
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d devices decided within %v", len(decided), n, wait)
+		}
+	}
+	for i := range n {
+		require.Equal(t, 1, commands[id(i)], "commands to %s", id(i))
+	}
+	rn.stop(t)
+	st := rn.r.Stats()
+	require.EqualValues(t, 2*n, st.Published, "every command and decision published once")
+	require.Len(t, st.SendLatency, n)
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
@@ -32,6 +33,8 @@ func TestRestart(t *testing.T) {
 	broker := startBroker(t)
 	dev := connectDevice(t, broker)
 	ctx := context.Background()
+	// Both runs' goroutines end with their stop: none is left behind.
+	ignore := goleak.IgnoreCurrent()
 
 	rn := startRecoverer(t, broker, db)
 	dev.telemetry("eu", "r1", 80, false)
@@ -65,6 +68,7 @@ func TestRestart(t *testing.T) {
 	require.NotNil(t, cmd)
 	require.NotEqual(t, first.CommandID, cmd.CommandID)
 	rn.stop(t)
+	goleak.VerifyNone(t, ignore)
 
 	n, err := db.QueryInt(ctx, "SELECT count() FROM commands FINAL WHERE device_id = 'r1'")
 	require.NoError(t, err)
