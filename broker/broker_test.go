@@ -39,7 +39,7 @@ func connect(t *testing.T, ctx context.Context, brokerURL, id string, onMsg func
 }
 
 func TestPublishSubscribe(t *testing.T) {
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}})
 	require.NoError(t, err)
 	require.NoError(t, b.Start())
 	defer b.Close()
@@ -69,7 +69,7 @@ func TestPublishSubscribe(t *testing.T) {
 }
 
 func TestRunStopsOnCancel(t *testing.T) {
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -86,7 +86,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 }
 
 func TestListenError(t *testing.T) {
-	a, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	a, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}})
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	defer a.Close()

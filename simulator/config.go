@@ -155,6 +155,11 @@ type Config struct {
 	// CredentialsFile, when set, is a file of MQTT credentials for the
 	// fleet; see ReadCredentials for its format. Default none.
 	CredentialsFile string
+	// DeviceCredential, when set, gives a device on its own connection its
+	// credential when CredentialsFile lists none for it, before the shared
+	// "*" one: `sentinel run` derives each device's password this way
+	// instead of writing a file. Default none.
+	DeviceCredential func(deviceID string) (Credential, bool)
 	// Logger receives the fleet's logs. Default: discard.
 	Logger *slog.Logger
 }

@@ -137,7 +137,7 @@ func (f *Fleet) buildConns() []*conn {
 		heap.Init(&c.heap)
 		if f.cfg.Conns == 0 {
 			c.id, c.will = c.slots[0].profile.ID, true
-			c.cred, c.hasCred = f.creds.For(c.id)
+			c.cred, c.hasCred = f.credFor(c.id)
 		} else {
 			c.id = fmt.Sprintf("sim-%d-%04d", f.cfg.Seed, i)
 			if c.cred, c.hasCred = f.creds["*"]; !c.hasCred {

@@ -70,6 +70,20 @@ func ReadCredentials(r io.Reader) (Credentials, error) {
 	return out, nil
 }
 
+// credFor returns the credential of device id: its own from the file,
+// else Config.DeviceCredential's, else the shared one.
+func (f *Fleet) credFor(id string) (Credential, bool) {
+	if cr, ok := f.creds[id]; ok {
+		return cr, true
+	}
+	if f.cfg.DeviceCredential != nil {
+		if cr, ok := f.cfg.DeviceCredential(id); ok {
+			return cr, true
+		}
+	}
+	return f.creds.For(id)
+}
+
 // loadCredentials returns the fleet's credentials from Config.
 func (c *Config) loadCredentials() (Credentials, error) {
 	creds := make(Credentials)

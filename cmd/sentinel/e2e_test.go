@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/recoverer"
@@ -50,7 +51,7 @@ func (a *auditLog) snapshot() ([]*proto.Decision, int) {
 	return append([]*proto.Decision(nil), a.decisions...), a.invalid
 }
 
-func subscribeAudit(t *testing.T, ctx context.Context, brokerURL string) *auditLog {
+func subscribeAudit(t *testing.T, ctx context.Context, brokerURL, user, password string) *auditLog {
 	t.Helper()
 	u, err := url.Parse(brokerURL)
 	require.NoError(t, err)
@@ -59,6 +60,7 @@ func subscribeAudit(t *testing.T, ctx context.Context, brokerURL string) *auditL
 	var once sync.Once
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: user, ConnectPassword: []byte(password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go func() {
 				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: proto.FilterRecovery, QoS: 1}}}); err == nil {
@@ -89,9 +91,10 @@ func subscribeAudit(t *testing.T, ctx context.Context, brokerURL string) *auditL
 	return log
 }
 
-// mosquittoPub sends payload with Debian's mosquitto_pub, the way ops or a
-// misbehaving device would. CI installs it; elsewhere the test skips.
-func mosquittoPub(t *testing.T, addr, topic, payloadFile string) {
+// mosquittoPub sends payload with Debian's mosquitto_pub as user (also its
+// client ID), the way a misbehaving device would. CI installs it;
+// elsewhere the test skips.
+func mosquittoPub(t *testing.T, addr, topic, payloadFile, user, password string) {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
@@ -102,7 +105,7 @@ func mosquittoPub(t *testing.T, addr, topic, payloadFile string) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	out, err := exec.Command(bin, "-V", "mqttv5", "-h", host, "-p", port, "-q", "1", "-i", "e2e-mosquitto-pub",
+	out, err := exec.Command(bin, "-V", "mqttv5", "-h", host, "-p", port, "-q", "1", "-i", user, "-u", user, "-P", password,
 		"-t", topic, "-f", payloadFile).CombinedOutput()
 	require.NoError(t, err, "mosquitto_pub: %s", out)
 }
@@ -147,7 +150,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("pipeline at the end: %+v; fleet %+v; ingestor %+v; recoverer %+v", p.status(), p.fleet.Stats(), p.ingest.Stats(), p.recov.Stats())
 		}
 	})
-	audit := subscribeAudit(t, ctx, p.broker.URL())
+	audit := subscribeAudit(t, ctx, p.broker.URL(), runOpsUser, p.creds.passwords[runOpsUser])
 
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
@@ -168,7 +171,7 @@ func TestEndToEnd(t *testing.T) {
 	for reason, payload := range poison {
 		f := dir + "/" + reason
 		require.NoError(t, os.WriteFile(f, []byte(payload), 0o644))
-		mosquittoPub(t, p.broker.Addr(), proto.TelemetryTopic("eu-west", "dev-x"), f)
+		mosquittoPub(t, p.broker.Addr(), proto.TelemetryTopic("eu-west", "dev-x"), f, "dev-x", auth.DevicePassword(p.creds.deviceKey, "dev-x"))
 	}
 	rowsAfterPoison := count(t, db, "SELECT count() FROM telemetry")
 	require.Eventually(t, func() bool {

@@ -220,7 +220,7 @@ func TestIngestCrash(t *testing.T) {
 // function it returns is called.
 func ingestFixture(t *testing.T, ctx context.Context) (*broker.Broker, *warehouse.DB, func(net.Listener) (stop func())) {
 	t.Helper()
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"})
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}})
 	require.NoError(t, err)
 	require.NoError(t, b.Start())
 	t.Cleanup(func() { b.Close() })

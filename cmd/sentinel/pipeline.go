@@ -32,6 +32,7 @@ type pipeline struct {
 
 	fleetDone chan error
 	started   time.Time
+	creds     *runCredentials
 }
 
 // pipelineConfig is what differs between `sentinel run` and the tests.
@@ -48,6 +49,12 @@ type pipelineConfig struct {
 // both services are subscribed, so nothing the fleet publishes is missed.
 func startPipeline(ctx context.Context, db *warehouse.DB, cfg pipelineConfig) (*pipeline, error) {
 	p := &pipeline{db: db, log: cfg.Logger, serviceErrs: make(chan error, 2)}
+	creds, err := newRunCredentials()
+	if err != nil {
+		return nil, err
+	}
+	creds.apply(&cfg)
+	p.creds = creds
 	cfg.Broker.Addr = cfg.Listen
 	cfg.Broker.Logger = cfg.Logger
 	b, err := broker.New(cfg.Broker)

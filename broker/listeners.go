@@ -1,0 +1,91 @@
+package broker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/system"
+)
+
+// TLSConfig configures the TLS listener, served beside plain TCP.
+type TLSConfig struct {
+	// Addr is the address of the TLS listener, e.g. ":8883"; port 0 picks
+	// a free port (see Broker.TLSAddr). Default: no TLS listener.
+	Addr string
+	// CertFile and KeyFile are the server's PEM certificate (chain) and key.
+	// Required with Addr.
+	CertFile, KeyFile string
+}
+
+// security is the state the broker's hooks and extra listeners share.
+type security struct {
+	metrics *metrics
+	tlsLn   net.Listener
+}
+
+// counted wraps a listener so that every connection it ends with an error
+// is counted by reason: the refusals mochi makes before or outside any
+// hook (packet too large, the connection limit, malformed packets).
+type counted struct {
+	listeners.Listener
+	m *metrics
+}
+
+// Serve serves the wrapped listener, counting what each connection ended with.
+func (l counted) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error {
+		err := establish(id, c)
+		l.m.connectionEnded(err)
+		return err
+	})
+}
+
+func (b *Broker) counted(l listeners.Listener) listeners.Listener {
+	return counted{Listener: l, m: b.sec.metrics}
+}
+
+// addExtraListeners adds the TLS and websocket listeners the config asks for.
+func (b *Broker) addExtraListeners() error {
+	if t := b.cfg.TLS; t.Addr != "" {
+		if t.CertFile == "" || t.KeyFile == "" {
+			return fmt.Errorf("%w: TLS.Addr %s needs TLS.CertFile and TLS.KeyFile", ErrConfig, t.Addr)
+		}
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("broker: load TLS certificate: %w", err)
+		}
+		ln, err := net.Listen("tcp", t.Addr)
+		if err != nil {
+			return fmt.Errorf("broker: TLS listen on %s: %w", t.Addr, err)
+		}
+		tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err := b.server.AddListener(b.counted(listeners.NewNet("tls", tln))); err != nil {
+			ln.Close()
+			return fmt.Errorf("broker: add TLS listener: %w", err)
+		}
+		b.sec.tlsLn = ln
+		b.cfg.Logger.Info("MQTT broker listening (TLS)", "addr", ln.Addr().String())
+	}
+	if a := b.cfg.WebsocketAddr; a != "" {
+		ws := listeners.NewWebsocket(listeners.Config{ID: "ws", Address: a})
+		if err := b.server.AddListener(b.counted(ws)); err != nil {
+			return fmt.Errorf("broker: add websocket listener on %s: %w", a, err)
+		}
+		b.cfg.Logger.Info("MQTT broker listening (websocket)", "addr", a)
+	}
+	return nil
+}
+
+// TLSAddr returns the address of the TLS listener, or "" without one.
+func (b *Broker) TLSAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sec.tlsLn == nil {
+		return ""
+	}
+	return b.sec.tlsLn.Addr().String()
+}
+
+func (b *Broker) info() *system.Info { return b.server.Info.Clone() }
