@@ -13,12 +13,17 @@ import (
 )
 
 func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("broker", "[flags]")
+	if len(args) > 0 && args[0] == "adduser" {
+		return cmdBrokerAddUser(ctx, args[1:], out)
+	}
+	fs := newFlags("broker", "[flags]  |  sentinel broker adduser [flags] USERNAME")
 	var c common
 	c.addLog(fs, "info")
 	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	storeDir := fs.String("store-dir", "", "keep sessions, subscriptions, retained and in-flight messages in this directory (pebble) across restarts; empty: memory only")
+	var bf brokerFlags
+	bf.add(fs)
 	acks := fs.String("acks", "durable", "with --store-dir, when a QoS 1/2 publish is acknowledged: durable (after an fsync, group commit), immediate (before, as upstream mochi), blocking (after an fsync, one publish per connection at a time; for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -38,11 +43,20 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer stop()
 	}
-	b, err := broker.New(broker.Config{Addr: *listen, Logger: log,
-		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode}})
+	cfg := broker.Config{Addr: *listen, Logger: log,
+		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode}}
+	if err := bf.apply(&cfg); err != nil {
+		return err
+	}
+	b, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
+	stopped, err := bf.serve(ctx, b, out)
+	if err != nil {
+		return err
+	}
+	defer func() { <-stopped }()
 	return b.Run(ctx)
 }
 

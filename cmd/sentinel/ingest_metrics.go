@@ -38,6 +38,6 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Write
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Fprintf(out, "ingest: metrics listening on http://%s/metrics \n", ln.Addr())
+	fmt.Fprintf(out, "metrics listening on http://%s/metrics\n", ln.Addr())
 	return done, nil
 }

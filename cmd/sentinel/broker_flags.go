@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
+	"github.com/sentinel-iot/sentinel/broker/hooks/limits"
+)
+
+// brokerFlags are the flags of `sentinel broker` for identities, limits,
+// listeners and metrics; each maps onto one broker.Config field.
+type brokerFlags struct {
+	credentials    string
+	allowAnonymous bool
+	tlsListen      string
+	tlsCert        string
+	tlsKey         string
+	wsListen       string
+	metricsListen  string
+	maxPacket      uint
+	receiveMax     uint
+	maxInflight    uint
+	maxConns       int64
+	sessionExpiry  time.Duration
+	messageExpiry  time.Duration
+	deviceRate     float64
+	deviceBurst    int
+}
+
+func (f *brokerFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&f.credentials, "credentials", "", "credentials file, user:role:bcrypt-hash per line (write it with `sentinel broker adduser`)")
+	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "DEVELOPMENT ONLY: admit clients without a user name, with every right")
+	fs.StringVar(&f.tlsListen, "tls-listen", "", "also serve MQTT over TLS on this address, e.g. 0.0.0.0:8883 (needs --tls-cert and --tls-key)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the TLS listener")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
+	fs.StringVar(&f.wsListen, "ws-listen", "", "also serve MQTT over websocket on this address, e.g. 127.0.0.1:8083")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9100; empty: off")
+	fs.UintVar(&f.maxPacket, "max-packet-size", 128<<10, "largest MQTT packet accepted, in bytes; a bigger one closes the connection")
+	fs.UintVar(&f.receiveMax, "receive-maximum", 1024, "unacknowledged QoS 1/2 messages a client may send at once")
+	fs.UintVar(&f.maxInflight, "max-inflight", math.MaxUint16, "unacknowledged QoS 1/2 messages kept per session before dropping")
+	fs.Int64Var(&f.maxConns, "max-connections", 200_000, "connections past this many are refused (CONNACK 0x89)")
+	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", 24*time.Hour, "longest a disconnected client's session is kept")
+	fs.DurationVar(&f.messageExpiry, "max-message-expiry", 24*time.Hour, "longest an undelivered message is kept")
+	fs.Float64Var(&f.deviceRate, "device-rate", 20, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; negative: unlimited")
+	fs.IntVar(&f.deviceBurst, "device-burst", 200, "messages a device may publish at once above --device-rate")
+}
+
+// errNobody means the broker would admit nobody.
+var errNobody = errors.New("no --credentials and no --allow-anonymous: nobody could connect (add users with `sentinel broker adduser`)")
+
+// apply fills cfg from the flags.
+func (f *brokerFlags) apply(cfg *broker.Config) error {
+	if f.credentials == "" && !f.allowAnonymous {
+		return errNobody
+	}
+	switch {
+	case f.maxPacket == 0 || f.maxPacket > 256<<20:
+		return fmt.Errorf("--max-packet-size %d: want 1 to %d", f.maxPacket, 256<<20)
+	case f.receiveMax == 0 || f.receiveMax > math.MaxUint16:
+		return fmt.Errorf("--receive-maximum %d: want 1 to 65535", f.receiveMax)
+	case f.maxInflight == 0 || f.maxInflight > math.MaxUint16:
+		return fmt.Errorf("--max-inflight %d: want 1 to 65535", f.maxInflight)
+	case f.maxConns <= 0:
+		return fmt.Errorf("--max-connections %d: want at least 1", f.maxConns)
+	case f.sessionExpiry < time.Second || f.messageExpiry < time.Second:
+		return fmt.Errorf("--max-session-expiry and --max-message-expiry: want at least 1s")
+	case (f.tlsListen != "") != (f.tlsCert != "" && f.tlsKey != ""):
+		return fmt.Errorf("--tls-listen, --tls-cert and --tls-key go together")
+	}
+	cfg.Auth.CredentialsFile = f.credentials
+	cfg.Auth.AllowAnonymous = f.allowAnonymous
+	cfg.TLS = broker.TLSConfig{Addr: f.tlsListen, CertFile: f.tlsCert, KeyFile: f.tlsKey}
+	cfg.WebsocketAddr = f.wsListen
+	cfg.MaxPacketSize = uint32(f.maxPacket)
+	cfg.Limits = broker.LimitsConfig{
+		ReceiveMaximum: uint16(f.receiveMax), MaxInflight: uint16(f.maxInflight), MaxConnections: f.maxConns,
+		MaxSessionExpiry: f.sessionExpiry, MaxMessageExpiry: f.messageExpiry,
+		DeviceRate: limits.Rate{PerSecond: f.deviceRate, Burst: f.deviceBurst},
+	}
+	return nil
+}
+
+// serve serves the broker's metrics when asked; stopped closes when the
+// server has stopped after ctx ends.
+func (f *brokerFlags) serve(ctx context.Context, b *broker.Broker, out io.Writer) (stopped <-chan struct{}, err error) {
+	if f.metricsListen == "" {
+		done := make(chan struct{})
+		close(done)
+		return done, nil
+	}
+	return serveMetrics(ctx, f.metricsListen, b.Handler(), out)
+}
+
+// cmdBrokerAddUser adds a user to a credentials file.
+func cmdBrokerAddUser(_ context.Context, args []string, out io.Writer) error {
+	fs := newFlags("broker adduser", "[flags] USERNAME")
+	file := fs.String("credentials", "credentials.txt", "credentials file to add the user to (created, mode 0600, if missing)")
+	role := fs.String("role", string(auth.RoleDevice), "role: device (client ID must equal the user name), gateway, service or ops")
+	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input; default: generate one and print it")
+	cost := fs.Int("cost", 10, "bcrypt cost (4-31); each step doubles the time a login takes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	name := fs.Arg(0)
+	password := ""
+	if *passwordStdin {
+		line, err := readLine(os.Stdin)
+		if err != nil {
+			return fmt.Errorf("read password from stdin: %w", err)
+		}
+		if line == "" {
+			return fmt.Errorf("read password from stdin: empty")
+		}
+		password = line
+	}
+	pw, err := auth.AddUser(*file, name, auth.Role(*role), password, *cost)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: %s (%s)\n", *file, name, *role)
+	if !*passwordStdin {
+		fmt.Fprintf(out, "password: %s\n", pw)
+	}
+	return nil
+}
+
+func readLine(r io.Reader) (string, error) {
+	var sb strings.Builder
+	b := make([]byte, 1)
+	for {
+		n, err := r.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			sb.WriteByte(b[0])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return strings.TrimRight(sb.String(), "\r"), nil
+}
