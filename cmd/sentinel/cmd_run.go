@@ -66,7 +66,8 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	h, port, _ := net.SplitHostPort(p.broker.Addr())
-	fmt.Fprintf(out, "broker: %s (watch decisions: mosquitto_sub -h %s -p %s -t 'sentinel/recovery/#' -v)\n", p.broker.URL(), h, port)
+	fmt.Fprintf(out, "broker: %s (watch decisions: mosquitto_sub -V mqttv5 -h %s -p %s -u %s -P %s -t 'sentinel/recovery/#' -v)\n",
+		p.broker.URL(), h, port, runOpsUser, p.creds.passwords[runOpsUser])
 
 	fleetCtx, stopFleet := context.WithTimeout(ctx, *duration)
 	defer stopFleet()
