@@ -41,6 +41,10 @@ type Options struct {
 	// KeepAlive in seconds. Default 60. The client sends no PINGREQ, so a
 	// connection idle for longer is closed by the broker.
 	KeepAlive uint16
+	// ReceiveMaximum is how many QoS 1 messages the broker may have in
+	// flight to this client (MQTT 5 Receive Maximum). Default 0: the
+	// protocol's 65535.
+	ReceiveMaximum uint16
 	// OnMessage receives every PUBLISH from the broker, on the connection's
 	// reader goroutine; a QoS 1 message is acknowledged after it returns.
 	OnMessage func(topic string, payload []byte, dup bool)
@@ -91,7 +95,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			Keepalive:        opts.KeepAlive,
 			ClientIdentifier: opts.ClientID,
 		},
-		Properties: packets.Properties{SessionExpiryInterval: opts.SessionExpiry, SessionExpiryIntervalFlag: opts.SessionExpiry > 0},
+		Properties: packets.Properties{SessionExpiryInterval: opts.SessionExpiry, SessionExpiryIntervalFlag: opts.SessionExpiry > 0,
+			ReceiveMaximum: opts.ReceiveMaximum},
 	}
 	if err := c.write(&pk, true); err != nil {
 		conn.Close()
@@ -126,6 +131,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 // reader goroutine with the PUBACK's verdict: nil when the broker accepted
 // the message, or an error when it refused it or the connection ended
 // first. For QoS 0, done (if not nil) runs once the packet is written.
+// done runs exactly once when Publish returns nil, and never when it
+// returns an error.
 func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, done func(error)) error {
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: qos},
@@ -134,11 +141,13 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		Payload:         payload,
 	}
 	if qos == 0 {
-		err := c.write(&pk, true)
-		if done != nil {
-			done(err)
+		if err := c.write(&pk, true); err != nil {
+			return fmt.Errorf("rawclient: publish to %s: %w", topic, err)
 		}
-		return err
+		if done != nil {
+			done(nil)
+		}
+		return nil
 	}
 	select {
 	case c.window <- struct{}{}:
@@ -159,8 +168,7 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 	}
 	pk.PacketID = id
 	if err := c.write(&pk, true); err != nil {
-		c.fail(err)
-		return fmt.Errorf("rawclient: publish to %s: %w", topic, err)
+		c.fail(err) // fails the registered exchange: done reports it
 	}
 	return nil
 }

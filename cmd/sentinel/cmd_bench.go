@@ -18,6 +18,9 @@ func cmdBench(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "recover" {
 		return cmdBenchRecover(ctx, args[1:], out)
 	}
+	if len(args) > 0 && args[0] == "broker" {
+		return cmdBenchBroker(ctx, args[1:], out)
+	}
 	if len(args) == 0 || args[0] != "analytics" {
 		return fmt.Errorf("bench: want a target: `sentinel bench analytics` or `sentinel bench recover`")
 	}
