@@ -33,7 +33,7 @@ scenario() { # name, then simulate flags
 	local name=$1; shift
 	local port=$((20000 + RANDOM % 20000))
 	echo "=== $name: sentinel simulate $* --duration $DURATION"
-	bin/sentinel broker --listen "127.0.0.1:$port" --log-level error &
+	bin/sentinel broker --listen "127.0.0.1:$port" --log-level error --allow-anonymous --device-rate -1 &
 	local bpid=$!
 	for _ in $(seq 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

@@ -459,7 +459,7 @@ func startBroker(ctx context.Context, extra ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, append([]string{"broker", "--listen", addr, "--log-level", "warn"}, extra...)...)
+	cmd := exec.CommandContext(ctx, exe, append([]string{"broker", "--listen", addr, "--log-level", "warn", "--allow-anonymous"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
