@@ -36,7 +36,8 @@ func TestQueryCohorts(t *testing.T) {
 			}
 		}
 	}
-	add("eu", 25, 12, 0, now.Add(-time.Minute))    // 48 %: trips
+	add("eu", 25, 15, 0, now.Add(-time.Minute))    // 60 %: trips
+	add("eu2", 25, 11, 0, now.Add(-time.Minute))   // 44 %: the simulator's worst healthy regions come close; does not
 	add("us", 25, 2, 0, now.Add(-time.Minute))     // 8 %: does not
 	add("ap", 10, 9, 0, now.Add(-time.Minute))     // 90 % of too few: does not
 	add("af", 30, 30, 0, now.Add(-30*time.Minute)) // outside the window
@@ -54,8 +55,9 @@ func TestQueryCohorts(t *testing.T) {
 	for _, c := range got {
 		byRegion[c.Region] = c
 	}
-	require.Len(t, byRegion, 4, "%+v", got)
-	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 12, FailureRate: 0.48, Tripped: true}, byRegion["eu"])
+	require.Len(t, byRegion, 5, "%+v", got)
+	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 15, FailureRate: 0.6, Tripped: true}, byRegion["eu"])
+	require.False(t, byRegion["eu2"].Tripped)
 	require.False(t, byRegion["us"].Tripped)
 	require.False(t, byRegion["ap"].Tripped)
 	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "sa", Devices: 22, FailedDevices: 12, FailureRate: 0.5455, Tripped: true}, byRegion["sa"])

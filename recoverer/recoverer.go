@@ -62,9 +62,12 @@ type Config struct {
 	// BreakerMinSample is the fewest devices a cohort needs in the window
 	// before its failure rate can trip the breaker. Default 20.
 	BreakerMinSample int
-	// BreakerThreshold is the share of a cohort's devices that failed at
-	// which the breaker trips. Default 0.4 (the simulator's worst region
-	// fails about 0.3 of its devices on a good build).
+	// BreakerThreshold is the share of a cohort's settled devices that
+	// failed at which the breaker trips. Default 0.5. The simulator's worst
+	// regions fail about 0.36 of their devices on a good build, and early
+	// in a wave failures settle before successes (a failed download ends
+	// sooner than an install and reboot), so 0.4 tripped healthy cohorts
+	// (af-south in a 10k run) and rolled back devices a retry would fix.
 	BreakerThreshold float64
 	// NoRebuild skips rebuilding state from the warehouse at start.
 	// Default false: a restart resumes where the last run stopped.
@@ -98,7 +101,7 @@ func (c *Config) ensureDefaults() {
 		c.BreakerMinSample = 20
 	}
 	if c.BreakerThreshold <= 0 {
-		c.BreakerThreshold = 0.4
+		c.BreakerThreshold = 0.5
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second

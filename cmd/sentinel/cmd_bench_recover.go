@@ -30,7 +30,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	breaker := recoverer.Config{BreakerInterval: time.Second}
 	fs.DurationVar(&breaker.BreakerInterval, "breaker-interval", breaker.BreakerInterval, "how often the guarded controller's cohort breaker queries the warehouse")
 	fs.IntVar(&breaker.BreakerMinSample, "breaker-min-sample", 20, "devices a cohort needs before the breaker judges it")
-	fs.Float64Var(&breaker.BreakerThreshold, "breaker-threshold", 0.4, "cohort failure rate that trips the breaker")
+	fs.Float64Var(&breaker.BreakerThreshold, "breaker-threshold", 0.5, "cohort failure rate that trips the breaker")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
 	if err := parseFlags(fs, args); err != nil {

@@ -88,9 +88,13 @@ type Config struct {
 	// charging no longer stands in for a charged battery: a charger can be
 	// unplugged, or cycle off, in the middle of a flash. Default 20.
 	ChargingMinBattery float64
-	// SignalMargin is added to MinSignal for a retry that downloads again:
-	// signals wander by several dB, and a retry sent at the edge fails the
-	// same way and spends an attempt. Default 5; negative means none.
+	// SignalMargin is added to MinSignal for a retry that downloads again.
+	// Default 0. It used to be 5, when a download that failed at the edge
+	// spent one of MaxRetries; now it spends the download budget
+	// (MaxDownloadRetries) and a margin only delays devices whose signal
+	// hovers near MinSignal (a weak link's readings rarely reach 5 dB over
+	// it). Raise it where signals drift slowly, so a reading at the edge
+	// predicts a failed download.
 	SignalMargin int
 	// MaxRetries is how many retries one failure gets before a rollback. Default 3.
 	MaxRetries int
@@ -168,7 +172,7 @@ func DefaultConfig() Config {
 		BackoffMax:         2 * time.Minute,
 		MaxTelemetryAge:    5 * time.Minute,
 		Jitter:             0.2,
-		SignalMargin:       5,
+		SignalMargin:       0,
 		ChargingMinBattery: 20,
 		SilenceTimeout:     2 * time.Minute,
 	}
@@ -451,7 +455,11 @@ func Decide(in Input, cfg Config) Decision {
 	// includes a boot_failed device under the rollback floor: the new image
 	// flashed again needs only the retry guard, and may boot this time.
 	if in.Retries > 0 && !in.LastCommand.IsZero() {
-		if until := in.LastCommand.Add(cfg.BackoffFor(in.DeviceID, in.Retries)); in.Now.Before(until) {
+		// Failed downloads within their budget wait the first backoff each:
+		// the signal, not the device, failed them, and doubling the wait
+		// would spend the next good readings doing nothing.
+		n := max(1, in.Retries-min(in.DownloadFailures, cfg.MaxDownloadRetries))
+		if until := in.LastCommand.Add(cfg.BackoffFor(in.DeviceID, n)); in.Now.Before(until) {
 			return Decision{Action: proto.ActionNone, Reason: ReasonBackoff, Until: until}
 		}
 	}

@@ -77,8 +77,7 @@ func TestDecide(t *testing.T) {
 		{"retry at exactly 30%", in(proto.StatePartial, tel(30, false, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"retry on low battery while charging", in(proto.StatePartial, tel(20, true, -70), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"charging under 20% is no guard", in(proto.StatePartial, tel(19.9, true, -70), 0), proto.ActionDefer, policy.ReasonBatteryLow},
-		{"download retry at exactly -95 dBm (floor + margin)", in(proto.StateDownloadFailed, tel(80, false, -95), 0), proto.ActionRetry, policy.ReasonRetryable},
-		{"download retry at -96 dBm waits (inside the margin)", in(proto.StateDownloadFailed, tel(80, false, -96), 0), proto.ActionDefer, policy.ReasonWeakSignal},
+		{"download retry at exactly -100 dBm", in(proto.StateDownloadFailed, tel(80, false, -100), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"second retry after backoff", in(proto.StatePartial, good(), 1), proto.ActionRetry, policy.ReasonRetryable},
 		{"last retry", in(proto.StatePartial, good(), 2), proto.ActionRetry, policy.ReasonRetryable},
 
@@ -493,6 +492,41 @@ func TestBaselines(t *testing.T) {
 			got := tc.fn(tc.in, cfg)
 			require.Equal(t, tc.action, got.Action, "reason %q", got.Reason)
 			require.NotEmpty(t, got.Reason)
+		})
+	}
+}
+
+// TestSignalMarginAndDownloadBackoff covers the download retries' own
+// rules: a configured signal margin, and failed downloads waiting the
+// first backoff rather than a doubled one.
+func TestSignalMarginAndDownloadBackoff(t *testing.T) {
+	margin := policy.DefaultConfig()
+	margin.SignalMargin = 5
+	afterDownloads := func(retries, failedDownloads int, since time.Duration) policy.Input {
+		i := in(proto.StateDownloadFailed, tel(80, false, -80), retries)
+		i.DownloadFailures = failedDownloads
+		i.LastCommand = t0.Add(-since)
+		return i
+	}
+	base := policy.DefaultConfig().BackoffBase // jitter adds at most 20 %
+	for _, tc := range []struct {
+		name   string
+		cfg    policy.Config
+		in     policy.Input
+		action proto.Action
+		reason string
+	}{
+		{"inside the margin waits", margin, in(proto.StateDownloadFailed, tel(80, false, -96), 0), proto.ActionDefer, policy.ReasonWeakSignal},
+		{"at the margin retries", margin, in(proto.StateDownloadFailed, tel(80, false, -95), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"the margin leaves installs alone", margin, in(proto.StatePartial, tel(80, false, -99), 0), proto.ActionRetry, policy.ReasonRetryable},
+		{"four failed downloads wait one base backoff", policy.DefaultConfig(), afterDownloads(4, 4, base*13/10), proto.ActionRetry, policy.ReasonRetryable},
+		{"four failed downloads still wait the base", policy.DefaultConfig(), afterDownloads(4, 4, base/2), proto.ActionNone, policy.ReasonBackoff},
+		{"a flash retry after them doubles", policy.DefaultConfig(), afterDownloads(5, 3, base*13/10), proto.ActionNone, policy.ReasonBackoff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := policy.Decide(tc.in, tc.cfg)
+			require.Equal(t, tc.action, got.Action, "reason %q", got.Reason)
+			require.Equal(t, tc.reason, got.Reason)
 		})
 	}
 }
