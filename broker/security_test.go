@@ -1,0 +1,481 @@
+package broker_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
+	"github.com/sentinel-iot/sentinel/broker/hooks/limits"
+)
+
+// The users of the security tests: name -> role. Every password is
+// password(name).
+var testUsers = map[string]auth.Role{
+	"dev-1": auth.RoleDevice, "dev-2": auth.RoleDevice,
+	"svc": auth.RoleService, "alice": auth.RoleOps, "gw": auth.RoleGateway,
+}
+
+func password(name string) string { return "pw-" + name }
+
+// startSecure starts a broker on a loopback port with testUsers and the
+// default ACL; change adjusts its config first.
+func startSecure(t *testing.T, change func(*broker.Config)) *broker.Broker {
+	t.Helper()
+	users := auth.NewUsers()
+	for name, role := range testUsers {
+		require.NoError(t, users.Add(name, role, password(name), auth.MinCost))
+	}
+	cfg := broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{Users: users}}
+	if change != nil {
+		change(&cfg)
+	}
+	b, err := broker.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// eventually waits for cond, failing the test at the deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// mosquitto returns the path of Debian's mosquitto_pub or mosquitto_sub.
+// CI installs mosquitto-clients; elsewhere the test skips with the reason.
+func mosquitto(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI (apt-get install mosquitto-clients)", name)
+		}
+		t.Skipf("%s not installed (apt-get install mosquitto-clients): skipping the interop test", name)
+	}
+	return bin
+}
+
+// clientArgs are mosquitto's flags to reach b as user (client ID id).
+func clientArgs(b *broker.Broker, user, id string) []string {
+	host, port, _ := net.SplitHostPort(b.Addr())
+	return []string{"-V", "mqttv5", "-h", host, "-p", port, "-i", id, "-u", user, "-P", password(user)}
+}
+
+// pub runs mosquitto_pub to completion and returns its exit code and output.
+func pub(t *testing.T, b *broker.Broker, user, id, topic, msg string) (int, string) {
+	t.Helper()
+	args := append(clientArgs(b, user, id), "-q", "1", "-t", topic, "-m", msg)
+	out, err := exec.Command(mosquitto(t, "mosquitto_pub"), args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	require.NoError(t, err)
+	return 0, string(out)
+}
+
+// mosquittoSub is a running mosquitto_sub -d: its output, line by line.
+type mosquittoSub struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{}
+}
+
+// sub starts mosquitto_sub on filters and returns once it has its SUBACK.
+func sub(t *testing.T, b *broker.Broker, user, id string, count int, filters ...string) *mosquittoSub {
+	t.Helper()
+	args := append(clientArgs(b, user, id), "-d", "-v", "-q", "1", "-C", fmt.Sprint(count), "-W", "20")
+	for _, f := range filters {
+		args = append(args, "-t", f)
+	}
+	// stdbuf: mosquitto_sub's stdout is a pipe, which libc would buffer
+	// until exit; the test reads the SUBACK line as it comes.
+	bin := mosquitto(t, "mosquitto_sub")
+	if sb, err := exec.LookPath("stdbuf"); err == nil {
+		args, bin = append([]string{"-oL", bin}, args...), sb
+	}
+	s := &mosquittoSub{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	out, err := s.cmd.StdoutPipe()
+	require.NoError(t, err)
+	s.cmd.Stderr = s.cmd.Stdout
+	require.NoError(t, s.cmd.Start())
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			s.mu.Unlock()
+		}
+		_ = s.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	})
+	eventually(t, "mosquitto_sub subscribed", func() bool { return s.has("Subscribed (mid") })
+	return s
+}
+
+func (s *mosquittoSub) has(substr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if strings.Contains(l, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *mosquittoSub) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.lines, "\n")
+}
+
+// wait waits for mosquitto_sub to exit (after its -C count of messages).
+func (s *mosquittoSub) wait(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("mosquitto_sub did not finish:\n%s", s.output())
+	}
+	return s.output()
+}
+
+func TestMosquittoInterop(t *testing.T) {
+	b := startSecure(t, nil)
+
+	t.Run("good credentials connect and publish", func(t *testing.T) {
+		s := sub(t, b, "svc", "svc-1", 1, "$share/ingest/fleet/+/+/+")
+		code, out := pub(t, b, "dev-1", "dev-1", "fleet/eu-west/dev-1/telemetry", "reading-1")
+		require.Zero(t, code, out)
+		require.NotContains(t, out, "failed")
+		require.Contains(t, s.wait(t), "fleet/eu-west/dev-1/telemetry reading-1")
+	})
+
+	t.Run("bad credentials are refused", func(t *testing.T) {
+		before := b.Rejected()[auth.ReasonBadCredentials]
+		code, out := pub(t, b, "dev-1", "dev-1", "fleet/eu-west/dev-1/telemetry", "x")
+		require.Zero(t, code, "control: good password")
+		args := clientArgs(b, "dev-1", "dev-1")
+		args[len(args)-1] = "wrong"
+		o, _ := exec.Command(mosquitto(t, "mosquitto_pub"), append(args, "-t", "fleet/eu-west/dev-1/telemetry", "-m", "x")...).CombinedOutput()
+		require.Contains(t, string(o), "Bad User Name or Password", out)
+		code, out = pub(t, b, "nobody", "nobody", "fleet/eu-west/nobody/telemetry", "x")
+		require.Equal(t, 0x86, code, out)
+		require.Equal(t, before+2, b.Rejected()[auth.ReasonBadCredentials])
+	})
+
+	t.Run("device client ID must be its user name", func(t *testing.T) {
+		code, out := pub(t, b, "dev-1", "dev-2", "fleet/eu-west/dev-2/telemetry", "x")
+		require.Equal(t, 0x85, code, out)
+		require.Contains(t, out, "Client Identifier not valid")
+		require.Positive(t, b.Rejected()[auth.ReasonDeviceClientID])
+	})
+
+	t.Run("client IDs with + # / are refused", func(t *testing.T) {
+		for _, id := range []string{"a+b", "a#", "a/b"} {
+			code, out := pub(t, b, "svc", id, "sentinel/x", "x")
+			require.Equal(t, 0x85, code, "client ID %q: %s", id, out)
+		}
+		require.GreaterOrEqual(t, b.Rejected()[auth.ReasonClientID], uint64(3))
+	})
+
+	t.Run("anonymous is refused", func(t *testing.T) {
+		host, port, _ := net.SplitHostPort(b.Addr())
+		out, err := exec.Command(mosquitto(t, "mosquitto_pub"), "-V", "mqttv5", "-h", host, "-p", port, "-t", "x", "-m", "x").CombinedOutput()
+		require.Error(t, err)
+		require.Contains(t, string(out), "Not authorized")
+	})
+
+	t.Run("device publishing to another device's topic is refused", func(t *testing.T) {
+		s := sub(t, b, "svc", "svc-2", 1, "fleet/+/+/telemetry")
+		before := b.Rejected()[broker.ReasonACLPublish]
+		_, out := pub(t, b, "dev-1", "dev-1", "fleet/eu-west/dev-2/telemetry", "forged")
+		require.Contains(t, out, "Not authorized", "PUBACK 0x87")
+		require.Equal(t, before+1, b.Rejected()[broker.ReasonACLPublish])
+		require.Positive(t, b.ACLDenied()["device\twrite"])
+		// The forged message was refused before this one was sent: the
+		// subscriber's first message is the genuine one.
+		code, out := pub(t, b, "dev-2", "dev-2", "fleet/eu-west/dev-2/telemetry", "genuine")
+		require.Zero(t, code, out)
+		got := s.wait(t)
+		require.Contains(t, got, "genuine")
+		require.NotContains(t, got, "forged")
+	})
+
+	t.Run("subscribing to another device's cmd or to # is refused with 0x87", func(t *testing.T) {
+		for _, filter := range []string{"fleet/eu-west/dev-2/cmd", "fleet/+/+/cmd", "#", "+/#", "$SYS/#"} {
+			s := sub(t, b, "dev-1", "dev-1", 1, filter)
+			require.True(t, s.has("Subscribed (mid: 1): 135"), "filter %s: %s", filter, s.output())
+		}
+		s := sub(t, b, "dev-1", "dev-1", 1, "fleet/eu-west/dev-1/cmd")
+		require.True(t, s.has("Subscribed (mid: 1): 1"), "own cmd granted QoS 1: %s", s.output())
+		code, out := pub(t, b, "svc", "svc-cmd", "fleet/eu-west/dev-1/cmd", "retry")
+		require.Zero(t, code, out)
+		require.Contains(t, s.wait(t), "fleet/eu-west/dev-1/cmd retry")
+	})
+
+	t.Run("ops sees sentinel/recovery/# but cannot publish", func(t *testing.T) {
+		s := sub(t, b, "alice", "alice-laptop", 1, "sentinel/recovery/#")
+		_, out := pub(t, b, "alice", "alice-laptop-2", "sentinel/recovery/eu-west/dev-1", "ops-forged")
+		require.Contains(t, out, "Not authorized")
+		code, out := pub(t, b, "svc", "svc-audit", "sentinel/recovery/eu-west/dev-1", "decision")
+		require.Zero(t, code, out)
+		got := s.wait(t)
+		require.Contains(t, got, "sentinel/recovery/eu-west/dev-1 decision")
+		require.NotContains(t, got, "ops-forged")
+		ops := sub(t, b, "alice", "alice-sys", 1, "$SYS/broker/clients/connected")
+		require.Contains(t, ops.wait(t), "$SYS/broker/clients/connected", "ops reads $SYS")
+	})
+}
+
+// raw is a hand-driven MQTT v5 connection, for packets no well-behaved
+// client library sends.
+type raw struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, b *broker.Broker, user, id string) *raw {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r.write(connectPacket(user, id))
+	ack := r.read()
+	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
+	require.Zero(t, ack.ReasonCode, "CONNACK")
+	require.EqualValues(t, 128<<10, ack.Properties.MaximumPacketSize, "CONNACK advertises the maximum packet size")
+	return r
+}
+
+func connectPacket(user, id string) []byte {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: id,
+			UsernameFlag: user != "", Username: []byte(user), PasswordFlag: user != "", Password: []byte(password(user))}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func publishPacket(topic string, id uint16, payload []byte) []byte {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5,
+		TopicName: topic, PacketID: id, Payload: payload}
+	var buf bytes.Buffer
+	if err := pk.PublishEncode(&buf); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func (r *raw) write(b []byte) {
+	r.t.Helper()
+	_, err := r.c.Write(b)
+	require.NoError(r.t, err)
+}
+
+// read reads one packet; it fails the test on error.
+func (r *raw) read() packets.Packet {
+	r.t.Helper()
+	pk, err := r.tryRead()
+	require.NoError(r.t, err)
+	return pk
+}
+
+func (r *raw) tryRead() (packets.Packet, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var pk packets.Packet
+	b, err := r.br.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(b); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(r.br)
+	if err != nil {
+		return pk, err
+	}
+	pk.FixedHeader.Remaining = n
+	pk.ProtocolVersion = 5
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		return pk, err
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	}
+	return pk, err
+}
+
+// closedWith reads until the broker closes the connection and returns the
+// reason code of its DISCONNECT (-1 without one).
+func (r *raw) closedWith() int {
+	r.t.Helper()
+	code := -1
+	for {
+		pk, err := r.tryRead()
+		if err != nil {
+			var ne net.Error
+			require.False(r.t, errorsAs(err, &ne) && ne.Timeout(), "the broker did not close the connection")
+			return code
+		}
+		if pk.FixedHeader.Type == packets.Disconnect {
+			code = int(pk.ReasonCode)
+		}
+	}
+}
+
+func errorsAs(err error, target *net.Error) bool {
+	ne, ok := err.(net.Error)
+	if ok {
+		*target = ne
+	}
+	return ok
+}
+
+// flowing checks that dev-2's QoS 1 traffic still reaches the service
+// subscriber s, message n.
+func flowing(t *testing.T, dev2 *raw, s *raw, n uint16) {
+	t.Helper()
+	topic := "fleet/eu-west/dev-2/telemetry"
+	dev2.write(publishPacket(topic, n, []byte(fmt.Sprint("m", n))))
+	ack := dev2.read()
+	require.Equal(t, packets.Puback, ack.FixedHeader.Type)
+	require.Zero(t, ack.ReasonCode)
+	got := s.read()
+	require.Equal(t, packets.Publish, got.FixedHeader.Type)
+	require.Equal(t, fmt.Sprint("m", n), string(got.Payload))
+	if got.FixedHeader.Qos > 0 {
+		var buf bytes.Buffer
+		require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: got.PacketID}).PubackEncode(&buf))
+		s.write(buf.Bytes())
+	}
+}
+
+func TestLimitsRejectAndCount(t *testing.T) {
+	b := startSecure(t, func(c *broker.Config) {
+		c.Limits.DeviceRate = limits.Rate{PerSecond: 1, Burst: 10}
+	})
+	svc := dialRaw(t, b, "svc", "svc-limits")
+	var buf bytes.Buffer
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "fleet/+/+/telemetry", Qos: 1}}}).SubscribeEncode(&buf))
+	svc.write(buf.Bytes())
+	require.Equal(t, packets.Suback, svc.read().FixedHeader.Type)
+	dev2 := dialRaw(t, b, "dev-2", "dev-2")
+	flowing(t, dev2, svc, 1)
+
+	t.Run("oversized packet", func(t *testing.T) {
+		c := dialRaw(t, b, "dev-1", "dev-1")
+		// The broker may hang up before the write completes.
+		_, _ = c.c.Write(publishPacket("fleet/eu-west/dev-1/telemetry", 1, make([]byte, 200<<10)))
+		c.closedWith()
+		eventually(t, "packet_too_large counted", func() bool { return b.Rejected()[broker.ReasonPacketTooLarge] == 1 })
+		flowing(t, dev2, svc, 2)
+	})
+
+	t.Run("wildcard topic in PUBLISH", func(t *testing.T) {
+		c := dialRaw(t, b, "dev-1", "dev-1")
+		c.write(publishPacket("fleet/eu-west/dev-1/+", 1, []byte("x")))
+		require.Equal(t, int(packets.ErrProtocolViolationSurplusWildcard.Code), c.closedWith())
+		require.EqualValues(t, 1, b.Rejected()[limits.ReasonWildcard])
+		flowing(t, dev2, svc, 3)
+	})
+
+	t.Run("$SYS topic in PUBLISH", func(t *testing.T) {
+		c := dialRaw(t, b, "svc", "svc-sys")
+		c.write(publishPacket("$SYS/broker/uptime", 1, []byte("0")))
+		require.Equal(t, int(packets.ErrTopicNameInvalid.Code), c.closedWith())
+		require.EqualValues(t, 1, b.Rejected()[limits.ReasonReserved])
+		flowing(t, dev2, svc, 4)
+	})
+
+	t.Run("flood past the rate limit", func(t *testing.T) {
+		c := dialRaw(t, b, "dev-1", "dev-1")
+		// The burst of 10 passes; the 11th, sent as soon as they are
+		// acknowledged, cannot have earned a token (1/s). It goes alone:
+		// mochi (with Sentinel's write batching) holds replies back while
+		// a burst of packets is being read, and closing the connection
+		// mid-burst would drop the DISCONNECT with them.
+		var flood []byte
+		for i := range 10 {
+			flood = append(flood, publishPacket("fleet/eu-west/dev-1/telemetry", uint16(i+1), []byte("flood"))...)
+		}
+		c.write(flood)
+		for range 10 {
+			require.Equal(t, packets.Puback, c.read().FixedHeader.Type)
+		}
+		c.write(publishPacket("fleet/eu-west/dev-1/telemetry", 11, []byte("flood")))
+		require.Equal(t, int(packets.ErrMessageRateTooHigh.Code), c.closedWith())
+		require.EqualValues(t, 1, b.Rejected()[limits.ReasonRate])
+		// The service subscriber gets the burst, then dev-2's message.
+		for got := 0; ; got++ {
+			pk := svc.read()
+			if string(pk.Payload) != "flood" {
+				t.Fatalf("after %d flood messages, got %q", got, pk.Payload)
+			}
+			var buf bytes.Buffer
+			require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: pk.PacketID}).PubackEncode(&buf))
+			svc.write(buf.Bytes())
+			if got+1 >= 10 {
+				break
+			}
+		}
+		flowing(t, dev2, svc, 5)
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		eventually(t, "refused clients gone", func() bool { return b.Clients() == 2 })
+		rec := httptest.NewRecorder()
+		b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		for _, want := range []string{
+			`sentinel_broker_rejected_total{reason="packet_too_large"} 1`,
+			`sentinel_broker_rejected_total{reason="wildcard_topic"} 1`,
+			`sentinel_broker_rejected_total{reason="rate_limited"} 1`,
+			`sentinel_broker_rejected_total{reason="reserved_topic"} 1`,
+			`sentinel_broker_clients_connected 2`,
+			`sentinel_broker_messages_received_total`,
+		} {
+			require.Contains(t, rec.Body.String(), want)
+		}
+	})
+}
