@@ -135,10 +135,11 @@ ORDER BY region;
 -- started the update, devices that failed at least once, and the rate.
 -- enough_sample needs {min_sample} devices; tripped means enough_sample and
 -- rate >= {threshold}. Worst cohorts first. The definition lives in the
--- warehouse as the parameterized view cohort_failure_rate (migrations 4
--- and 7), so the breaker and this query cannot drift apart; the breaker
--- trips on the view's rate over settled devices, shown by selecting
--- settled_devices, settled_failure_rate and breaker_tripped.
+-- warehouse as the parameterized view cohort_failure_rate (migrations 4,
+-- 7 and 9), so the breaker and this query cannot drift apart; the breaker
+-- trips on the lower 95 % Wilson bound of the view's rate over settled
+-- devices, shown by selecting settled_devices, settled_failure_rate,
+-- settled_failure_rate_low and breaker_tripped.
 SELECT firmware, region, devices, failed_devices, failure_rate, enough_sample, tripped
 FROM cohort_failure_rate(
     since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')},

@@ -36,15 +36,15 @@ func TestQueryCohorts(t *testing.T) {
 			}
 		}
 	}
-	add("eu", 25, 15, 0, now.Add(-time.Minute))    // 60 %: trips
-	add("eu2", 25, 11, 0, now.Add(-time.Minute))   // 44 %: the simulator's worst healthy regions come close; does not
+	add("eu", 25, 20, 0, now.Add(-time.Minute))    // 80 %, at least 64 % with 95 % confidence: trips
+	add("eu2", 25, 15, 0, now.Add(-time.Minute))   // 60 %, but of 25 it may well be 44 %: does not
 	add("us", 25, 2, 0, now.Add(-time.Minute))     // 8 %: does not
 	add("ap", 10, 9, 0, now.Add(-time.Minute))     // 90 % of too few: does not
 	add("af", 30, 30, 0, now.Add(-30*time.Minute)) // outside the window
-	// 12 failed, 10 updated, 18 still installing: 30 % of all who started,
-	// but 55 % of the 22 whose update ended; the breaker does not wait
+	// 18 failed, 4 updated, 18 still installing: 45 % of all who started,
+	// but 82 % of the 22 whose update ended; the breaker does not wait
 	// for the busy ones.
-	add("sa", 40, 12, 18, now.Add(-time.Minute))
+	add("sa", 40, 18, 18, now.Add(-time.Minute))
 	require.NoError(t, warehouse.Insert(context.Background(), db, warehouse.TableStatusEvents, rows))
 
 	cfg := Config{}
@@ -56,9 +56,9 @@ func TestQueryCohorts(t *testing.T) {
 		byRegion[c.Region] = c
 	}
 	require.Len(t, byRegion, 5, "%+v", got)
-	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 15, FailureRate: 0.6, Tripped: true}, byRegion["eu"])
+	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "eu", Devices: 25, FailedDevices: 20, FailureRate: 0.8, Tripped: true}, byRegion["eu"])
 	require.False(t, byRegion["eu2"].Tripped)
 	require.False(t, byRegion["us"].Tripped)
 	require.False(t, byRegion["ap"].Tripped)
-	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "sa", Devices: 22, FailedDevices: 12, FailureRate: 0.5455, Tripped: true}, byRegion["sa"])
+	require.Equal(t, CohortRate{Firmware: "1.1.0", Region: "sa", Devices: 22, FailedDevices: 18, FailureRate: 0.8182, Tripped: true}, byRegion["sa"])
 }

@@ -49,7 +49,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	pc.BackoffBase = *backoff
 
 	var scores []efficacy.Score
-	var latency, sendLatency []time.Duration
+	var sentinelStats recoverer.Stats
 	for _, name := range strings.Split(*list, ",") {
 		fn, ok := controllers[name]
 		if !ok {
@@ -65,7 +65,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		if name == "sentinel" {
-			latency, sendLatency = st.Latency, st.SendLatency
+			sentinelStats = st
 		}
 		scores = append(scores, e)
 	}
@@ -74,14 +74,9 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	if err := efficacy.WriteTable(out, scores); err != nil {
 		return err
 	}
-	for _, l := range []struct {
-		what string
-		ds   []time.Duration
-	}{{"status received -> command sent", sendLatency}, {"status received -> command PUBACK", latency}} {
-		if len(l.ds) > 0 {
-			fmt.Fprintf(out, "\ndecision latency (%s), %d commands: p50 %s, p99 %s, max %s\n", l.what,
-				len(l.ds), percentile(l.ds, 0.5).Round(time.Microsecond), percentile(l.ds, 0.99).Round(time.Microsecond), percentile(l.ds, 1).Round(time.Microsecond))
-		}
+	if len(sentinelStats.SendLatency) > 0 {
+		fmt.Fprintln(out)
+		printLatency(out, sentinelStats)
 	}
 	return nil
 }

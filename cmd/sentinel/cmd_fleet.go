@@ -128,6 +128,10 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Policy.MinSignal, "min-signal", cfg.Policy.MinSignal, "weakest signal (dBm) worth a retry")
 	fs.IntVar(&cfg.Policy.MaxRetries, "max-retries", cfg.Policy.MaxRetries, "retries per failure before a rollback")
 	fs.DurationVar(&cfg.Policy.BackoffBase, "backoff", cfg.Policy.BackoffBase, "wait after the first retry; doubles per retry")
+	fs.DurationVar(&cfg.BreakerInterval, "breaker-interval", 5*time.Second, "how often the cohort breaker queries the warehouse (negative: off)")
+	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", 20, "settled devices a cohort needs before the breaker judges it")
+	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", 0.5, "failure rate over a cohort's settled devices that trips the breaker")
+	fs.BoolVar(&cfg.NoRebuild, "no-rebuild", false, "start with no device state instead of rebuilding it from the warehouse")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -145,7 +149,36 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return r.Run(ctx)
+	err = r.Run(ctx)
+	printRecoverSummary(out, r.Stats())
+	return err
+}
+
+// printRecoverSummary prints, when the recoverer stops, what it saw and
+// did and how fast (see printLatency).
+func printRecoverSummary(out io.Writer, st recoverer.Stats) {
+	var commands uint64
+	for _, n := range st.Commands {
+		commands += n
+	}
+	fmt.Fprintf(out, "recoverer stopped: %d devices, %d status events, %d readings (%d coalesced), %d commands, %d published\n",
+		st.Devices, st.Status, st.Telemetry, st.Coalesced, commands, st.Published)
+	printLatency(out, st)
+}
+
+// printLatency prints the recoverer's decision latency: from a status
+// received to its command sent, and to the broker's PUBACK, over the
+// latest 100,000 commands.
+func printLatency(out io.Writer, st recoverer.Stats) {
+	for _, l := range []struct {
+		what string
+		ds   []time.Duration
+	}{{"status received -> command sent", st.SendLatency}, {"status received -> command PUBACK", st.Latency}} {
+		if len(l.ds) > 0 {
+			fmt.Fprintf(out, "decision latency (%s), %d commands: p50 %s, p99 %s, max %s\n", l.what, len(l.ds),
+				percentile(l.ds, 0.5).Round(time.Microsecond), percentile(l.ds, 0.99).Round(time.Microsecond), percentile(l.ds, 1).Round(time.Microsecond))
+		}
+	}
 }
 
 // addFleetFlags maps the simulated fleet's settings onto flags, for both
