@@ -62,12 +62,13 @@ type Config struct {
 	// BreakerMinSample is the fewest devices a cohort needs in the window
 	// before its failure rate can trip the breaker. Default 20.
 	BreakerMinSample int
-	// BreakerThreshold is the share of a cohort's settled devices that
-	// failed at which the breaker trips. Default 0.5. The simulator's worst
-	// regions fail about 0.36 of their devices on a good build, and early
-	// in a wave failures settle before successes (a failed download ends
-	// sooner than an install and reboot), so 0.4 tripped healthy cohorts
-	// (af-south in a 10k run) and rolled back devices a retry would fix.
+	// BreakerThreshold is the failure rate over a cohort's settled devices
+	// at which the breaker trips, once the lower bound of its one-sided
+	// 95 % Wilson interval reaches it (migration 9), so a handful of early
+	// failures cannot trip a healthy cohort. Default 0.5: the simulator's
+	// worst regions fail about 0.36 of their devices on a good build, and
+	// early in a wave failures settle before successes, so 0.4 on the bare
+	// rate tripped a healthy region and rolled back devices a retry fixes.
 	BreakerThreshold float64
 	// NoRebuild skips rebuilding state from the warehouse at start.
 	// Default false: a restart resumes where the last run stopped.
