@@ -99,11 +99,12 @@ type Config struct {
 	// MaxRetries is how many retries one failure gets before a rollback. Default 3.
 	MaxRetries int
 	// MaxDownloadRetries is how many retries that failed in their download
-	// one failure may spend on top of MaxRetries. A failed download
-	// flashed nothing, so it risks the device no more than the failure
-	// already did: on a wandering signal it is the next reading, not the
-	// image, that decides, and spending the flash budget on it would roll
-	// back devices a later retry fixes. Default 6.
+	// one failure may spend, apart from MaxRetries. A failed download
+	// flashed nothing, so spending the flash budget on it would roll back,
+	// after a weak link's bad minute, a device whose next flash succeeds.
+	// Once they are spent the device is rolled back (guarded as ever): it
+	// still runs its old firmware, and the rollout can come back for it
+	// when its link is better. Default 3.
 	MaxDownloadRetries int
 	// MaxRollbacks is how many rollbacks one failure gets before a halt. Default 1.
 	MaxRollbacks int
@@ -166,7 +167,7 @@ func DefaultConfig() Config {
 		RollbackMinBattery: 40,
 		MinSignal:          -100,
 		MaxRetries:         3,
-		MaxDownloadRetries: 6,
+		MaxDownloadRetries: 3,
 		MaxRollbacks:       1,
 		BackoffBase:        5 * time.Second,
 		BackoffMax:         2 * time.Minute,
@@ -396,9 +397,10 @@ type Func func(Input, Config) Decision
 //   - halt already sent, or a command awaiting its result: none;
 //   - no fresh telemetry: defer, never act blind;
 //   - rollbacks used up: halt;
-//   - a tripped cohort, or retries used up (retries whose download failed
-//     count only beyond MaxDownloadRetries): rollback if the battery is at
-//     or above the floor or the device charges, else defer;
+//   - a tripped cohort, or retries used up (MaxRetries of them, not
+//     counting failed downloads, or MaxDownloadRetries failed downloads):
+//     rollback if the battery is at or above the floor or the device
+//     charges, else defer;
 //   - boot_failed: rollback when the floor allows it; under the floor,
 //     a retry (the guards below apply) while retries remain, since the
 //     retry guard is lower; then rollback or defer as above;
@@ -448,7 +450,8 @@ func Decide(in Input, cfg Config) Decision {
 	case in.State != proto.StateBootFailed && !fellBack && !Retryable(in.State):
 		// A Failed state this policy does not know how to treat.
 		return none(ReasonUnknownState)
-	case in.Retries-min(in.DownloadFailures, cfg.MaxDownloadRetries) >= cfg.MaxRetries:
+	case in.Retries-min(in.DownloadFailures, cfg.MaxDownloadRetries) >= cfg.MaxRetries,
+		in.DownloadFailures >= cfg.MaxDownloadRetries:
 		return rollback(in.Telemetry, cfg, ReasonRetriesExhausted)
 	}
 	// From here on the device gets a retry, when the guards allow. That

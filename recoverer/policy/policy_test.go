@@ -125,15 +125,20 @@ func TestDecide(t *testing.T) {
 		// Retries whose download failed flashed nothing: they spend the
 		// download budget before the flash budget.
 		{"failed downloads do not spend the retry budget", func() policy.Input {
-			i := in(proto.StateDownloadFailed, tel(80, false, -80), 5)
-			i.DownloadFailures = 4
+			i := in(proto.StateDownloadFailed, tel(80, false, -80), 4)
+			i.DownloadFailures = 2
 			return i
 		}(), proto.ActionRetry, policy.ReasonRetryable},
-		{"failed downloads past their budget count", func() policy.Input {
-			i := in(proto.StateDownloadFailed, tel(80, false, -80), 9)
-			i.DownloadFailures = 7
+		{"failed downloads spend their own budget", func() policy.Input {
+			i := in(proto.StateDownloadFailed, tel(80, false, -80), 3)
+			i.DownloadFailures = 3
 			return i
 		}(), proto.ActionRollback, policy.ReasonRetriesExhausted},
+		{"failed downloads spent, under the floor", func() policy.Input {
+			i := in(proto.StateDownloadFailed, tel(35, false, -80), 3)
+			i.DownloadFailures = 3
+			return i
+		}(), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 		{"flash failures still spend the budget", func() policy.Input {
 			i := in(proto.StateInstallFailed, tel(80, false, -80), 4)
 			i.DownloadFailures = 1
@@ -519,9 +524,9 @@ func TestSignalMarginAndDownloadBackoff(t *testing.T) {
 		{"inside the margin waits", margin, in(proto.StateDownloadFailed, tel(80, false, -96), 0), proto.ActionDefer, policy.ReasonWeakSignal},
 		{"at the margin retries", margin, in(proto.StateDownloadFailed, tel(80, false, -95), 0), proto.ActionRetry, policy.ReasonRetryable},
 		{"the margin leaves installs alone", margin, in(proto.StatePartial, tel(80, false, -99), 0), proto.ActionRetry, policy.ReasonRetryable},
-		{"four failed downloads wait one base backoff", policy.DefaultConfig(), afterDownloads(4, 4, base*13/10), proto.ActionRetry, policy.ReasonRetryable},
-		{"four failed downloads still wait the base", policy.DefaultConfig(), afterDownloads(4, 4, base/2), proto.ActionNone, policy.ReasonBackoff},
-		{"a flash retry after them doubles", policy.DefaultConfig(), afterDownloads(5, 3, base*13/10), proto.ActionNone, policy.ReasonBackoff},
+		{"two failed downloads wait one base backoff", policy.DefaultConfig(), afterDownloads(2, 2, base*13/10), proto.ActionRetry, policy.ReasonRetryable},
+		{"two failed downloads still wait the base", policy.DefaultConfig(), afterDownloads(2, 2, base/2), proto.ActionNone, policy.ReasonBackoff},
+		{"a flash retry after them doubles", policy.DefaultConfig(), afterDownloads(4, 2, base*13/10), proto.ActionNone, policy.ReasonBackoff},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := policy.Decide(tc.in, tc.cfg)
