@@ -348,7 +348,12 @@ func (cl *Client) ClearInflights() {
 // ClearExpiredInflights deletes any inflight messages which have expired.
 func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 	deleted := []uint16{}
-	for _, tk := range cl.State.Inflight.GetAll(false) {
+	// Sentinel patch: pick the expired messages under the store's read lock
+	// instead of copying and sorting the whole store (GetAll) every second;
+	// a subscriber's store holds thousands under load.
+	var expiredPks []packets.Packet
+	cl.State.Inflight.RLock()
+	for _, tk := range cl.State.Inflight.internal {
 		expired := tk.ProtocolVersion == 5 && tk.Expiry > 0 && tk.Expiry < now // [MQTT-3.3.2-5]
 
 		// If the maximum message expiry interval is set (greater than 0), and the message
@@ -356,11 +361,15 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 		enforced := maximumExpiry > 0 && now-tk.Created > maximumExpiry
 
 		if expired || enforced {
-			if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
-				cl.ops.hooks.OnQosDropped(cl, tk)
-				atomic.AddInt64(&cl.ops.info.Inflight, -1)
-				deleted = append(deleted, tk.PacketID)
-			}
+			expiredPks = append(expiredPks, tk)
+		}
+	}
+	cl.State.Inflight.RUnlock()
+	for _, tk := range expiredPks {
+		if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
+			cl.ops.hooks.OnQosDropped(cl, tk)
+			atomic.AddInt64(&cl.ops.info.Inflight, -1)
+			deleted = append(deleted, tk.PacketID)
 		}
 	}
 

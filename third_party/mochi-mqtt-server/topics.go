@@ -633,7 +633,11 @@ func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs
 		subs.Subscriptions = map[string]packets.Subscription{}
 	}
 
-	for client, sub := range particle.subscriptions.GetAll() {
+	// Sentinel patch: read the particle's subscriptions under its lock
+	// instead of copying them (GetAll) for every message published.
+	particle.subscriptions.RLock()
+	defer particle.subscriptions.RUnlock()
+	for client, sub := range particle.subscriptions.internal {
 		if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
 			continue
 		}
@@ -653,13 +657,20 @@ func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscr
 		subs.Shared = map[string]map[string]packets.Subscription{}
 	}
 
-	for _, shares := range particle.shared.GetAll() {
+	// Sentinel patch: read the particle's shared subscriptions under its
+	// lock instead of copying them (GetAll) for every message published,
+	// and size each group's map once.
+	particle.shared.RLock()
+	defer particle.shared.RUnlock()
+	for _, shares := range particle.shared.internal {
 		for client, sub := range shares {
-			if _, ok := subs.Shared[sub.Filter]; !ok {
-				subs.Shared[sub.Filter] = map[string]packets.Subscription{}
+			group, ok := subs.Shared[sub.Filter]
+			if !ok {
+				group = make(map[string]packets.Subscription, len(shares))
+				subs.Shared[sub.Filter] = group
 			}
 
-			subs.Shared[sub.Filter][client] = sub
+			group[client] = sub
 		}
 	}
 }
