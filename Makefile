@@ -53,10 +53,11 @@ unit:
 
 # A short run of every fuzz target (the seed corpora run in `make test`).
 FUZZTIME ?= 15s
+FUZZPKGS ?= ./proto ./broker
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./proto | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./proto || exit 1; \
-	done
+	@for p in $(FUZZPKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	done; done
 
 clean:
 	rm -rf bin data

@@ -33,7 +33,7 @@ func password(name string) string { return "pw-" + name }
 
 // startSecure starts a broker on a loopback port with testUsers and the
 // default ACL; change adjusts its config first.
-func startSecure(t *testing.T, change func(*broker.Config)) *broker.Broker {
+func startSecure(t testing.TB, change func(*broker.Config)) *broker.Broker {
 	t.Helper()
 	users := auth.NewUsers()
 	for name, role := range testUsers {
@@ -51,7 +51,7 @@ func startSecure(t *testing.T, change func(*broker.Config)) *broker.Broker {
 }
 
 // eventually waits for cond, failing the test at the deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -257,12 +257,13 @@ func TestMosquittoInterop(t *testing.T) {
 // raw is a hand-driven MQTT v5 connection, for packets no well-behaved
 // client library sends.
 type raw struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
+	t         testing.TB
+	c         net.Conn
+	br        *bufio.Reader
+	maxPacket uint32 // from CONNACK
 }
 
-func dialRaw(t *testing.T, b *broker.Broker, user, id string) *raw {
+func dialRaw(t testing.TB, b *broker.Broker, user, id string) *raw {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 	require.NoError(t, err)
@@ -272,7 +273,8 @@ func dialRaw(t *testing.T, b *broker.Broker, user, id string) *raw {
 	ack := r.read()
 	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
 	require.Zero(t, ack.ReasonCode, "CONNACK")
-	require.EqualValues(t, 128<<10, ack.Properties.MaximumPacketSize, "CONNACK advertises the maximum packet size")
+	require.NotZero(t, ack.Properties.MaximumPacketSize, "CONNACK advertises the maximum packet size")
+	r.maxPacket = ack.Properties.MaximumPacketSize
 	return r
 }
 
@@ -402,6 +404,7 @@ func TestLimitsRejectAndCount(t *testing.T) {
 	svc.write(buf.Bytes())
 	require.Equal(t, packets.Suback, svc.read().FixedHeader.Type)
 	dev2 := dialRaw(t, b, "dev-2", "dev-2")
+	require.EqualValues(t, 128<<10, dev2.maxPacket, "the default maximum packet size, advertised")
 	flowing(t, dev2, svc, 1)
 
 	t.Run("oversized packet", func(t *testing.T) {
