@@ -3,12 +3,21 @@ package broker_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -481,4 +490,66 @@ func TestLimitsRejectAndCount(t *testing.T) {
 			require.Contains(t, rec.Body.String(), want)
 		}
 	})
+}
+
+func TestMaxConnections(t *testing.T) {
+	b := startSecure(t, func(c *broker.Config) { c.Limits.MaxConnections = 1 })
+	dialRaw(t, b, "dev-1", "dev-1")
+	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r.write(connectPacket("dev-2", "dev-2"))
+	ack := r.read()
+	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
+	require.Equal(t, packets.ErrServerBusy.Code, ack.ReasonCode)
+	eventually(t, "max_connections counted", func() bool { return b.Rejected()[broker.ReasonMaxConnections] == 1 })
+}
+
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	b := startSecure(t, func(c *broker.Config) {
+		c.TLS = broker.TLSConfig{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}
+	})
+	require.NotEmpty(t, b.TLSAddr())
+	c, err := tls.Dial("tcp", b.TLSAddr(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	require.NoError(t, err)
+	defer c.Close()
+	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r.write(connectPacket("dev-1", "dev-1"))
+	ack := r.read()
+	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
+	require.Zero(t, ack.ReasonCode)
+	r.write(publishPacket("fleet/eu-west/dev-1/telemetry", 1, []byte("over tls")))
+	require.Equal(t, packets.Puback, r.read().FixedHeader.Type)
+
+	bad, err := broker.New(broker.Config{TLS: broker.TLSConfig{Addr: "127.0.0.1:0"}, Addr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	require.ErrorIs(t, bad.Start(), broker.ErrConfig, "TLS without a certificate")
+	bad.Close()
+}
+
+// selfSigned writes a self-signed certificate for localhost and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
