@@ -92,6 +92,18 @@ func TestRunCommand(t *testing.T) {
 	out.Reset()
 	require.NoError(t, dispatch(context.Background(), []string{"sql", "--dsn", "chdb://" + dir, "--format", "csv", "SELECT count() FROM ground_truth FINAL"}, &out))
 	require.Equal(t, "count()\n100\n", out.String())
+
+	// The baselines ran in child processes with warehouses of their own;
+	// the comparison table has a row for each, and the run's warehouse
+	// holds only its own run, which report efficacy scores again.
+	for _, c := range []string{"| sentinel |", "| retry-then-rollback |", "| retry-only |", "| none |"} {
+		require.Contains(t, text, c)
+	}
+	out.Reset()
+	require.NoError(t, dispatch(context.Background(), []string{"report", "--dsn", "chdb://" + dir, "efficacy"}, &out))
+	require.Contains(t, out.String(), "  sentinel@")
+	require.Contains(t, out.String(), "| sentinel |")
+	require.NotContains(t, out.String(), "none@")
 }
 
 // TestMain lets the test binary stand in for the sentinel binary when a
