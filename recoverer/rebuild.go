@@ -37,7 +37,10 @@ SELECT c.region, c.device_id,
 	maxIf(c.ts, c.action IN ('retry', 'rollback')) AS last_cmd,
 	last_id != '' AND last_id NOT IN (SELECT command_id FROM status_events WHERE command_id != '' AND outcome != '') AS open,
 	argMaxIf(c.reason, c.ts, c.action = 'defer') AS defer_reason,
-	maxIf(c.ts, c.action = 'defer') AS last_defer
+	maxIf(c.ts, c.action = 'defer') AS last_defer,
+	countIf(c.action = 'retry' AND c.command_id IN (
+		SELECT command_id FROM status_events
+		WHERE command_id != '' AND outcome = 'failed' AND state = 'download_failed')) AS download_failures
 FROM commands AS c FINAL
 LEFT JOIN ok ON ok.region = c.region AND ok.device_id = c.device_id
 WHERE c.ts > ok.last_ok
@@ -92,6 +95,7 @@ func rebuild(ctx context.Context, db *warehouse.DB, t *tracker) (int, error) {
 		}
 		d.retries, _ = strconv.Atoi(r[2])
 		d.rollbacks, _ = strconv.Atoi(r[3])
+		d.downloadFailures, _ = strconv.Atoi(r[10])
 		d.halted = r[4] == "true" || r[4] == "1"
 		d.lastCommand = chTime(r[6])
 		if (r[7] == "true" || r[7] == "1") && !d.halted {
