@@ -116,6 +116,7 @@ func (b *Broker) addSecurityHooks() error {
 		users.Merge(a.Users)
 	}
 	m := newMetrics(b.info)
+	m.reg.MustRegister(storeCollector{b: b})
 	b.sec.metrics = m
 	authHook := new(auth.Hook)
 	if err := b.server.AddHook(authHook, &auth.Options{

@@ -553,3 +553,14 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+func TestStoreMetrics(t *testing.T) {
+	b := startSecure(t, func(c *broker.Config) { c.Store.Dir = t.TempDir() })
+	r := dialRaw(t, b, "dev-1", "dev-1")
+	r.write(publishPacket("fleet/eu-west/dev-1/telemetry", 1, []byte("durable")))
+	require.Equal(t, packets.Puback, r.read().FixedHeader.Type)
+	rec := httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Contains(t, rec.Body.String(), "sentinel_broker_store_sync_seconds_count")
+	require.Contains(t, rec.Body.String(), "sentinel_broker_store_ack_delay_seconds_bucket")
+}
