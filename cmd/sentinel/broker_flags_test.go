@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
+)
+
+func TestBrokerDeniesByDefault(t *testing.T) {
+	err := dispatch(context.Background(), []string{"broker", "--listen", "127.0.0.1:0"}, &bytes.Buffer{})
+	require.ErrorIs(t, err, errNobody)
+}
+
+func TestBrokerFlagsAndEnv(t *testing.T) {
+	t.Setenv("SENTINEL_DEVICE_RATE", "7.5")
+	t.Setenv("SENTINEL_CREDENTIALS", "/etc/sentinel/credentials.txt")
+	fs := newFlags("broker", "")
+	var bf brokerFlags
+	bf.add(fs)
+	require.NoError(t, parseFlags(fs, []string{"--max-packet-size", "4096", "--max-session-expiry", "1h", "--max-connections", "10"}))
+	var cfg broker.Config
+	require.NoError(t, bf.apply(&cfg))
+	require.Equal(t, "/etc/sentinel/credentials.txt", cfg.Auth.CredentialsFile)
+	require.False(t, cfg.Auth.AllowAnonymous)
+	require.EqualValues(t, 4096, cfg.MaxPacketSize)
+	require.Equal(t, 7.5, cfg.Limits.DeviceRate.PerSecond)
+	require.Equal(t, 200, cfg.Limits.DeviceRate.Burst)
+	require.Equal(t, time.Hour, cfg.Limits.MaxSessionExpiry)
+	require.EqualValues(t, 10, cfg.Limits.MaxConnections)
+	require.EqualValues(t, 1024, cfg.Limits.ReceiveMaximum)
+
+	for _, args := range [][]string{
+		{"--allow-anonymous", "--tls-listen", ":8883"},
+		{"--allow-anonymous", "--receive-maximum", "70000"},
+		{"--allow-anonymous", "--max-packet-size", "0"},
+	} {
+		fs := newFlags("broker", "")
+		var bf brokerFlags
+		bf.add(fs)
+		require.NoError(t, parseFlags(fs, args))
+		require.Error(t, bf.apply(&broker.Config{}), strings.Join(args, " "))
+	}
+}
+
+func TestBrokerAddUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials.txt")
+	var out bytes.Buffer
+	require.NoError(t, dispatch(context.Background(), []string{"broker", "adduser", "--credentials", path, "--cost", "4", "--role", "service", "sentinel-ingestor"}, &out))
+	pw := strings.TrimSpace(strings.TrimPrefix(out.String()[strings.Index(out.String(), "password: "):], "password: "))
+	require.Len(t, pw, 22, out.String())
+	require.Error(t, dispatch(context.Background(), []string{"broker", "adduser", "--credentials", path, "--role", "root", "x"}, &out))
+	users, err := auth.LoadUsers(path)
+	require.NoError(t, err)
+	usr, ok := users.Verify("sentinel-ingestor", []byte(pw))
+	require.True(t, ok)
+	require.Equal(t, auth.RoleService, usr.Role)
+}
