@@ -31,7 +31,7 @@ const (
 
 // reasons lists every reason, so each series exists from the start.
 var reasons = []string{
-	auth.ReasonClientID, auth.ReasonDeviceClientID, auth.ReasonBadCredentials, auth.ReasonAnonymous,
+	auth.ReasonClientID, auth.ReasonDeviceClientID, auth.ReasonBadCredentials, auth.ReasonAnonymous, auth.ReasonWill,
 	limits.ReasonRate, limits.ReasonWildcard, limits.ReasonReserved,
 	ReasonPacketTooLarge, ReasonMaxConnections, ReasonMalformed, ReasonProtocol,
 	ReasonACLPublish, ReasonACLSubscribe,

@@ -118,14 +118,15 @@ func (b *Broker) addSecurityHooks() error {
 	m := newMetrics(b.info)
 	m.reg.MustRegister(storeCollector{b: b})
 	b.sec.metrics = m
-	authHook := new(auth.Hook)
+	authHook, aclHook := new(auth.Hook), new(acl.Hook)
 	if err := b.server.AddHook(authHook, &auth.Options{
 		Users: users, DeviceKey: a.DeviceKey, AllowAnonymous: a.AllowAnonymous,
-		Server: b.server, OnReject: m.authDenied,
+		WillAllowed: func(id auth.Identity, topic string) bool { return aclHook.Allows(id, acl.Write, topic) },
+		Server:      b.server, OnReject: m.authDenied,
 	}); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	if err := b.server.AddHook(new(acl.Hook), &acl.Options{
+	if err := b.server.AddHook(aclHook, &acl.Options{
 		Rules: a.Rules, Identify: authHook.Identify, OnDeny: m.aclDenied,
 	}); err != nil {
 		return fmt.Errorf("broker: add acl hook: %w", err)

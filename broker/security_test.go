@@ -214,6 +214,19 @@ func TestMosquittoInterop(t *testing.T) {
 		require.GreaterOrEqual(t, b.Rejected()[auth.ReasonClientID], uint64(3))
 	})
 
+	t.Run("a Last Will on a topic the device may not publish to is refused", func(t *testing.T) {
+		args := append(clientArgs(b, "dev-1", "dev-1"), "-q", "1", "-t", "fleet/eu-west/dev-1/status", "-m", "x",
+			"--will-topic", "fleet/eu-west/dev-2/status", "--will-payload", "offline")
+		out, err := exec.Command(mosquitto(t, "mosquitto_pub"), args...).CombinedOutput()
+		require.Error(t, err)
+		require.Contains(t, string(out), "Not authorized")
+		require.Positive(t, b.Rejected()[auth.ReasonWill])
+		args = append(clientArgs(b, "dev-1", "dev-1"), "-q", "1", "-t", "fleet/eu-west/dev-1/status", "-m", "x",
+			"--will-topic", "fleet/eu-west/dev-1/status", "--will-payload", "offline")
+		out, err = exec.Command(mosquitto(t, "mosquitto_pub"), args...).CombinedOutput()
+		require.NoError(t, err, "its own status topic: %s", out)
+	})
+
 	t.Run("anonymous is refused", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(b.Addr())
 		out, err := exec.Command(mosquitto(t, "mosquitto_pub"), "-V", "mqttv5", "-h", host, "-p", port, "-t", "x", "-m", "x").CombinedOutput()

@@ -75,6 +75,14 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
+// Allows reports whether id may have access to topic under the hook's
+// rules, without counting a denial: for checks outside a PUBLISH or
+// SUBSCRIBE, such as a Last Will at CONNECT.
+func (h *Hook) Allows(id auth.Identity, access Access, topic string) bool {
+	allow, _ := check(h.rules, id, access, topic)
+	return allow
+}
+
 // Allowed reports whether id may have access to topic under rules; it is
 // the hook's decision without a connection, for tools and tests.
 func Allowed(rules []Rule, id auth.Identity, access Access, topic string) (bool, error) {

@@ -16,6 +16,7 @@ const (
 	ReasonDeviceClientID = "client_id_mismatch"  // a device's client ID is not its user name: 0x85
 	ReasonBadCredentials = "bad_credentials"     // unknown user or wrong password: 0x86
 	ReasonAnonymous      = "anonymous_forbidden" // no user name and anonymous access off: 0x87
+	ReasonWill           = "will_denied"         // a Last Will on a topic the client may not publish to: 0x87
 )
 
 // Identity is who an admitted client is.
@@ -45,6 +46,11 @@ type Options struct {
 	// when it refuses a client ID, since mochi's would say "bad user name
 	// or password". Required.
 	Server *mqtt.Server
+	// WillAllowed, when set, says whether an identity may publish its Last
+	// Will to topic (the ACL's write rule). mochi publishes a will without
+	// an ACL check, so a will the client could not publish itself is
+	// refused at CONNECT, as Mosquitto does. Default: every will allowed.
+	WillAllowed func(id Identity, topic string) bool
 	// OnReject, when set, is called with a Reason* constant for every
 	// refused CONNECT, for metrics.
 	OnReject func(reason string)
@@ -116,7 +122,7 @@ func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code
 		if !h.opts.AllowAnonymous {
 			return Identity{}, packets.ErrNotAuthorized, ReasonAnonymous
 		}
-		return Identity{ClientID: cl.ID, Role: RoleAnonymous}, packets.CodeSuccess, ""
+		return h.will(Identity{ClientID: cl.ID, Role: RoleAnonymous}, pk)
 	}
 	id := Identity{Username: name, ClientID: cl.ID}
 	if usr, ok := h.opts.Users.Verify(name, pk.Connect.Password); ok {
@@ -128,6 +134,14 @@ func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code
 	}
 	if id.Role == RoleDevice && cl.ID != name {
 		return Identity{}, packets.ErrClientIdentifierNotValid, ReasonDeviceClientID
+	}
+	return h.will(id, pk)
+}
+
+// will refuses a Last Will the identity could not publish itself.
+func (h *Hook) will(id Identity, pk packets.Packet) (Identity, packets.Code, string) {
+	if pk.Connect.WillFlag && h.opts.WillAllowed != nil && !h.opts.WillAllowed(id, pk.Connect.WillTopic) {
+		return Identity{}, packets.ErrNotAuthorized, ReasonWill
 	}
 	return id, packets.CodeSuccess, ""
 }
