@@ -25,6 +25,7 @@ const (
 	ReasonMaxConnections = "max_connections"  // past Limits.MaxConnections: CONNACK 0x89
 	ReasonMalformed      = "malformed_packet" // undecodable packet: connection closed
 	ReasonProtocol       = "protocol_error"   // packet that breaks the protocol: DISCONNECT 0x82
+	ReasonReceiveMaximum = "receive_maximum"  // more unacknowledged QoS 1/2 publishes than Limits.ReceiveMaximum: DISCONNECT 0x93
 	ReasonACLPublish     = "acl_publish"      // PUBLISH to a topic the ACL denies: PUBACK 0x87
 	ReasonACLSubscribe   = "acl_subscribe"    // SUBSCRIBE (or a delivery) the ACL denies: SUBACK 0x87
 )
@@ -33,7 +34,7 @@ const (
 var reasons = []string{
 	auth.ReasonClientID, auth.ReasonDeviceClientID, auth.ReasonBadCredentials, auth.ReasonAnonymous, auth.ReasonWill,
 	limits.ReasonRate, limits.ReasonWildcard, limits.ReasonReserved,
-	ReasonPacketTooLarge, ReasonMaxConnections, ReasonMalformed, ReasonProtocol,
+	ReasonPacketTooLarge, ReasonMaxConnections, ReasonMalformed, ReasonProtocol, ReasonReceiveMaximum,
 	ReasonACLPublish, ReasonACLSubscribe,
 }
 
@@ -120,6 +121,8 @@ func (m *metrics) connectionEnded(err error) {
 		m.reject(ReasonMalformed)
 	case errors.As(err, &code) && code.Code == packets.ErrProtocolViolation.Code:
 		m.reject(ReasonProtocol)
+	case errors.As(err, &code) && code.Code == packets.ErrReceiveMaximum.Code:
+		m.reject(ReasonReceiveMaximum)
 	}
 }
 

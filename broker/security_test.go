@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 
@@ -576,4 +580,33 @@ func TestStoreMetrics(t *testing.T) {
 	b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	require.Contains(t, rec.Body.String(), "sentinel_broker_store_sync_seconds_count")
 	require.Contains(t, rec.Body.String(), "sentinel_broker_store_ack_delay_seconds_bucket")
+}
+
+func TestWebsocketListener(t *testing.T) {
+	// mochi's websocket listener binds by address only: find a free port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	b := startSecure(t, func(c *broker.Config) { c.WebsocketAddr = addr })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u, err := url.Parse("ws://" + addr + "/")
+	require.NoError(t, err)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: "dev-1", ConnectPassword: []byte(password("dev-1")),
+		ClientConfig: paho.ClientConfig{ClientID: "dev-1"},
+	})
+	require.NoError(t, err)
+	require.NoError(t, cm.AwaitConnection(ctx))
+	res, err := cm.Publish(ctx, &paho.Publish{Topic: "fleet/eu-west/dev-1/telemetry", QoS: 1, Payload: []byte("over websocket")})
+	require.NoError(t, err)
+	require.Zero(t, res.ReasonCode)
+	_, err = cm.Publish(ctx, &paho.Publish{Topic: "fleet/eu-west/dev-2/telemetry", QoS: 1, Payload: []byte("forged")})
+	require.Error(t, err, "PUBACK 0x87 over websocket too")
+	require.NoError(t, cm.Disconnect(ctx))
+	<-cm.Done()
+	_ = b
 }
