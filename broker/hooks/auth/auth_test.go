@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -165,4 +166,45 @@ func TestRestoredSessionIdentity(t *testing.T) {
 	id, ok = h.Identify(cl("anon", ""))
 	require.True(t, ok)
 	require.Equal(t, RoleAnonymous, id.Role)
+}
+
+// BenchmarkAdmit is the cost of one CONNECT's authentication: a derived
+// device password (sentinel run), a file user whose password was verified
+// before (the cache), and a first bcrypt check at the default cost.
+func BenchmarkAdmit(b *testing.B) {
+	users := NewUsers()
+	if err := users.Add("svc", RoleService, "pw", 0); err != nil {
+		b.Fatal(err)
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := &Hook{opts: &Options{Users: users, DeviceKey: key}}
+	connect := func(id, user, pw string) (*mqtt.Client, packets.Packet) {
+		var pk packets.Packet
+		pk.Connect.UsernameFlag, pk.Connect.Username, pk.Connect.Password = true, []byte(user), []byte(pw)
+		return &mqtt.Client{ID: id}, pk
+	}
+	run := func(b *testing.B, cl *mqtt.Client, pk packets.Packet) {
+		for b.Loop() {
+			if _, code, _ := h.admit(cl, pk); code != packets.CodeSuccess {
+				b.Fatal(code)
+			}
+		}
+	}
+	b.Run("derived device", func(b *testing.B) {
+		cl, pk := connect("dev-1", "dev-1", DevicePassword(key, "dev-1"))
+		run(b, cl, pk)
+	})
+	b.Run("file user, cached", func(b *testing.B) {
+		cl, pk := connect("svc-0", "svc", "pw")
+		run(b, cl, pk)
+	})
+	b.Run("file user, bcrypt cost 10", func(b *testing.B) {
+		cl, pk := connect("svc-0", "svc", "pw")
+		for b.Loop() {
+			clear(users.ok)
+			if _, code, _ := h.admit(cl, pk); code != packets.CodeSuccess {
+				b.Fatal(code)
+			}
+		}
+	})
 }

@@ -125,10 +125,12 @@ func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code
 		return h.will(Identity{ClientID: cl.ID, Role: RoleAnonymous}, pk)
 	}
 	id := Identity{Username: name, ClientID: cl.ID}
-	if usr, ok := h.opts.Users.Verify(name, pk.Connect.Password); ok {
-		id.Role = usr.Role
-	} else if h.derived(name, pk.Connect.Password) {
+	// Derived device passwords first: for a user name not in Users, Verify
+	// would spend a bcrypt comparison to hide that it is unknown.
+	if h.derived(name, pk.Connect.Password) {
 		id.Role = RoleDevice
+	} else if usr, ok := h.opts.Users.Verify(name, pk.Connect.Password); ok {
+		id.Role = usr.Role
 	} else {
 		return Identity{}, packets.ErrBadUsernameOrPassword, ReasonBadCredentials
 	}
