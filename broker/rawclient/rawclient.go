@@ -50,9 +50,9 @@ type Options struct {
 	OnMessage func(topic string, payload []byte, dup bool)
 }
 
-// Client is one MQTT v5 connection. Its reader goroutine is owned by the
-// Client: it runs from Dial until the connection ends, and Close waits for
-// it.
+// Client is one MQTT v5 connection. Its two goroutines, the reader and the
+// PUBACK writer, are owned by the Client: they run from Dial until the
+// connection ends, and Close waits for them.
 type Client struct {
 	conn net.Conn
 	opts Options
@@ -66,7 +66,17 @@ type Client struct {
 	window  chan struct{}          // one slot per publish in flight: the broker's receive maximum
 	err     error
 
-	done chan struct{} // closed when the reader exits
+	// PUBACKs for received messages wait here for the ack writer: the
+	// reader never blocks on a write, or a broker blocked writing to us
+	// while we block writing to it would deadlock the connection (mochi's
+	// read loop writes synchronously).
+	ackMu   sync.Mutex
+	ackQ    []uint16
+	ackWake chan struct{} // buffered 1: acks queued
+
+	stopped    chan struct{} // closed by fail
+	writerDone chan struct{} // closed when the ack writer exits
+	done       chan struct{} // closed when reader and ack writer have exited
 }
 
 // Dial connects to addr (host:port), sends CONNECT and waits for CONNACK.
@@ -82,7 +92,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rawclient: dial %s: %w", addr, err)
 	}
-	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, 4096), pending: map[uint16]func(error){}, done: make(chan struct{})}
+	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, 4096), pending: map[uint16]func(error){},
+		ackWake: make(chan struct{}, 1), stopped: make(chan struct{}), writerDone: make(chan struct{}), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -122,6 +133,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	c.window = make(chan struct{}, window)
 	conn.SetDeadline(time.Time{})
+	go c.writeAcks()
 	go c.read(br)
 	return c, nil
 }
@@ -216,7 +228,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 }
 
 // Close sends DISCONNECT (keeping the session if it has an expiry),
-// closes the connection and waits for the reader goroutine.
+// closes the connection and waits for the client's goroutines.
 func (c *Client) Close() error {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}
 	_ = c.write(&pk, true)
@@ -224,7 +236,7 @@ func (c *Client) Close() error {
 }
 
 // Abort closes the connection without DISCONNECT, as a crash would, and
-// waits for the reader goroutine.
+// waits for the client's goroutines.
 func (c *Client) Abort() error {
 	c.fail(ErrClosed)
 	<-c.done
@@ -286,6 +298,7 @@ func (c *Client) fail(err error) {
 	pending := c.pending
 	c.pending = map[uint16]func(error){}
 	c.mu.Unlock()
+	close(c.stopped)
 	c.conn.Close()
 	for _, fn := range pending {
 		fn(fmt.Errorf("%w: %w", ErrClosed, err))
@@ -323,8 +336,33 @@ func (c *Client) write(pk *packets.Packet, flush bool) error {
 	return nil
 }
 
+// writeAcks sends the queued PUBACKs, a burst in one write, until the
+// connection ends.
+func (c *Client) writeAcks() {
+	defer close(c.writerDone)
+	var ids []uint16
+	for {
+		select {
+		case <-c.ackWake:
+		case <-c.stopped:
+			return
+		}
+		c.ackMu.Lock()
+		ids, c.ackQ = c.ackQ, ids[:0]
+		c.ackMu.Unlock()
+		for i, id := range ids {
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: id}
+			if err := c.write(&ack, i == len(ids)-1); err != nil {
+				c.fail(err)
+				return
+			}
+		}
+	}
+}
+
 func (c *Client) read(br *bufio.Reader) {
 	defer close(c.done)
+	defer func() { <-c.writerDone }()
 	for {
 		pk, err := readPacket(br)
 		if err != nil {
@@ -349,12 +387,12 @@ func (c *Client) read(br *bufio.Reader) {
 				c.opts.OnMessage(pk.TopicName, pk.Payload, pk.FixedHeader.Dup)
 			}
 			if pk.FixedHeader.Qos > 0 {
-				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: pk.PacketID}
-				// Flush only when nothing else is buffered to read: acks
-				// for a burst of messages leave in one write.
-				if err := c.write(&ack, br.Buffered() == 0); err != nil {
-					c.fail(err)
-					return
+				c.ackMu.Lock()
+				c.ackQ = append(c.ackQ, pk.PacketID)
+				c.ackMu.Unlock()
+				select {
+				case c.ackWake <- struct{}{}:
+				default:
 				}
 			}
 		case packets.Disconnect:
