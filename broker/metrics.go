@@ -210,16 +210,21 @@ type metricsHook struct {
 	m *metrics
 }
 
+// ID returns the ID of the hook.
 func (h *metricsHook) ID() string { return "sentinel-metrics" }
 
+// Provides says which hook methods the hook implements.
 func (h *metricsHook) Provides(b byte) bool {
 	return b == mqtt.OnPublishDropped || b == mqtt.OnQosDropped
 }
 
+// OnPublishDropped counts a message dropped because the subscriber's
+// pending writes were full.
 func (h *metricsHook) OnPublishDropped(*mqtt.Client, packets.Packet) {
 	h.m.inc(h.m.dropped, DropSlowClient)
 }
 
+// OnQosDropped counts a QoS 1/2 message dropped from a session.
 func (h *metricsHook) OnQosDropped(*mqtt.Client, packets.Packet) {
 	h.m.inc(h.m.dropped, DropInflight)
 }
