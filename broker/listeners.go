@@ -7,6 +7,8 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/system"
+
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
 )
 
 // TLSConfig configures the TLS listener, served beside plain TCP.
@@ -22,6 +24,7 @@ type TLSConfig struct {
 // security is the state the broker's hooks and extra listeners share.
 type security struct {
 	metrics *metrics
+	users   *auth.Users // the auth hook's, replaced in place on reload
 	tlsLn   net.Listener
 }
 

@@ -101,20 +101,44 @@ func (cfg *Config) capabilities() *mqtt.Capabilities {
 	return caps
 }
 
-// addSecurityHooks adds the identity, ACL, limits and metrics hooks to the
-// server, in that order.
-func (b *Broker) addSecurityHooks() error {
+// loadUsers reads Auth.CredentialsFile and adds Auth.Users.
+func (b *Broker) loadUsers() (*auth.Users, error) {
 	a := b.cfg.Auth
 	users := auth.NewUsers()
 	if a.CredentialsFile != "" {
 		var err error
 		if users, err = auth.LoadUsers(a.CredentialsFile); err != nil {
-			return fmt.Errorf("%w: Auth.CredentialsFile: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: Auth.CredentialsFile: %w", ErrConfig, err)
 		}
 	}
 	if a.Users != nil {
 		users.Merge(a.Users)
 	}
+	return users, nil
+}
+
+// ReloadCredentials reads Auth.CredentialsFile again (`sentinel broker`
+// does on SIGHUP), so users added with `sentinel broker adduser` can
+// connect without a restart. Connected clients keep the identity they
+// connected with until they reconnect. On error the old users stay.
+func (b *Broker) ReloadCredentials() (users int, err error) {
+	u, err := b.loadUsers()
+	if err != nil {
+		return 0, err
+	}
+	b.sec.users.Replace(u)
+	return u.Len(), nil
+}
+
+// addSecurityHooks adds the identity, ACL, limits and metrics hooks to the
+// server, in that order.
+func (b *Broker) addSecurityHooks() error {
+	a := b.cfg.Auth
+	users, err := b.loadUsers()
+	if err != nil {
+		return err
+	}
+	b.sec.users = users
 	m := newMetrics(b.info)
 	m.reg.MustRegister(storeCollector{b: b})
 	b.sec.metrics = m

@@ -610,3 +610,36 @@ func TestWebsocketListener(t *testing.T) {
 	<-cm.Done()
 	_ = b
 }
+
+func TestReloadCredentials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials.txt")
+	_, err := auth.AddUser(path, "dev-1", auth.RoleDevice, password("dev-1"), auth.MinCost)
+	require.NoError(t, err)
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{CredentialsFile: path}})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	t.Cleanup(func() { b.Close() })
+	dialRaw(t, b, "dev-1", "dev-1")
+
+	refused := func(user string) bool {
+		c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+		r.write(connectPacket(user, user))
+		return r.read().ReasonCode == packets.ErrBadUsernameOrPassword.Code
+	}
+	require.True(t, refused("dev-3"), "not in the file yet")
+	_, err = auth.AddUser(path, "dev-3", auth.RoleDevice, password("dev-3"), auth.MinCost)
+	require.NoError(t, err)
+	require.True(t, refused("dev-3"), "not reloaded yet")
+	n, err := b.ReloadCredentials()
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	dialRaw(t, b, "dev-3", "dev-3")
+
+	require.NoError(t, os.WriteFile(path, []byte("garbage\n"), 0o600))
+	_, err = b.ReloadCredentials()
+	require.ErrorIs(t, err, auth.ErrFormat)
+	dialRaw(t, b, "dev-3", "dev-3") // the old users stay
+}

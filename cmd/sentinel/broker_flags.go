@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/broker"
@@ -37,7 +40,7 @@ type brokerFlags struct {
 }
 
 func (f *brokerFlags) add(fs *flag.FlagSet) {
-	fs.StringVar(&f.credentials, "credentials", "", "credentials file, user:role:bcrypt-hash per line (write it with `sentinel broker adduser`)")
+	fs.StringVar(&f.credentials, "credentials", "", "credentials file, user:role:bcrypt-hash per line (write it with `sentinel broker adduser`; SIGHUP re-reads it)")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "DEVELOPMENT ONLY: admit clients without a user name, with every right")
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "also serve MQTT over TLS on this address, e.g. 0.0.0.0:8883 (needs --tls-cert and --tls-key)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the TLS listener")
@@ -98,6 +101,35 @@ func (f *brokerFlags) serve(ctx context.Context, b *broker.Broker, out io.Writer
 		return done, nil
 	}
 	return serveMetrics(ctx, f.metricsListen, b.Handler(), out)
+}
+
+// reloadOnHangup re-reads the credentials file on every SIGHUP until ctx
+// ends; stopped closes when it has.
+func (f *brokerFlags) reloadOnHangup(ctx context.Context, b *broker.Broker, log *slog.Logger) (stopped <-chan struct{}) {
+	done := make(chan struct{})
+	if f.credentials == "" {
+		close(done)
+		return done
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if n, err := b.ReloadCredentials(); err != nil {
+					log.Error("credentials not reloaded; the old ones stay", "file", f.credentials, "err", err)
+				} else {
+					log.Info("credentials reloaded", "file", f.credentials, "users", n)
+				}
+			}
+		}
+	}()
+	return done
 }
 
 // cmdBrokerAddUser adds a user to a credentials file.

@@ -57,6 +57,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer func() { <-stopped }()
+	defer func(reloader <-chan struct{}) { <-reloader }(bf.reloadOnHangup(ctx, b, log))
 	return b.Run(ctx)
 }
 

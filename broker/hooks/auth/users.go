@@ -218,6 +218,21 @@ func (u *Users) Merge(o *Users) {
 	}
 }
 
+// Replace makes u hold exactly the users of o, and forgets every cached
+// verification: a reload of the credentials file.
+func (u *Users) Replace(o *Users) {
+	o.mu.RLock()
+	users := make(map[string]User, len(o.users))
+	for n, usr := range o.users {
+		users[n] = usr
+	}
+	o.mu.RUnlock()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.users = users
+	clear(u.ok)
+}
+
 // Lookup returns the user called name.
 func (u *Users) Lookup(name string) (User, bool) {
 	u.mu.RLock()
