@@ -23,6 +23,7 @@ import (
 // listeners and metrics; each maps onto one broker.Config field.
 type brokerFlags struct {
 	credentials    string
+	deviceKeyFile  string
 	allowAnonymous bool
 	tlsListen      string
 	tlsCert        string
@@ -41,6 +42,7 @@ type brokerFlags struct {
 
 func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.credentials, "credentials", "", "credentials file, user:role:bcrypt-hash per line (write it with `sentinel broker adduser`; SIGHUP re-reads it)")
+	fs.StringVar(&f.deviceKeyFile, "device-key-file", "", "admit as a device any client whose password is derived from this key (see `sentinel simulate --device-key-file`): a simulated fleet without a line per device")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "DEVELOPMENT ONLY: admit clients without a user name, with every right")
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "also serve MQTT over TLS on this address, e.g. 0.0.0.0:8883 (needs --tls-cert and --tls-key)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the TLS listener")
@@ -58,12 +60,19 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 }
 
 // errNobody means the broker would admit nobody.
-var errNobody = errors.New("no --credentials and no --allow-anonymous: nobody could connect (add users with `sentinel broker adduser`)")
+var errNobody = errors.New("no --credentials, --device-key-file or --allow-anonymous: nobody could connect (add users with `sentinel broker adduser`)")
 
 // apply fills cfg from the flags.
 func (f *brokerFlags) apply(cfg *broker.Config) error {
-	if f.credentials == "" && !f.allowAnonymous {
+	if f.credentials == "" && f.deviceKeyFile == "" && !f.allowAnonymous {
 		return errNobody
+	}
+	if f.deviceKeyFile != "" {
+		key, err := readDeviceKey(f.deviceKeyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Auth.DeviceKey = key
 	}
 	switch {
 	case f.maxPacket == 0 || f.maxPacket > 256<<20:

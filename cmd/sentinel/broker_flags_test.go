@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,4 +63,29 @@ func TestBrokerAddUser(t *testing.T) {
 	usr, ok := users.Verify("sentinel-ingestor", []byte(pw))
 	require.True(t, ok)
 	require.Equal(t, auth.RoleService, usr.Role)
+}
+
+func TestDeviceKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	short, good := filepath.Join(dir, "short.key"), filepath.Join(dir, "fleet.key")
+	require.NoError(t, os.WriteFile(short, []byte("too short\n"), 0o600))
+	require.NoError(t, os.WriteFile(good, []byte("  0123456789abcdef0123456789abcdef\n"), 0o600))
+	for file, wantErr := range map[string]bool{short: true, good: false, filepath.Join(dir, "missing"): true} {
+		fs := newFlags("broker", "")
+		var bf brokerFlags
+		bf.add(fs)
+		require.NoError(t, parseFlags(fs, []string{"--device-key-file", file}))
+		var cfg broker.Config
+		err := bf.apply(&cfg)
+		if wantErr {
+			require.Error(t, err, file)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, "0123456789abcdef0123456789abcdef", string(cfg.Auth.DeviceKey))
+		cred, ok := derivedCredential(cfg.Auth.DeviceKey)("dev-1")
+		require.True(t, ok)
+		require.Equal(t, "dev-1", cred.Username)
+		require.Equal(t, auth.DevicePassword(cfg.Auth.DeviceKey, "dev-1"), cred.Password)
+	}
 }

@@ -29,6 +29,7 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.Username, "username", "", "MQTT username for every connection (unless --credentials names one)")
 	fs.StringVar(&cfg.Password, "password", "", "MQTT password for --username")
 	fs.StringVar(&cfg.CredentialsFile, "credentials", "", "fleet credentials file: lines of device-id,username,password; device-id * is shared by every device not listed; # comments")
+	deviceKeyFile := fs.String("device-key-file", "", "derive each device's password (user name = device ID) from this key, as `sentinel broker --device-key-file` does")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until interrupted)")
 	progress := fs.Duration("progress", 5*time.Second, "print a progress line this often: online devices, msg/s, devices by OTA state (0: never)")
 	truthFile := fs.String("truth-file", "", "at the end, write the ground truth (what happened to each device, what would have fixed it, its verdict) to this file as JSON lines")
@@ -43,6 +44,13 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("--progress %v is negative", *progress)
 	}
 	cfg.Broker, cfg.Logger = c.broker, log
+	if *deviceKeyFile != "" {
+		key, err := readDeviceKey(*deviceKeyFile)
+		if err != nil {
+			return err
+		}
+		cfg.DeviceCredential = derivedCredential(key)
+	}
 	fleet, err := simulator.New(cfg)
 	if err != nil {
 		return fleetFlagError(err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
-	"github.com/sentinel-iot/sentinel/simulator"
 )
 
 // The user names `sentinel run` gives its own clients.
@@ -62,9 +61,6 @@ func (rc *runCredentials) apply(cfg *pipelineConfig) {
 		cfg.Fleet.Username, cfg.Fleet.Password = runGatewayUser, rc.passwords[runGatewayUser]
 	}
 	if cfg.Fleet.DeviceCredential == nil {
-		key := rc.deviceKey
-		cfg.Fleet.DeviceCredential = func(id string) (simulator.Credential, bool) {
-			return simulator.Credential{Username: id, Password: auth.DevicePassword(key, id)}, true
-		}
+		cfg.Fleet.DeviceCredential = derivedCredential(rc.deviceKey)
 	}
 }
