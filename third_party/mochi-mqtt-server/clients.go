@@ -661,7 +661,10 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 		cl.Lock()
 		defer cl.Unlock()
 		// Sentinel patch: buffer while Read holds writes back for a burst.
-		if len(cl.State.outbound) == 0 && !cl.State.holdWrites.Load() {
+		// A DISCONNECT is not held: the connection closes right after it,
+		// so it leaves now, behind what was held (its reason code, e.g.
+		// 0x96 Message rate too high mid-burst, would be lost otherwise).
+		if len(cl.State.outbound) == 0 && (!cl.State.holdWrites.Load() || pk.FixedHeader.Type == packets.Disconnect) {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}
