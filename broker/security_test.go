@@ -639,3 +639,44 @@ func TestReloadCredentials(t *testing.T) {
 	require.ErrorIs(t, err, auth.ErrFormat)
 	dialRaw(t, b, "dev-3", "dev-3") // the old users stay
 }
+
+func TestTopicAliasUnderACL(t *testing.T) {
+	b := startSecure(t, nil)
+	svc := dialRaw(t, b, "svc", "svc-alias")
+	var buf bytes.Buffer
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "fleet/+/+/telemetry"}}}).SubscribeEncode(&buf))
+	svc.write(buf.Bytes())
+	require.Equal(t, packets.Suback, svc.read().FixedHeader.Type)
+
+	dev := dialRaw(t, b, "dev-1", "dev-1")
+	aliased := func(topic string, alias, id uint16, payload string) []byte {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5,
+			TopicName: topic, PacketID: id, Payload: []byte(payload),
+			Properties: packets.Properties{TopicAlias: alias, TopicAliasFlag: true}}
+		var buf bytes.Buffer
+		require.NoError(t, pk.PublishEncode(&buf))
+		return buf.Bytes()
+	}
+	for i, step := range []struct {
+		topic   string
+		alias   uint16
+		payload string
+		code    byte
+	}{
+		{"fleet/eu-west/dev-1/telemetry", 1, "sets alias 1", 0},
+		{"", 1, "through alias 1", 0},
+		{"fleet/eu-west/dev-2/telemetry", 2, "forged, alias 2 never set", packets.ErrNotAuthorized.Code},
+		{"", 2, "alias 2 names nothing", packets.ErrNotAuthorized.Code},
+	} {
+		dev.write(aliased(step.topic, step.alias, uint16(i+1), step.payload))
+		ack := dev.read()
+		require.Equal(t, packets.Puback, ack.FixedHeader.Type)
+		require.Equal(t, step.code, ack.ReasonCode, step.payload)
+		if step.code == 0 {
+			got := svc.read()
+			require.Equal(t, "fleet/eu-west/dev-1/telemetry", got.TopicName)
+			require.Equal(t, step.payload, string(got.Payload))
+		}
+	}
+}

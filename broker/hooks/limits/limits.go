@@ -101,13 +101,20 @@ func (h *Hook) Init(config any) error {
 	return nil
 }
 
-// OnPacketRead refuses a PUBLISH with a wildcard or $SYS topic, or past the
-// client's rate, by disconnecting the client with the reason code. mochi
+// OnPacketRead resolves a PUBLISH's topic alias, and refuses a PUBLISH
+// with a wildcard or $SYS topic, or past the client's rate, by
+// disconnecting the client with the reason code. mochi
 // would drop a $SYS publish silently, leaving a QoS 1 publisher waiting
 // for its PUBACK forever.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
+	}
+	if pk.TopicName == "" && pk.Properties.TopicAlias > 0 {
+		// mochi checks the ACL before it resolves a topic alias, so an
+		// alias-only PUBLISH would be judged on an empty topic: resolve it
+		// here (an alias only ever names a topic the ACL once allowed).
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, "")
 	}
 	switch {
 	case strings.ContainsAny(pk.TopicName, "+#"):
