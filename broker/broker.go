@@ -28,7 +28,8 @@ import (
 // ErrStarted means Start was called twice.
 var ErrStarted = errors.New("broker: already started")
 
-// Config configures a Broker. The zero value works on a laptop.
+// Config configures a Broker. Zero fields take defaults that work on a
+// laptop, except Auth, whose zero value admits nobody.
 type Config struct {
 	// Addr is the TCP address to listen on. Default "127.0.0.1:1883";
 	// port 0 picks a free port (see Broker.Addr).
