@@ -231,6 +231,24 @@ func TestMosquittoInterop(t *testing.T) {
 		require.NoError(t, err, "its own status topic: %s", out)
 	})
 
+	t.Run("MQTT 3.1.1 clients get the same rules", func(t *testing.T) {
+		v311 := func(user, pw, topic string) (string, error) {
+			args := clientArgs(b, user, user)
+			args[1] = "mqttv311"
+			args[len(args)-1] = pw
+			out, err := exec.Command(mosquitto(t, "mosquitto_pub"), append(args, "-q", "1", "-t", topic, "-m", "v311")...).CombinedOutput()
+			return string(out), err
+		}
+		out, err := v311("dev-1", password("dev-1"), "fleet/eu-west/dev-1/telemetry")
+		require.NoError(t, err, out)
+		out, err = v311("dev-1", "wrong", "fleet/eu-west/dev-1/telemetry")
+		require.Error(t, err)
+		require.Contains(t, strings.ToLower(out), "not authori", "v3 return code 0x04/0x05: %s", out)
+		// No reason codes in 3.1.1: a refused publish ends the connection.
+		out, err = v311("dev-1", password("dev-1"), "fleet/eu-west/dev-2/telemetry")
+		require.Error(t, err, out)
+	})
+
 	t.Run("anonymous is refused", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(b.Addr())
 		out, err := exec.Command(mosquitto(t, "mosquitto_pub"), "-V", "mqttv5", "-h", host, "-p", port, "-t", "x", "-m", "x").CombinedOutput()
@@ -679,4 +697,52 @@ func TestTopicAliasUnderACL(t *testing.T) {
 			require.Equal(t, step.payload, string(got.Payload))
 		}
 	}
+}
+
+// A device's persistent session keeps receiving its commands while it is
+// offline: the ACL, which mochi checks on every delivery, still knows who
+// the session belongs to.
+func TestOfflineSessionReceivesCommands(t *testing.T) {
+	b := startSecure(t, nil)
+	persistent := func(clean bool) []byte {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: clean, Keepalive: 30, ClientIdentifier: "dev-1",
+				UsernameFlag: true, Username: []byte("dev-1"), PasswordFlag: true, Password: []byte(password("dev-1"))},
+			Properties: packets.Properties{SessionExpiryInterval: 3600, SessionExpiryIntervalFlag: true}}
+		var buf bytes.Buffer
+		require.NoError(t, pk.ConnectEncode(&buf))
+		return buf.Bytes()
+	}
+	dial := func(clean bool) (*raw, packets.Packet) {
+		c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+		r.write(persistent(clean))
+		ack := r.read()
+		require.Zero(t, ack.ReasonCode)
+		return r, ack
+	}
+	dev, _ := dial(true)
+	var buf bytes.Buffer
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "fleet/+/dev-1/cmd", Qos: 1}}}).SubscribeEncode(&buf))
+	dev.write(buf.Bytes())
+	require.Equal(t, []byte{1}, dev.read().ReasonCodes)
+	buf.Reset()
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}).DisconnectEncode(&buf))
+	dev.write(buf.Bytes())
+	dev.closedWith()
+	eventually(t, "dev-1 offline", func() bool { return b.Clients() == 0 })
+
+	svc := dialRaw(t, b, "svc", "svc-cmd")
+	svc.write(publishPacket("fleet/eu-west/dev-1/cmd", 1, []byte("retry")))
+	require.Zero(t, svc.read().ReasonCode)
+
+	dev, ack := dial(false)
+	require.True(t, ack.SessionPresent)
+	got := dev.read()
+	require.Equal(t, packets.Publish, got.FixedHeader.Type)
+	require.Equal(t, "fleet/eu-west/dev-1/cmd", got.TopicName)
+	require.Equal(t, "retry", string(got.Payload))
 }
