@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/broker/rawclient"
 )
 
@@ -164,35 +161,8 @@ func TestBrokerCrash(t *testing.T) {
 	require.NoError(t, b.stop(ctx))
 }
 
-// envBrokerProcess carries the address and store directory (one per line)
-// with which the test binary, run again, becomes a broker process.
-const envBrokerProcess = "SENTINEL_TEST_BROKER_PROCESS"
-
-// TestBrokerProcess is not a test of its own: it is the body of the broker
-// child process TestBrokerCrash starts and kills: `sentinel broker` with
-// --store-dir (durable acks, the default) and anonymous access.
-func TestBrokerProcess(t *testing.T) {
-	env := os.Getenv(envBrokerProcess)
-	if env == "" {
-		t.Skip("the child process of TestBrokerCrash")
-	}
-	args := strings.Split(env, "\n")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := broker.New(broker.Config{Addr: args[0], Store: broker.StoreConfig{Dir: args[1]},
-		Auth:   broker.AuthConfig{AllowAnonymous: true},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := b.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
-
-// brokerProcess is a broker in a child process (TestBrokerProcess).
+// brokerProcess is `sentinel broker --store-dir` (this test binary as
+// main, durable acks by default) in a child process.
 type brokerProcess struct {
 	cmd    *exec.Cmd
 	out    *lockedBuffer
@@ -202,8 +172,8 @@ type brokerProcess struct {
 
 func startBrokerProcess(t *testing.T, ctx context.Context, addr, dir string) *brokerProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBrokerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envBrokerProcess+"="+addr+"\n"+dir)
+	cmd := exec.Command(os.Args[0], "broker", "--listen", addr, "--store-dir", dir, "--allow-anonymous", "--log-level", "info")
+	cmd.Env = append(os.Environ(), envRunAsMain+"=1")
 	p := &brokerProcess{cmd: cmd, out: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	start := time.Now()
