@@ -271,6 +271,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 // handler that hands messages to the tracker.
 func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event, rd *readings) autopaho.ClientConfig {
 	cfg := autopaho.ClientConfig{
+		AttemptConnection:             dialer(r.broker),
 		ServerUrls:                    []*url.URL{r.broker},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,

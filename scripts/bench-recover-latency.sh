@@ -12,7 +12,7 @@
 #
 # DEVICES, CONNS, DURATION and BIN override the defaults. Ports 18830 and
 # 18123 on 127.0.0.1 must be free. RECOVER_NICE (e.g. -5, as root) runs the
-# recoverer at that niceness, as a host of its own would: on two cores the
+# recoverer at that niceness; RECOVER_PROFILE=file writes its CPU profile, as a host of its own would: on two cores the
 # simulated fleet, the load generator, otherwise competes with it for CPU.
 set -euo pipefail
 
@@ -62,7 +62,7 @@ await_port "$HTTP"
 "$BIN" ingest --dsn "http://$HTTP/default" --broker "tcp://$MQTT" --log-level info >"$DIR/ingest.log" 2>&1 &
 pids+=($!); ingest=$!
 "$BIN" recover --dsn "http://$HTTP/default" --broker "tcp://$MQTT" --backoff 2s --breaker-interval 1s \
-	--no-rebuild --log-level info >"$DIR/recover.log" 2>&1 &
+	--no-rebuild --log-level info ${RECOVER_PROFILE:+--cpuprofile "$RECOVER_PROFILE"} >"$DIR/recover.log" 2>&1 &
 pids+=($!); recover=$!
 if [ -n "${RECOVER_NICE:-}" ]; then
 	renice -n "$RECOVER_NICE" -p "$recover" >/dev/null
