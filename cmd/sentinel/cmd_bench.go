@@ -22,7 +22,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer) error {
 		return cmdBenchBroker(ctx, args[1:], out)
 	}
 	if len(args) == 0 || args[0] != "analytics" {
-		return fmt.Errorf("bench: want a target: `sentinel bench analytics` or `sentinel bench recover`")
+		return fmt.Errorf("bench: want a target: `sentinel bench analytics`, `ingest`, `recover` or `broker`")
 	}
 	fs := newFlags("bench analytics", "[flags]")
 	var c common

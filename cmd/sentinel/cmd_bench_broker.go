@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 	brokerArgs := fs.String("broker-args", "--allow-anonymous", "extra flags for every `sentinel broker` child, space-separated")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on each run's publishing and delivery")
 	dials := fs.Int("dial-parallel", 64, "connections opened at once")
+	repeat := fs.Int("repeat", 3, "runs per broker and fleet size, interleaved across the brokers; the report shows each broker's median run (by msg/s) and the range")
 	dir := fs.String("dir", "", "directory for the brokers' stores (default: a temporary directory, removed after)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -95,11 +98,13 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 
 	names := strings.Split(*targets, ",")
 	type row struct {
-		target string
-		res    bench.Result
-		cpu    time.Duration
-		rssPer float64 // bytes per connection
-		err    error
+		target     string
+		res        bench.Result
+		cpu        time.Duration
+		rssPer     float64 // bytes per connection
+		err        error
+		low, high  float64 // msg/s range over the repeats
+		runs, errs int
 	}
 	run := 0
 	measure := func(target string, conns, perConn, win int) row {
@@ -136,8 +141,40 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 		r.cpu = done.CPU - connected.CPU
 		return r
 	}
+	// repeated measures every target reps times, round-robin, and keeps
+	// each target's median run by msg/s (a failed run counts as 0).
+	repeated := func(targets []string, conns, perConn, win int) []row {
+		all := map[string][]row{}
+		for range max(*repeat, 1) {
+			for _, t := range targets {
+				if ctx.Err() != nil {
+					break
+				}
+				all[t] = append(all[t], measure(t, conns, perConn, win))
+			}
+		}
+		var rows []row
+		for _, t := range targets {
+			rs := all[t]
+			if len(rs) == 0 {
+				continue
+			}
+			slices.SortFunc(rs, func(a, b row) int {
+				return cmp.Compare(a.res.MsgPerSec*float64(boolInt(a.err == nil)), b.res.MsgPerSec*float64(boolInt(b.err == nil)))
+			})
+			m := rs[len(rs)/2]
+			m.low, m.high, m.runs = rs[0].res.MsgPerSec, rs[len(rs)-1].res.MsgPerSec, len(rs)
+			for _, r := range rs {
+				if r.err != nil {
+					m.errs++
+				}
+			}
+			rows = append(rows, m)
+		}
+		return rows
+	}
 	report := func(title string, rows []row) {
-		fmt.Fprintf(out, "%s\n%-18s %9s %9s %8s %8s %10s %11s %9s  %s\n", title, "broker", "msg/s", "ratio", "ack p50", "ack p99", "delivered", "CPU-s/100k", "RSS/conn", "")
+		fmt.Fprintf(out, "%s\n%-18s %9s %15s %7s %8s %8s %10s %11s %9s  %s\n", title, "broker", "msg/s", "range", "ratio", "ack p50", "ack p99", "delivered", "CPU-s/100k", "RSS/conn", "")
 		base := 0.0
 		for _, r := range rows {
 			if r.target == "mosquitto" && r.err == nil {
@@ -153,11 +190,14 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 			if r.err != nil {
 				note = r.err.Error()
 			}
+			if r.errs > 0 {
+				note = fmt.Sprintf("%d of %d runs incomplete; %s", r.errs, r.runs, note)
+			}
 			cpu := "-"
 			if r.res.Acked > 0 {
 				cpu = fmt.Sprintf("%.2f", r.cpu.Seconds()*100000/float64(r.res.Acked))
 			}
-			fmt.Fprintf(out, "%-18s %9.0f %9s %8s %8s %10d %11s %8.1fK  %s\n", r.target, r.res.MsgPerSec, ratio,
+			fmt.Fprintf(out, "%-18s %9.0f %15s %7s %8s %8s %10d %11s %8.1fK  %s\n", r.target, r.res.MsgPerSec, fmt.Sprintf("%.0f-%.0f", r.low, r.high), ratio,
 				r.res.AckP50.Round(10*time.Microsecond), r.res.AckP99.Round(10*time.Microsecond), r.res.Delivered, cpu, r.rssPer/1024, note)
 		}
 		fmt.Fprintln(out)
@@ -165,22 +205,16 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 
 	for _, n := range sizes {
 		per := max(*messages/n, 1)
-		var rows []row
-		for _, t := range names {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			rows = append(rows, measure(t, n, per, *window))
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		report(fmt.Sprintf("%d devices x %d messages (ratio: msg/s over Mosquitto without persistence)", n, per), rows)
+		report(fmt.Sprintf("%d devices x %d messages, median of %d runs (ratio: msg/s over Mosquitto without persistence)", n, per, *repeat),
+			repeated(names, n, per, *window))
 	}
 	if *pipeConns > 0 {
 		per := max(*messages / *pipeConns, 1)
-		var rows []row
-		for _, t := range []string{"durable", "blocking", "immediate", "mosquitto"} {
-			rows = append(rows, measure(t, *pipeConns, per, *pipeWindow))
-		}
-		report(fmt.Sprintf("pipelined: %d connections x %d messages, %d awaiting PUBACK each (durable vs blocking: the AckDeferrer patch)", *pipeConns, per, *pipeWindow), rows)
+		report(fmt.Sprintf("pipelined: %d connections x %d messages, %d awaiting PUBACK each, median of %d runs (durable vs blocking: the AckDeferrer patch)", *pipeConns, per, *pipeWindow, *repeat),
+			repeated([]string{"durable", "blocking", "immediate", "mosquitto"}, *pipeConns, per, *pipeWindow))
 	}
 	fmt.Fprintln(out, "CPU-s/100k: the broker process's user+system CPU seconds per 100,000 acknowledged messages (/proc/<pid>/stat), publishing and delivery.")
 	fmt.Fprintln(out, "RSS/conn: the broker's resident memory with every device connected minus before any (/proc/<pid>/status VmRSS), over the devices.")
@@ -188,6 +222,13 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 		return errors.Join(ctx.Err())
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func slicesMax(s []int) int {
