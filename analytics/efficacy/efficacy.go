@@ -253,12 +253,13 @@ func atof(s string) float64 {
 	return f
 }
 
-// pct returns part/whole in percent, 0 for an empty whole.
-func pct(part, whole int64) float64 {
+// ratio prints part / whole with the percentage, or no percentage for an
+// empty whole.
+func ratio(part, whole int64) string {
 	if whole == 0 {
-		return 0
+		return fmt.Sprintf("%d / %d", part, whole)
 	}
-	return 100 * float64(part) / float64(whole)
+	return fmt.Sprintf("%d / %d = %.1f %%", part, whole, 100*float64(part)/float64(whole))
 }
 
 // Columns are the headings of WriteTable, in order.
@@ -280,8 +281,8 @@ func (s Score) Cells() []string {
 	}
 	return []string{
 		s.Controller,
-		fmt.Sprintf("%d / %d = %.1f %%", s.Recovered, s.Recoverable, pct(s.Recovered, s.Recoverable)),
-		fmt.Sprintf("%d / %d = %.1f %%", s.SafelyRecovered, s.SafelyRecoverable, pct(s.SafelyRecovered, s.SafelyRecoverable)),
+		ratio(s.Recovered, s.Recoverable),
+		ratio(s.SafelyRecovered, s.SafelyRecoverable),
 		strconv.FormatInt(s.UnsafeRollbacks, 10), strconv.FormatInt(s.UnsafeCommands, 10),
 		strconv.FormatInt(s.Bricked, 10), strconv.FormatInt(s.Escalated, 10),
 		fmt.Sprintf("%.1f", s.TTRp50), fmt.Sprintf("%.1f", s.TTRp90), fmt.Sprintf("%.2f", per), trip,
