@@ -14,7 +14,7 @@ import (
 // The presence pass. encoding/json alone cannot tell an absent or null
 // field from a zero one (a missing battery_pct decodes as 0), and it matches
 // keys case-insensitively ("V", "DEVICE_ID"). So before unmarshalling,
-// decode walks the payload's keys once (the top-level object and, where the
+// decodeReference walks the payload's keys once (the top-level object and, where the
 // message has one, the nested result object) and checks, in this order:
 //
 //   - every key is, exactly and case-sensitively, a JSON name of the message
