@@ -163,11 +163,19 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 				return cmp.Compare(a.res.MsgPerSec*float64(boolInt(a.err == nil)), b.res.MsgPerSec*float64(boolInt(b.err == nil)))
 			})
 			m := rs[len(rs)/2]
-			m.low, m.high, m.runs = rs[0].res.MsgPerSec, rs[len(rs)-1].res.MsgPerSec, len(rs)
+			m.runs, m.low = len(rs), -1
 			for _, r := range rs {
 				if r.err != nil {
 					m.errs++
+					if m.err == nil {
+						m.err = r.err
+					}
+					continue
 				}
+				if m.low < 0 || r.res.MsgPerSec < m.low {
+					m.low = r.res.MsgPerSec
+				}
+				m.high = max(m.high, r.res.MsgPerSec)
 			}
 			rows = append(rows, m)
 		}
@@ -177,13 +185,13 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%s\n%-18s %9s %15s %7s %8s %8s %10s %11s %9s  %s\n", title, "broker", "msg/s", "range", "ratio", "ack p50", "ack p99", "delivered", "CPU-s/100k", "RSS/conn", "")
 		base := 0.0
 		for _, r := range rows {
-			if r.target == "mosquitto" && r.err == nil {
+			if r.target == "mosquitto" {
 				base = r.res.MsgPerSec
 			}
 		}
 		for _, r := range rows {
 			ratio := "-"
-			if base > 0 && r.err == nil {
+			if base > 0 && r.res.MsgPerSec > 0 {
 				ratio = fmt.Sprintf("%.2fx", r.res.MsgPerSec/base)
 			}
 			note := ""
