@@ -134,7 +134,8 @@ func TestAckedSurvivesLostWrites(t *testing.T) {
 }
 
 // TestStatsCountGroupCommits checks the latency export the broker's
-// /metrics reads: pipelined publishes share fsyncs.
+// /metrics reads (pipelined publishes share fsyncs), and that deferred
+// acks keep the publisher's order.
 func TestStatsCountGroupCommits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -144,12 +145,23 @@ func TestStatsCountGroupCommits(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 	const n = 500
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		order []int
+	)
 	wg.Add(n)
-	for range n {
-		require.NoError(t, pub.Publish(ctx, "t/x", []byte("m"), 1, func(err error) { require.NoError(t, err); wg.Done() }))
+	for i := range n {
+		require.NoError(t, pub.Publish(ctx, "t/x", []byte("m"), 1, func(err error) {
+			require.NoError(t, err)
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			wg.Done()
+		}))
 	}
 	wg.Wait()
+	require.IsIncreasing(t, order, "PUBACKs arrive in publish order (MQTT-4.6.0-2)")
 	st := h.Stats()
 	require.GreaterOrEqual(t, st.Released, uint64(n))
 	require.Equal(t, st.Syncs, st.SyncSeconds.Count)
