@@ -398,9 +398,11 @@ type Func func(Input, Config) Decision
 //   - no fresh telemetry: defer, never act blind;
 //   - rollbacks used up: halt;
 //   - a tripped cohort, or retries used up (MaxRetries of them, not
-//     counting failed downloads, or MaxDownloadRetries failed downloads):
-//     rollback if the battery is at or above the floor or the device
-//     charges, else defer;
+//     counting failed downloads up to MaxDownloadRetries): rollback if
+//     the battery is at or above the floor or the device charges, else
+//     defer;
+//   - the download budget spent: rollback when the floor allows it, else
+//     go on retrying (the retry guard is lower) on the flash retries;
 //   - boot_failed: rollback when the floor allows it; under the floor,
 //     a retry (the guards below apply) while retries remain, since the
 //     retry guard is lower; then rollback or defer as above;
@@ -451,12 +453,14 @@ func Decide(in Input, cfg Config) Decision {
 		// A Failed state this policy does not know how to treat.
 		return none(ReasonUnknownState)
 	case in.Retries-min(in.DownloadFailures, cfg.MaxDownloadRetries) >= cfg.MaxRetries,
-		in.DownloadFailures >= cfg.MaxDownloadRetries:
+		in.DownloadFailures >= cfg.MaxDownloadRetries && rollsBack(in.Telemetry, cfg):
 		return rollback(in.Telemetry, cfg, ReasonRetriesExhausted)
 	}
 	// From here on the device gets a retry, when the guards allow. That
-	// includes a boot_failed device under the rollback floor: the new image
-	// flashed again needs only the retry guard, and may boot this time.
+	// includes a boot_failed device under the rollback floor, and one whose
+	// download budget is spent under the floor: the image flashed (or
+	// downloaded) again needs only the retry guard, and may work this time;
+	// further failed downloads then spend the flash retries.
 	if in.Retries > 0 && !in.LastCommand.IsZero() {
 		// Failed downloads within their budget wait the first backoff each:
 		// the signal, not the device, failed them, and doubling the wait

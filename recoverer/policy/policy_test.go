@@ -134,9 +134,14 @@ func TestDecide(t *testing.T) {
 			i.DownloadFailures = 3
 			return i
 		}(), proto.ActionRollback, policy.ReasonRetriesExhausted},
-		{"failed downloads spent, under the floor", func() policy.Input {
+		{"failed downloads spent, under the floor, retries on", func() policy.Input {
 			i := in(proto.StateDownloadFailed, tel(35, false, -80), 3)
 			i.DownloadFailures = 3
+			return i
+		}(), proto.ActionRetry, policy.ReasonRetryable},
+		{"failed downloads spent, under the floor, flash retries spent too", func() policy.Input {
+			i := in(proto.StateDownloadFailed, tel(35, false, -80), 6)
+			i.DownloadFailures = 5
 			return i
 		}(), proto.ActionDefer, policy.ReasonBelowRollbackFloor},
 		{"flash failures still spend the budget", func() policy.Input {
