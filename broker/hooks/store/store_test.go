@@ -199,3 +199,55 @@ func TestStopReleasesWaiters(t *testing.T) {
 }
 
 var zeroPacket = packets.Packet{}
+
+// TestInboundIDsLeaveOutboundAlone covers Sentinel patch 6: a client that
+// subscribes and publishes at QoS 1 picks its publishes' packet IDs
+// independently of the IDs the broker gives the messages it sends it.
+// Upstream deleted the client's unacknowledged outbound message whose ID
+// an incoming publish reused (and so its stored copy and send quota).
+func TestInboundIDsLeaveOutboundAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, _, addr := serve(t, &store.Options{Path: t.TempDir()})
+	defer srv.Close()
+
+	// c holds the first message it receives unacknowledged: its reader
+	// waits in OnMessage until release, so the PUBACKs wait too.
+	release := make(chan struct{})
+	got := make(chan struct{}, 2)
+	c, err := rawclient.Dial(ctx, addr, rawclient.Options{ClientID: "both", CleanStart: true, SessionExpiry: 3600,
+		OnMessage: func(string, []byte, bool) { got <- struct{}{}; <-release }})
+	require.NoError(t, err)
+	defer c.Close()
+	defer close(release) // before Close: c's reader must not stay blocked
+	require.NoError(t, c.Subscribe(ctx, "cmd/#", 1)) // c's packet ID 1
+	watcher := make(chan string, 1)
+	w, err := rawclient.Dial(ctx, addr, rawclient.Options{ClientID: "watcher", CleanStart: true,
+		OnMessage: func(topic string, _ []byte, _ bool) { watcher <- topic }})
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, w.Subscribe(ctx, "status/#", 1))
+
+	p, err := rawclient.Dial(ctx, addr, rawclient.Options{ClientID: "p", CleanStart: true})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.PublishWait(ctx, "cmd/1", []byte("a"))) // to c as packet ID 1
+	require.NoError(t, p.PublishWait(ctx, "cmd/2", []byte("b"))) // to c as packet ID 2
+	<-got // c is holding them
+
+	cl, ok := srv.Clients.Get("both")
+	require.True(t, ok)
+	_, ok = cl.State.Inflight.Get(2)
+	require.True(t, ok, "the broker's second message to c awaits its PUBACK")
+
+	// c publishes with its own packet ID 2 (its subscribe took 1).
+	require.NoError(t, c.Publish(ctx, "status/x", []byte("s"), 1, func(error) {}))
+	select {
+	case <-watcher: // the broker has processed c's publish
+	case <-ctx.Done():
+		t.Fatal("c's publish never arrived")
+	}
+	pk, ok := cl.State.Inflight.Get(2)
+	require.True(t, ok, "c's publish with packet ID 2 deleted the broker's unacknowledged message 2 to c")
+	require.Equal(t, "cmd/2", pk.TopicName)
+}
