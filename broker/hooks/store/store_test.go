@@ -219,7 +219,8 @@ func TestInboundIDsLeaveOutboundAlone(t *testing.T) {
 		OnMessage: func(string, []byte, bool) { got <- struct{}{}; <-release }})
 	require.NoError(t, err)
 	defer c.Close()
-	defer close(release)                             // before Close: c's reader must not stay blocked
+	// Released before Close, or c's reader would stay blocked.
+	defer close(release)
 	require.NoError(t, c.Subscribe(ctx, "cmd/#", 1)) // c's packet ID 1
 	watcher := make(chan string, 1)
 	w, err := rawclient.Dial(ctx, addr, rawclient.Options{ClientID: "watcher", CleanStart: true,
@@ -233,7 +234,9 @@ func TestInboundIDsLeaveOutboundAlone(t *testing.T) {
 	defer p.Close()
 	require.NoError(t, p.PublishWait(ctx, "cmd/1", []byte("a"))) // to c as packet ID 1
 	require.NoError(t, p.PublishWait(ctx, "cmd/2", []byte("b"))) // to c as packet ID 2
-	<-got                                                        // c is holding them
+
+	// c is holding both.
+	<-got
 
 	cl, ok := srv.Clients.Get("both")
 	require.True(t, ok)
