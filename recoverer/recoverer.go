@@ -374,8 +374,12 @@ func (r *Recoverer) reading(rd *readings, topic string, payload []byte, now time
 }
 
 // readingsPerTurn is how many readings the tracker applies before it looks
-// for a waiting status again.
-const readingsPerTurn = 256
+// for a waiting status again; emitChunk is the same for the decisions of a
+// burst (see emitYielding).
+const (
+	readingsPerTurn = 256
+	emitChunk       = 32
+)
 
 // loop is the tracker's goroutine: the only one that touches device state.
 // Status events come first: between batches of readings it takes every
@@ -425,8 +429,19 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, r
 			}
 		}
 	}
+	// emitYielding emits the decisions of a timer or of the breaker, which
+	// come by the hundred when a wave's backoffs end together or a cohort
+	// trips, taking the waiting status events between chunks, so a status
+	// does not wait for the whole burst. A status that overtakes part of a
+	// burst may publish its device's decision first; seq, assigned when
+	// deciding, keeps the audit's order.
+	emitYielding := func(outs []output) {
+		for i := 0; i < len(outs); i += emitChunk {
+			emit(outs[i:min(i+emitChunk, len(outs))])
+			pending()
+		}
+	}
 	for {
-		var outs []output
 		select {
 		case <-ctx.Done():
 			return
@@ -441,17 +456,16 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, r
 				}
 			}
 		case now := <-ticker.C:
-			outs = t.tick(now)
+			emitYielding(t.tick(now))
 		case rates := <-cohorts:
-			var pubs []*paho.Publish
-			outs, pubs = br.apply(t, rates, time.Now())
+			decided, pubs := br.apply(t, rates, time.Now())
 			for _, p := range pubs {
 				out.pushUrgent(p, time.Time{})
 				r.log.Warn("cohort breaker advisory", "topic", p.Topic, "cleared", len(p.Payload) == 0, "tripped", t.trippedList())
 			}
 			r.stats.setTripped(t.trippedList())
+			emitYielding(decided)
 		}
-		emit(outs)
 		r.stats.setDevices(len(t.devices))
 	}
 }
