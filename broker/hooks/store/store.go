@@ -511,14 +511,18 @@ func inflightKey(id string, packetID uint16) string {
 // keeps pebble's contract (the process must not go on) by panicking.
 type pebbleLogger struct{ h *Hook }
 
+// Infof logs pebble's routine events (flushes, compactions) at debug level.
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.h.Log.Debug("pebble: " + fmt.Sprintf(format, args...))
 }
 
+// Errorf logs a pebble error at error level.
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.h.Log.Error("pebble: " + fmt.Sprintf(format, args...))
 }
 
+// Fatalf logs the error and panics: pebble calls it when the database
+// cannot go on safely.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.h.Log.Error("pebble: " + msg)
