@@ -21,6 +21,7 @@ type bufferedConn struct {
 	r *bufio.Reader
 }
 
+// Read reads from the buffer, refilling it from the connection when empty.
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // dialer returns autopaho's AttemptConnection for plain TCP broker URLs
