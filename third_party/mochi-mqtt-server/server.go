@@ -983,8 +983,11 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 // sendDeferredAck writes an acknowledgement a hook held back (AckDeferrer),
 // from the hook's goroutine. It goes through the client's outbound queue,
 // written by the client's WriteLoop, so that a client slow to read never
-// blocks the hook; only when that queue is full is it written here. The
-// queue keeps acks in the order the hook released them.
+// blocks the hook, and the queue keeps acks in the order the hook released
+// them. When that queue is full the client is disconnected (quota
+// exceeded) rather than sent this ack out of turn [MQTT-4.6.0-2] or
+// allowed to hold up the hook: its publishes are stored already, and it
+// resends the unacknowledged ones on its next connection.
 // Sentinel patch.
 func (s *Server) sendDeferredAck(cl *Client, ack packets.Packet) {
 	if ack.FixedHeader.Type == packets.Puback {
@@ -997,9 +1000,8 @@ func (s *Server) sendDeferredAck(cl *Client, ack packets.Packet) {
 	case cl.State.outbound <- &ack:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	default:
-		if err := cl.WritePacket(ack); err != nil {
-			s.Log.Debug("failed sending deferred ack", "error", err, "client", cl.ID, "packet_id", ack.PacketID)
-		}
+		s.Log.Warn("outbound queue full for a deferred ack; disconnecting the client", "client", cl.ID, "packet_id", ack.PacketID)
+		cl.Stop(packets.ErrQuotaExceeded)
 	}
 }
 

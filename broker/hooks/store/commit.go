@@ -30,7 +30,13 @@ type committer struct {
 type waiter struct {
 	fn    func()
 	since time.Time
+	// unblock, when set, runs instead of fn if the last sync at stop
+	// fails: a caller of wait must not hang, while an ack must not be sent.
+	unblock func()
 }
+
+// retryDelay is the pause before a failed sync is tried again.
+const retryDelay = 100 * time.Millisecond
 
 func newCommitter(syncFn func() error, st *stats) *committer {
 	c := &committer{
@@ -61,10 +67,22 @@ func (c *committer) add(fn func()) {
 	}
 }
 
-// wait blocks until a sync that started after the call has completed.
+// wait blocks until a sync that started after the call has completed (or,
+// if the store fails for good, until it stops).
 func (c *committer) wait() {
 	ch := make(chan struct{})
-	c.add(func() { close(ch) })
+	release := func() { close(ch) }
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, waiter{fn: release, since: now(), unblock: release})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 	<-ch
 }
 
@@ -88,34 +106,70 @@ func (c *committer) run() {
 	for {
 		select {
 		case <-c.wake:
-			c.round()
+			if c.round() == nil {
+				continue
+			}
+			// The batch is queued again, unacknowledged; try again shortly.
+			select {
+			case <-time.After(retryDelay):
+				select {
+				case c.wake <- struct{}{}:
+				default:
+				}
+			case <-c.quit:
+				c.last()
+				return
+			}
 		case <-c.quit:
-			c.round() // whatever was queued before stop
+			c.last()
 			return
 		}
 	}
 }
 
+// last syncs whatever was queued before stop. If that fails too, the acks
+// are never sent (their clients resend the publishes) and callers of wait
+// are let go.
+func (c *committer) last() {
+	if c.round() == nil {
+		return
+	}
+	c.mu.Lock()
+	batch := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, w := range batch {
+		if w.unblock != nil {
+			w.unblock()
+		}
+	}
+}
+
 // round syncs once and releases everything queued before the sync began.
-// A failed sync releases nothing: those publishes stay unacknowledged, and
-// their clients resend them on their next connection (pebble itself treats
-// a failed WAL write as fatal).
-func (c *committer) round() {
+// A failed sync releases nothing: the batch goes back to the head of the
+// queue, unacknowledged, for the next round, and round returns the error
+// (pebble itself treats a failed WAL write as fatal, so this is rare).
+func (c *committer) round() error {
 	c.mu.Lock()
 	batch := c.queue
 	c.queue = nil
 	c.mu.Unlock()
 	if len(batch) == 0 {
-		return
+		return nil
 	}
 	start := now()
 	err := c.syncFn()
 	end := now()
 	c.stats.syncDone(end.Sub(start), len(batch), err)
-	if err == nil {
-		for _, w := range batch {
-			w.fn()
-			c.stats.ackDelay.observe(end.Sub(w.since))
-		}
+	if err != nil {
+		c.mu.Lock()
+		c.queue = append(batch, c.queue...)
+		c.mu.Unlock()
+		return err
 	}
+	for _, w := range batch {
+		w.fn()
+		c.stats.ackDelay.observe(end.Sub(w.since))
+	}
+	return nil
 }
