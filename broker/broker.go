@@ -138,10 +138,12 @@ func (b *Broker) Start() error {
 	}
 	if err := b.addExtraListeners(); err != nil {
 		ln.Close()
+		b.closeTLS()
 		return err
 	}
 	if err := b.server.Serve(); err != nil {
 		ln.Close()
+		b.closeTLS()
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	b.ln = ln
@@ -166,18 +168,33 @@ func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 // Run starts the broker, serves until ctx ends, then closes it.
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Start(); err != nil {
-		return err
+		return errors.Join(err, b.Close())
 	}
 	<-ctx.Done()
 	return b.Close()
 }
 
+// closeTLS closes the TLS listener a failed Start opened.
+func (b *Broker) closeTLS() {
+	if b.sec.tlsLn != nil {
+		b.sec.tlsLn.Close()
+		b.sec.tlsLn = nil
+	}
+}
+
 // Close disconnects every client and stops the listener. It is safe to call
-// more than once.
+// more than once, and after a Start that failed or never came: New opened
+// the store already, and Close releases it (its directory lock included).
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || !b.started {
+		if !b.closed && b.store != nil {
+			if err := b.store.Stop(); err != nil {
+				b.closed = true
+				return fmt.Errorf("broker: close store: %w", err)
+			}
+		}
 		b.closed = true
 		return nil
 	}
