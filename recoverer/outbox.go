@@ -19,7 +19,8 @@ const publishTimeout = 10 * time.Second
 // tripped cohort's rollbacks) wait for every PUBACK ahead of it: tens of
 // round trips. Commands are for different devices (the tracker sends a
 // device its next command only after the last one's result), so their
-// order across devices does not matter.
+// order across devices does not matter. Retained advisories, whose order
+// does, go one at a time.
 const urgentWindow = 64
 
 // outbox queues the recoverer's outgoing messages and publishes them from
@@ -198,6 +199,18 @@ func (o *outbox) urgentLane(ctx, pubCtx context.Context, d delivery) {
 		}
 		if !m.received.IsZero() {
 			d.st.sendLatency(time.Since(m.received))
+		}
+		if m.p.Retain {
+			// A retained advisory and the one that clears it share a topic:
+			// they go one at a time, in order, or a clear could land before
+			// its trip and leave a stale halt retained.
+			if !d.deliver(pubCtx, m) && pubCtx.Err() != nil {
+				o.mu.Lock()
+				o.lost++
+				o.mu.Unlock()
+			}
+			o.urgentDone()
+			continue
 		}
 		select {
 		case sem <- struct{}{}:
