@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +92,13 @@ func connectDevice(t *testing.T, broker string) *device {
 	case <-time.After(wait):
 		t.Fatal("test client did not subscribe")
 	}
+	// autopaho starts its queue goroutine just after OnConnectionUp: wait
+	// for it, so tests that snapshot goroutines (goleak.IgnoreCurrent)
+	// after connecting do not find it later and call it a leak.
+	require.Eventually(t, func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "managePublishQueue")
+	}, wait, time.Millisecond, "autopaho's queue goroutine never started")
 	d.cm = cm
 	return d
 }
