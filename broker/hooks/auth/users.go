@@ -256,7 +256,7 @@ func (u *Users) Verify(name string, password []byte) (User, bool) {
 	if !ok {
 		// Spend about the time a real check would, so a failed login does
 		// not say whether the user exists.
-		_ = bcrypt.CompareHashAndPassword(dummyHash, password)
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
 		return User{}, false
 	}
 	key := cacheKey(name, password)
@@ -278,7 +278,13 @@ func (u *Users) Verify(name string, password []byte) (User, bool) {
 	return usr, true
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("sentinel-dummy"), bcrypt.MinCost)
+// dummyHash is the decoy an unknown user name is checked against, at the
+// cost adduser hashes with by default, so that it takes as long as a real
+// user's check. Made on first use: it takes a bcrypt's time.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("sentinel-dummy"), bcrypt.DefaultCost)
+	return h
+})
 
 func cacheKey(name string, password []byte) [sha256.Size]byte {
 	h := sha256.New()
