@@ -64,7 +64,8 @@ type LimitsConfig struct {
 	// 0x96 (Message rate too high). Default 20 messages/s with bursts of
 	// 200: a simulated device sends about one every two seconds. Gateways,
 	// services and ops are not limited: a gateway carries many devices,
-	// services are Sentinel's own. A negative PerSecond turns it off.
+	// services are Sentinel's own. Zero takes the default; a negative
+	// PerSecond turns it off.
 	DeviceRate limits.Rate
 }
 

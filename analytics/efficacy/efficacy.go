@@ -98,8 +98,8 @@ const failedStates = `('download_failed', 'verify_failed', 'install_failed', 'pa
 const timeLayout = "2006-01-02 15:04:05.000"
 
 // Runs lists the runs in the warehouse's ground truth, oldest first. A run
-// stored before migration 8 has no window; it gets one from its neighbours
-// (from the previous run's end to the next run's start).
+// stored before migration 8 has no window: it starts at the zero time and
+// ends where the next run starts (or never).
 func Runs(ctx context.Context, db *warehouse.DB) ([]Run, error) {
 	res, err := db.Query(ctx, `SELECT run_id, any(controller), min(run_started), max(run_ended)
 FROM ground_truth FINAL GROUP BY run_id ORDER BY min(run_started), run_id`)

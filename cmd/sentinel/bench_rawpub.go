@@ -173,8 +173,11 @@ func (c *rawConn) readLoop(br *bufio.Reader) error {
 			return fmt.Errorf("raw publisher: read packet: %w", err)
 		}
 		n, err := binary.ReadUvarint(br)
-		if err != nil || n > 1<<20 {
-			return fmt.Errorf("raw publisher: read packet length: %v", err)
+		if err != nil {
+			return fmt.Errorf("raw publisher: read packet length: %w", err)
+		}
+		if n > 1<<20 {
+			return fmt.Errorf("raw publisher: broker sent a packet of %d bytes (over 1 MiB): not MQTT as this reader knows it", n)
 		}
 		if cap(body) < int(n) {
 			body = make([]byte, n)

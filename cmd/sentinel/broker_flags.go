@@ -55,7 +55,7 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxConns, "max-connections", 200_000, "connections past this many are refused (CONNACK 0x89)")
 	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", 24*time.Hour, "longest a disconnected client's session is kept")
 	fs.DurationVar(&f.messageExpiry, "max-message-expiry", 24*time.Hour, "longest an undelivered message is kept")
-	fs.Float64Var(&f.deviceRate, "device-rate", 20, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; negative: unlimited")
+	fs.Float64Var(&f.deviceRate, "device-rate", 20, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; 0: the default; negative: unlimited")
 	fs.IntVar(&f.deviceBurst, "device-burst", 200, "messages a device may publish at once above --device-rate")
 }
 

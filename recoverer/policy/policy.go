@@ -104,7 +104,7 @@ type Config struct {
 	// after a weak link's bad minute, a device whose next flash succeeds.
 	// Once they are spent the device is rolled back (guarded as ever): it
 	// still runs its old firmware, and the rollout can come back for it
-	// when its link is better. Default 3.
+	// when its link is better. Default 3 (zero takes it).
 	MaxDownloadRetries int
 	// MaxRollbacks is how many rollbacks one failure gets before a halt. Default 1.
 	MaxRollbacks int
@@ -214,9 +214,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ChargingMinBattery == 0 {
 		c.ChargingMinBattery = d.ChargingMinBattery
-	}
-	if c.SignalMargin == 0 {
-		c.SignalMargin = d.SignalMargin
 	}
 	if c.SilenceTimeout == 0 {
 		c.SilenceTimeout = d.SilenceTimeout
