@@ -132,6 +132,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		window = 65535
 	}
 	c.window = make(chan struct{}, window)
+	// Unhook ctx before clearing the deadline: a ctx ending in between
+	// would otherwise set it again and kill the connection just handed out.
+	if !stop() {
+		conn.Close()
+		return nil, fmt.Errorf("rawclient: connect %s: %w", opts.ClientID, ctx.Err())
+	}
 	conn.SetDeadline(time.Time{})
 	go c.writeAcks()
 	go c.read(br)

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,8 +50,8 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if need := uint64(slicesMax(sizes) + 200); limit < need { // each side of the loopback holds one descriptor per connection
-		return fmt.Errorf("bench broker: open-files limit %d, need about %d for %d connections (raise the hard limit: ulimit -Hn)", limit, need, slicesMax(sizes))
+	if need := uint64(slices.Max(sizes) + 200); limit < need { // each side of the loopback holds one descriptor per connection
+		return fmt.Errorf("bench broker: open-files limit %d, need about %d for %d connections (raise the hard limit: ulimit -Hn)", limit, need, slices.Max(sizes))
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "sentinel-bench-broker-")
@@ -226,10 +225,7 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "CPU-s/100k: the broker process's user+system CPU seconds per 100,000 acknowledged messages (/proc/<pid>/stat), publishing and delivery.")
 	fmt.Fprintln(out, "RSS/conn: the broker's resident memory with every device connected minus before any (/proc/<pid>/status VmRSS), over the devices.")
-	if ctx.Err() != nil {
-		return errors.Join(ctx.Err())
-	}
-	return nil
+	return ctx.Err()
 }
 
 func boolInt(b bool) int {
@@ -237,14 +233,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func slicesMax(s []int) int {
-	m := 0
-	for _, v := range s {
-		m = max(m, v)
-	}
-	return m
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
