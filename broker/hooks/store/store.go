@@ -89,7 +89,8 @@ type Options struct {
 
 // Hook is the mochi storage hook. Add it with Server.AddHook(new(Hook),
 // &Options{...}); mochi calls Init, loads the stored state on Serve, and
-// calls Stop on Close, after every client has gone.
+// calls Stop on Close, after disconnecting every client (their read loops
+// may still be finishing, hence the closed guards).
 type Hook struct {
 	mqtt.HookBase
 
@@ -177,7 +178,8 @@ func (h *Hook) Init(config any) error {
 }
 
 // Stop syncs and releases what is still waiting for a group commit, then
-// closes the database. mochi calls it once every client has disconnected.
+// closes the database. mochi calls it from Close, once it has disconnected
+// every client; a read loop still finishing finds the hook closed.
 func (h *Hook) Stop() error {
 	if h.commits != nil {
 		h.commits.stop()
