@@ -140,17 +140,15 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", 20, "settled devices a cohort needs before the breaker judges it")
 	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", 0.5, "failure rate over a cohort's settled devices that trips the breaker")
 	fs.BoolVar(&cfg.NoRebuild, "no-rebuild", false, "start with no device state instead of rebuilding it from the warehouse")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	c.addCPUProfile(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopProfile, err := c.startProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	log, err := c.logger()
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addLog(fs, "info")
 	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	c.addCPUProfile(fs)
 	storeDir := fs.String("store-dir", "", "keep sessions, subscriptions, retained and in-flight messages in this directory (pebble) across restarts; empty: memory only")
 	var bf brokerFlags
 	bf.add(fs)
@@ -36,13 +36,11 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopProfile, err := c.startProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	cfg := broker.Config{Addr: *listen, Logger: log,
 		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode}}
 	if err := bf.apply(&cfg); err != nil {

@@ -59,9 +59,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // common holds the flags most commands share.
 type common struct {
-	dsn      string
-	broker   string
-	logLevel string
+	dsn        string
+	broker     string
+	logLevel   string
+	cpuProfile string
 }
 
 func (c *common) addDSN(fs *flag.FlagSet) {
@@ -70,6 +71,19 @@ func (c *common) addDSN(fs *flag.FlagSet) {
 
 func (c *common) addBroker(fs *flag.FlagSet) {
 	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
+}
+
+func (c *common) addCPUProfile(fs *flag.FlagSet) {
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+}
+
+// startProfile starts the CPU profile --cpuprofile asked for; the returned
+// function stops it (a no-op without one).
+func (c *common) startProfile() (stop func(), err error) {
+	if c.cpuProfile == "" {
+		return func() {}, nil
+	}
+	return startCPUProfile(c.cpuProfile)
 }
 
 func (c *common) addLog(fs *flag.FlagSet, def string) {
