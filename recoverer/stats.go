@@ -85,31 +85,33 @@ type statsCounter struct {
 	reasons   map[string]uint64
 	commands  map[proto.Action]uint64
 	tripped   []string
-	lat       []time.Duration
-	latNext   int
-	send      []time.Duration
-	sendNext  int
+	lat, send samples
+}
+
+// samples keeps the latest latencySamples durations, oldest overwritten.
+type samples struct {
+	d    []time.Duration
+	next int
+}
+
+func (r *samples) add(d time.Duration) {
+	if len(r.d) < latencySamples {
+		r.d = append(r.d, d)
+		return
+	}
+	r.d[r.next] = d
+	r.next = (r.next + 1) % latencySamples
 }
 
 func (s *statsCounter) sendLatency(d time.Duration) {
 	s.mu.Lock()
-	if len(s.send) < latencySamples {
-		s.send = append(s.send, d)
-	} else {
-		s.send[s.sendNext] = d
-		s.sendNext = (s.sendNext + 1) % latencySamples
-	}
+	s.send.add(d)
 	s.mu.Unlock()
 }
 
 func (s *statsCounter) latency(d time.Duration) {
 	s.mu.Lock()
-	if len(s.lat) < latencySamples {
-		s.lat = append(s.lat, d)
-	} else {
-		s.lat[s.latNext] = d
-		s.latNext = (s.latNext + 1) % latencySamples
-	}
+	s.lat.add(d)
 	s.mu.Unlock()
 }
 
@@ -179,7 +181,7 @@ func (r *Recoverer) Stats() Stats {
 		BreakerRuns:     s.breakerRuns.Load(),
 		BreakerFailures: s.breakerFailures.Load(),
 		Tripped:         slices.Clone(s.tripped),
-		Latency:         slices.Clone(s.lat),
-		SendLatency:     slices.Clone(s.send),
+		Latency:         slices.Clone(s.lat.d),
+		SendLatency:     slices.Clone(s.send.d),
 	}
 }

@@ -182,7 +182,7 @@ func printRecoverSummary(out io.Writer, st recoverer.Stats) {
 
 // printLatency prints the recoverer's decision latency: from a status
 // received to its command sent, and to the broker's PUBACK, over the
-// latest 100,000 commands.
+// latest 65,536 commands (recoverer.Stats keeps that many).
 func printLatency(out io.Writer, st recoverer.Stats) {
 	for _, l := range []struct {
 		what string
