@@ -19,7 +19,17 @@ func init() {
 		Version: 7,
 		Name:    "cohort failure rate over settled devices (breaker)",
 		Statements: []string{
-			`CREATE OR REPLACE VIEW ` + ViewCohortFailureRate + ` AS
+			settledCohortView(`
+				settled_devices >= {min_sample:UInt32} AND settled_failure_rate >= {threshold:Float64} AS breaker_tripped`),
+		},
+	})
+}
+
+// settledCohortView is the cohort_failure_rate view of version 7 and
+// later: the columns of version 4, the settled devices and their rate, then
+// breakerColumns, which decide breaker_tripped (and differ by version).
+func settledCohortView(breakerColumns string) string {
+	return `CREATE OR REPLACE VIEW ` + ViewCohortFailureRate + ` AS
 			WITH per_device AS (
 				SELECT target_firmware AS firmware, region, device_id,
 					max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed,
@@ -40,10 +50,7 @@ func init() {
 				devices >= {min_sample:UInt32} AS enough_sample,
 				enough_sample AND failed_devices / devices >= {threshold:Float64} AS tripped,
 				sum(settled) AS settled_devices,
-				round(if(settled_devices = 0, 0, failed_devices / settled_devices), 4) AS settled_failure_rate,
-				settled_devices >= {min_sample:UInt32} AND settled_failure_rate >= {threshold:Float64} AS breaker_tripped
+				round(if(settled_devices = 0, 0, failed_devices / settled_devices), 4) AS settled_failure_rate,` + breakerColumns + `
 			FROM per_device
-			GROUP BY firmware, region`,
-		},
-	})
+			GROUP BY firmware, region`
 }

@@ -14,36 +14,13 @@ func init() {
 		Version: 9,
 		Name:    "cohort breaker trips on the Wilson lower bound of the settled rate",
 		Statements: []string{
-			`CREATE OR REPLACE VIEW ` + ViewCohortFailureRate + ` AS
-			WITH per_device AS (
-				SELECT target_firmware AS firmware, region, device_id,
-					max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failed,
-					max(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed', 'updated', 'rolled_back', 'bricked')) AS settled
-				FROM status_events
-				WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
-					AND ({firmware:String} = '' OR target_firmware = {firmware:String})
-					AND ({region:String} = '' OR region = {region:String})
-					AND target_firmware != '' AND state NOT IN ('idle', 'offline')
-				GROUP BY firmware, region, device_id
-			)
-			SELECT
-				firmware,
-				region,
-				count() AS devices,
-				sum(failed) AS failed_devices,
-				round(failed_devices / devices, 4) AS failure_rate,
-				devices >= {min_sample:UInt32} AS enough_sample,
-				enough_sample AND failed_devices / devices >= {threshold:Float64} AS tripped,
-				sum(settled) AS settled_devices,
-				round(if(settled_devices = 0, 0, failed_devices / settled_devices), 4) AS settled_failure_rate,
+			settledCohortView(`
 				round(if(settled_devices = 0, 0,
 					(failed_devices / settled_devices + 1.645 * 1.645 / (2 * settled_devices)
 					 - 1.645 * sqrt(failed_devices / settled_devices * (1 - failed_devices / settled_devices) / settled_devices
 					                + 1.645 * 1.645 / (4 * settled_devices * settled_devices)))
 					/ (1 + 1.645 * 1.645 / settled_devices)), 4) AS settled_failure_rate_low,
-				settled_devices >= {min_sample:UInt32} AND settled_failure_rate_low >= {threshold:Float64} AS breaker_tripped
-			FROM per_device
-			GROUP BY firmware, region`,
+				settled_devices >= {min_sample:UInt32} AND settled_failure_rate_low >= {threshold:Float64} AS breaker_tripped`),
 		},
 	})
 }
