@@ -19,8 +19,9 @@ const publishTimeout = 10 * time.Second
 // tripped cohort's rollbacks) wait for every PUBACK ahead of it: tens of
 // round trips. Commands are for different devices (the tracker sends a
 // device its next command only after the last one's result), so their
-// order across devices does not matter. Retained advisories, whose order
-// does, go one at a time.
+// order across devices does not matter. Order within a topic does (a
+// retained halt advisory and the one that clears it; two commands to one
+// device), so a message waits while another on its topic is in flight.
 const urgentWindow = 64
 
 // outbox queues the recoverer's outgoing messages and publishes them from
@@ -33,15 +34,16 @@ const urgentWindow = 64
 // Commands and advisories go in a priority lane ahead of audit records: a
 // device waits for its command, a person reads the audit trail later, and
 // a burst of decisions must not delay the next command. The priority lane
-// keeps up to urgentWindow publishes in flight; the audit lane publishes
-// one at a time, in order, and only while no command waits. A decision's
-// command still leaves before the decision itself.
+// keeps up to urgentWindow publishes in flight, one per topic; the audit
+// lane publishes one at a time, in order, and only while no command waits.
+// A decision's command still leaves before the decision itself.
 type outbox struct {
 	mu       sync.Mutex
-	urgent   []queued // commands and advisories
-	q        []queued // audit records
-	inFlight int      // urgent messages taken and not yet delivered or dropped
-	lost     int      // urgent messages taken but cut off by the drain deadline
+	urgent   []queued        // commands and advisories
+	q        []queued        // audit records
+	inFlight int             // urgent messages taken and not yet delivered or dropped
+	busy     map[string]bool // topics with an urgent message in flight
+	lost     int             // urgent messages taken but cut off by the drain deadline
 	wakeU    chan struct{}
 	wakeQ    chan struct{}
 }
@@ -55,7 +57,7 @@ type queued struct {
 }
 
 func newOutbox() *outbox {
-	return &outbox{wakeU: make(chan struct{}, 1), wakeQ: make(chan struct{}, 1)}
+	return &outbox{wakeU: make(chan struct{}, 1), wakeQ: make(chan struct{}, 1), busy: make(map[string]bool)}
 }
 
 // push queues an audit record.
@@ -81,27 +83,32 @@ func signal(c chan struct{}) {
 	}
 }
 
-// takeUrgent removes the head of the priority lane and counts it in flight.
+// takeUrgent removes the head of the priority lane and counts it in
+// flight, unless a message on its topic is in flight still: then the lane
+// waits for urgentDone.
 func (o *outbox) takeUrgent() (queued, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.urgent) == 0 {
+	if len(o.urgent) == 0 || o.busy[o.urgent[0].p.Topic] {
 		return queued{}, false
 	}
 	m := o.urgent[0]
 	o.urgent[0] = queued{}
 	o.urgent = o.urgent[1:]
 	o.inFlight++
+	o.busy[m.p.Topic] = true
 	return m, true
 }
 
-// urgentDone ends an urgent message's flight; the audit lane may go on once
-// none is left.
-func (o *outbox) urgentDone() {
+// urgentDone ends an urgent message's flight: the next message on its
+// topic may go, and the audit lane may once none is left.
+func (o *outbox) urgentDone(topic string) {
 	o.mu.Lock()
 	o.inFlight--
+	delete(o.busy, topic)
 	idle := o.inFlight == 0 && len(o.urgent) == 0
 	o.mu.Unlock()
+	signal(o.wakeU)
 	if idle {
 		signal(o.wakeQ)
 	}
@@ -200,30 +207,18 @@ func (o *outbox) urgentLane(ctx, pubCtx context.Context, d delivery) {
 		if !m.received.IsZero() {
 			d.st.sendLatency(time.Since(m.received))
 		}
-		if m.p.Retain {
-			// A retained advisory and the one that clears it share a topic:
-			// they go one at a time, in order, or a clear could land before
-			// its trip and leave a stale halt retained.
-			if !d.deliver(pubCtx, m) && pubCtx.Err() != nil {
-				o.mu.Lock()
-				o.lost++
-				o.mu.Unlock()
-			}
-			o.urgentDone()
-			continue
-		}
 		select {
 		case sem <- struct{}{}:
 		case <-pubCtx.Done():
 			o.mu.Lock()
 			o.lost++
 			o.mu.Unlock()
-			o.urgentDone()
+			o.urgentDone(m.p.Topic)
 			return
 		}
 		flights.Go(func() {
 			defer func() { <-sem }()
-			defer o.urgentDone()
+			defer o.urgentDone(m.p.Topic)
 			switch {
 			case d.deliver(pubCtx, m):
 				if !m.received.IsZero() {
