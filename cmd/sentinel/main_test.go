@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
+	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/recoverer"
 )
 
 func TestParseFlagsEnvTwins(t *testing.T) {
@@ -104,6 +109,29 @@ func TestRunCommand(t *testing.T) {
 	require.Contains(t, out.String(), "  sentinel@")
 	require.Contains(t, out.String(), "| sentinel |")
 	require.NotContains(t, out.String(), "none@")
+
+	out.Reset()
+	require.NoError(t, dispatch(context.Background(), []string{"report", "--dsn", "chdb://" + dir, "--format", "json", "efficacy"}, &out))
+	var scores []efficacy.Score
+	require.NoError(t, json.Unmarshal(out.Bytes(), &scores), out.String())
+	require.Len(t, scores, 1)
+	require.Equal(t, "sentinel", scores[0].Controller)
+	require.True(t, scores[0].Started.Before(scores[0].Ended), "the run's window is stored: %+v", scores[0].Run)
+}
+
+// TestRecoverSummary: `sentinel recover` ends with what it saw and its
+// decision latency.
+func TestRecoverSummary(t *testing.T) {
+	var out bytes.Buffer
+	printRecoverSummary(&out, recoverer.Stats{
+		Devices: 3, Status: 10, Telemetry: 40, Coalesced: 2, Published: 5,
+		Commands:    map[proto.Action]uint64{proto.ActionRetry: 2, proto.ActionRollback: 1},
+		SendLatency: []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond},
+		Latency:     []time.Duration{4 * time.Millisecond},
+	})
+	require.Equal(t, "recoverer stopped: 3 devices, 10 status events, 40 readings (2 coalesced), 3 commands, 5 published\n"+
+		"decision latency (status received -> command sent), 3 commands: p50 2ms, p99 3ms, max 3ms\n"+
+		"decision latency (status received -> command PUBACK), 1 commands: p50 4ms, p99 4ms, max 4ms\n", out.String())
 }
 
 // TestMain lets the test binary stand in for the sentinel binary when a
