@@ -13,8 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -27,54 +25,6 @@ import (
 
 // ErrStarted means Start was called twice.
 var ErrStarted = errors.New("broker: already started")
-
-// Config configures a Broker. Zero fields take defaults that work on a
-// laptop, except Auth, whose zero value admits nobody.
-type Config struct {
-	// Addr is the TCP address to listen on. Default "127.0.0.1:1883";
-	// port 0 picks a free port (see Broker.Addr).
-	Addr string
-	// MaxPacketSize is the largest MQTT packet accepted, in bytes. Default 128 KiB.
-	MaxPacketSize uint32
-	// Auth names the users and the ACL. The zero value admits nobody.
-	Auth AuthConfig
-	// Limits bound clients' traffic and the broker's sessions; zero fields
-	// take laptop defaults (see LimitsConfig).
-	Limits LimitsConfig
-	// TLS adds a TLS listener beside the plain one. Default: none.
-	TLS TLSConfig
-	// WebsocketAddr adds an MQTT-over-websocket listener on this address
-	// (path /). Default: none.
-	WebsocketAddr string
-	// Logger receives broker events. Default: discarded.
-	Logger *slog.Logger
-	// Store keeps sessions, subscriptions, retained and in-flight messages
-	// on disk, so a restart on the same directory loses nothing a publisher
-	// saw acknowledged. Default: no store, everything in memory.
-	Store StoreConfig
-}
-
-// StoreConfig configures the broker's on-disk store (broker/hooks/store).
-type StoreConfig struct {
-	// Dir is the store's directory (a pebble database). Empty: no store.
-	Dir string
-	// Acks says when a QoS 1 or 2 publish is acknowledged. Default
-	// store.AckDurable: once what it wrote is fsynced, by a group commit.
-	Acks store.AckMode
-}
-
-func (c *Config) ensureDefaults() {
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:1883"
-	}
-	if c.MaxPacketSize == 0 {
-		c.MaxPacketSize = 128 << 10
-	}
-	c.Limits.ensureDefaults()
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-}
 
 // Broker is an embedded MQTT v5 broker.
 type Broker struct {
@@ -92,6 +42,9 @@ type Broker struct {
 // New builds a broker; Start opens its listener.
 func New(cfg Config) (*Broker, error) {
 	cfg.ensureDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	s := mqtt.New(&mqtt.Options{
 		Capabilities: cfg.capabilities(),
 		Logger:       cfg.Logger.With("component", "mochi"),

@@ -11,16 +11,6 @@ import (
 	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
 )
 
-// TLSConfig configures the TLS listener, served beside plain TCP.
-type TLSConfig struct {
-	// Addr is the address of the TLS listener, e.g. ":8883"; port 0 picks
-	// a free port (see Broker.TLSAddr). Default: no TLS listener.
-	Addr string
-	// CertFile and KeyFile are the server's PEM certificate (chain) and key.
-	// Required with Addr.
-	CertFile, KeyFile string
-}
-
 // security is the state the broker's hooks and extra listeners share.
 type security struct {
 	metrics *metrics
@@ -52,9 +42,6 @@ func (b *Broker) counted(l listeners.Listener) listeners.Listener {
 // addExtraListeners adds the TLS and websocket listeners the config asks for.
 func (b *Broker) addExtraListeners() error {
 	if t := b.cfg.TLS; t.Addr != "" {
-		if t.CertFile == "" || t.KeyFile == "" {
-			return fmt.Errorf("%w: TLS.Addr %s needs TLS.CertFile and TLS.KeyFile", ErrConfig, t.Addr)
-		}
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			return fmt.Errorf("broker: load TLS certificate: %w", err)

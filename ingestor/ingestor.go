@@ -30,6 +30,14 @@ import (
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
+// The defaults of a zero Config, exported so that flags state them once.
+const (
+	// DefaultClientID is Config.ClientID's default.
+	DefaultClientID = "sentinel-ingestor"
+	// DefaultConnections is Config.Connections's default.
+	DefaultConnections = 4
+)
+
 // Config configures an Ingestor. The zero value works on a laptop.
 type Config struct {
 	// Broker is the MQTT broker URL. Default "tcp://127.0.0.1:1883".
@@ -82,16 +90,16 @@ func (c *Config) ensureDefaults() {
 		c.Broker = "tcp://127.0.0.1:1883"
 	}
 	if c.ClientID == "" {
-		c.ClientID = "sentinel-ingestor"
+		c.ClientID = DefaultClientID
 	}
 	if c.Group == "" {
 		c.Group = proto.IngestGroup
 	}
 	if c.Connections <= 0 {
-		c.Connections = 4
+		c.Connections = DefaultConnections
 	}
 	if c.Batch.MaxRows <= 0 {
-		c.Batch.MaxRows = 10000
+		c.Batch.MaxRows = warehouse.DefaultMaxRows
 	}
 	if c.ReceiveMaximum == 0 {
 		c.ReceiveMaximum = uint16(min(4096, max(16, 2*c.Batch.MaxRows/c.Connections)))

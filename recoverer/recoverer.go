@@ -36,6 +36,19 @@ var (
 	ErrRunning = errors.New("recoverer: already run")
 )
 
+// The defaults of a zero Config, exported so that flags state them once.
+const (
+	// DefaultClientID is Config.ClientID's default.
+	DefaultClientID = "sentinel-recoverer"
+	// DefaultBreakerInterval is Config.BreakerInterval's default.
+	DefaultBreakerInterval = 5 * time.Second
+	// DefaultBreakerMinSample is Config.BreakerMinSample's default.
+	DefaultBreakerMinSample = 20
+	// DefaultBreakerThreshold is Config.BreakerThreshold's default (its
+	// comment says why 0.5).
+	DefaultBreakerThreshold = 0.5
+)
+
 // Config configures a Recoverer. Zero fields take the default in their
 // comment, so the zero Config works against a broker on the laptop.
 type Config struct {
@@ -86,23 +99,23 @@ func (c *Config) ensureDefaults() {
 		c.Broker = "tcp://127.0.0.1:1883"
 	}
 	if c.ClientID == "" {
-		c.ClientID = "sentinel-recoverer"
+		c.ClientID = DefaultClientID
 	}
 	c.Policy = c.Policy.WithDefaults()
 	if c.Decide == nil {
 		c.Decide = policy.Decide
 	}
 	if c.BreakerInterval == 0 {
-		c.BreakerInterval = 5 * time.Second
+		c.BreakerInterval = DefaultBreakerInterval
 	}
 	if c.BreakerWindow <= 0 {
 		c.BreakerWindow = 15 * time.Minute
 	}
 	if c.BreakerMinSample <= 0 {
-		c.BreakerMinSample = 20
+		c.BreakerMinSample = DefaultBreakerMinSample
 	}
 	if c.BreakerThreshold <= 0 {
-		c.BreakerThreshold = 0.5
+		c.BreakerThreshold = DefaultBreakerThreshold
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second

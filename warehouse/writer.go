@@ -66,6 +66,17 @@ type FlushInfo struct {
 	Err error
 }
 
+// The defaults of a zero WriterConfig's batch bounds, exported so that
+// flags state them once.
+const (
+	// DefaultMaxRows is WriterConfig.MaxRows's default.
+	DefaultMaxRows = 10000
+	// DefaultMaxDelay is WriterConfig.MaxDelay's default.
+	DefaultMaxDelay = 250 * time.Millisecond
+	// DefaultMaxBytes is WriterConfig.MaxBytes's default: 16 MiB.
+	DefaultMaxBytes = 16 << 20
+)
+
 // WriterConfig configures a Writer. The zero value works.
 type WriterConfig struct {
 	// MaxRows flushes a batch when it holds this many rows. Default 10000.
@@ -97,13 +108,13 @@ type WriterConfig struct {
 
 func (c *WriterConfig) ensureDefaults() {
 	if c.MaxRows <= 0 {
-		c.MaxRows = 10000
+		c.MaxRows = DefaultMaxRows
 	}
 	if c.MaxDelay <= 0 {
-		c.MaxDelay = 250 * time.Millisecond
+		c.MaxDelay = DefaultMaxDelay
 	}
 	if c.MaxBytes <= 0 {
-		c.MaxBytes = 16 << 20
+		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 4 * c.MaxRows

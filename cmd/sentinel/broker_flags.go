@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -30,9 +29,9 @@ type brokerFlags struct {
 	tlsKey         string
 	wsListen       string
 	metricsListen  string
-	maxPacket      uint
-	receiveMax     uint
-	maxInflight    uint
+	maxPacket      uint32
+	receiveMax     uint16
+	maxInflight    uint16
 	maxConns       int64
 	sessionExpiry  time.Duration
 	messageExpiry  time.Duration
@@ -40,6 +39,8 @@ type brokerFlags struct {
 	deviceBurst    int
 }
 
+// add defines the flags, each defaulting to the broker's own default;
+// broker.New validates what they are set to.
 func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.credentials, "credentials", "", "credentials file, user:role:bcrypt-hash per line (write it with `sentinel broker adduser`; SIGHUP re-reads it)")
 	fs.StringVar(&f.deviceKeyFile, "device-key-file", "", "admit as a device any client whose password is derived from this key (see `sentinel simulate --device-key-file`): a simulated fleet without a line per device")
@@ -49,14 +50,14 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
 	fs.StringVar(&f.wsListen, "ws-listen", "", "also serve MQTT over websocket on this address, e.g. 127.0.0.1:8083")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9100; empty: off")
-	fs.UintVar(&f.maxPacket, "max-packet-size", 128<<10, "largest MQTT packet accepted, in bytes; a bigger one closes the connection")
-	fs.UintVar(&f.receiveMax, "receive-maximum", 1024, "unacknowledged QoS 1/2 messages a client may send at once")
-	fs.UintVar(&f.maxInflight, "max-inflight", math.MaxUint16, "unacknowledged QoS 1/2 messages kept per session before dropping")
-	fs.Int64Var(&f.maxConns, "max-connections", 200_000, "connections past this many are refused (CONNACK 0x89)")
-	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", 24*time.Hour, "longest a disconnected client's session is kept")
-	fs.DurationVar(&f.messageExpiry, "max-message-expiry", 24*time.Hour, "longest an undelivered message is kept")
-	fs.Float64Var(&f.deviceRate, "device-rate", 20, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; 0: the default; negative: unlimited")
-	fs.IntVar(&f.deviceBurst, "device-burst", 200, "messages a device may publish at once above --device-rate")
+	uintVar(fs, &f.maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, fmt.Sprintf("largest MQTT packet accepted, in bytes, at most %d; a bigger one closes the connection (0: the default)", broker.MaxPacketSizeLimit))
+	uintVar(fs, &f.receiveMax, "receive-maximum", broker.DefaultReceiveMaximum, "unacknowledged QoS 1/2 messages a client may send at once, at most 65535 (0: the default)")
+	uintVar(fs, &f.maxInflight, "max-inflight", broker.DefaultMaxInflight, "unacknowledged QoS 1/2 messages kept per session before dropping, at most 65535 (0: the default)")
+	fs.Int64Var(&f.maxConns, "max-connections", broker.DefaultMaxConnections, "connections past this many are refused (CONNACK 0x89)")
+	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", broker.DefaultMaxSessionExpiry, "longest a disconnected client's session is kept (at least 1s)")
+	fs.DurationVar(&f.messageExpiry, "max-message-expiry", broker.DefaultMaxMessageExpiry, "longest an undelivered message is kept (at least 1s)")
+	fs.Float64Var(&f.deviceRate, "device-rate", broker.DefaultDeviceRate.PerSecond, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; 0: the default; negative: unlimited")
+	fs.IntVar(&f.deviceBurst, "device-burst", broker.DefaultDeviceRate.Burst, "messages a device may publish at once above --device-rate")
 }
 
 // errNobody means the broker would admit nobody.
@@ -74,27 +75,13 @@ func (f *brokerFlags) apply(cfg *broker.Config) error {
 		}
 		cfg.Auth.DeviceKey = key
 	}
-	switch {
-	case f.maxPacket == 0 || f.maxPacket > 256<<20:
-		return fmt.Errorf("--max-packet-size %d: want 1 to %d", f.maxPacket, 256<<20)
-	case f.receiveMax == 0 || f.receiveMax > math.MaxUint16:
-		return fmt.Errorf("--receive-maximum %d: want 1 to 65535", f.receiveMax)
-	case f.maxInflight == 0 || f.maxInflight > math.MaxUint16:
-		return fmt.Errorf("--max-inflight %d: want 1 to 65535", f.maxInflight)
-	case f.maxConns <= 0:
-		return fmt.Errorf("--max-connections %d: want at least 1", f.maxConns)
-	case f.sessionExpiry < time.Second || f.messageExpiry < time.Second:
-		return fmt.Errorf("--max-session-expiry and --max-message-expiry: want at least 1s")
-	case (f.tlsListen != "") != (f.tlsCert != "" && f.tlsKey != ""):
-		return fmt.Errorf("--tls-listen, --tls-cert and --tls-key go together")
-	}
 	cfg.Auth.CredentialsFile = f.credentials
 	cfg.Auth.AllowAnonymous = f.allowAnonymous
 	cfg.TLS = broker.TLSConfig{Addr: f.tlsListen, CertFile: f.tlsCert, KeyFile: f.tlsKey}
 	cfg.WebsocketAddr = f.wsListen
-	cfg.MaxPacketSize = uint32(f.maxPacket)
+	cfg.MaxPacketSize = f.maxPacket
 	cfg.Limits = broker.LimitsConfig{
-		ReceiveMaximum: uint16(f.receiveMax), MaxInflight: uint16(f.maxInflight), MaxConnections: f.maxConns,
+		ReceiveMaximum: f.receiveMax, MaxInflight: f.maxInflight, MaxConnections: f.maxConns,
 		MaxSessionExpiry: f.sessionExpiry, MaxMessageExpiry: f.messageExpiry,
 		DeviceRate: limits.Rate{PerSecond: f.deviceRate, Burst: f.deviceBurst},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,13 +42,26 @@ func TestBrokerFlagsAndEnv(t *testing.T) {
 	for _, args := range [][]string{
 		{"--allow-anonymous", "--tls-listen", ":8883"},
 		{"--allow-anonymous", "--receive-maximum", "70000"},
-		{"--allow-anonymous", "--max-packet-size", "0"},
+		{"--allow-anonymous", "--max-packet-size", "300000000"},
+		{"--allow-anonymous", "--max-inflight", "-1"},
+		{"--allow-anonymous", "--max-session-expiry", "10ms"},
 	} {
 		fs := newFlags("broker", "")
 		var bf brokerFlags
 		bf.add(fs)
-		require.NoError(t, parseFlags(fs, args))
-		require.Error(t, bf.apply(&broker.Config{}), strings.Join(args, " "))
+		fs.SetOutput(io.Discard)
+		err := parseFlags(fs, args)
+		var cfg broker.Config
+		if err == nil {
+			err = bf.apply(&cfg)
+		}
+		if err == nil {
+			var b *broker.Broker
+			if b, err = broker.New(cfg); err == nil {
+				b.Close()
+			}
+		}
+		require.Error(t, err, strings.Join(args, " "))
 	}
 }
 

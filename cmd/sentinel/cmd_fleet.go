@@ -128,7 +128,7 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	c.addBroker(fs)
 	c.addLog(fs, "info")
 	cfg := recoverer.Config{Policy: policy.DefaultConfig()}
-	fs.StringVar(&cfg.ClientID, "client-id", "sentinel-recoverer", "MQTT client ID; one per recoverer")
+	fs.StringVar(&cfg.ClientID, "client-id", recoverer.DefaultClientID, "MQTT client ID; one per recoverer")
 	fs.StringVar(&cfg.Username, "username", "", "MQTT username")
 	fs.StringVar(&cfg.Password, "password", "", "MQTT password")
 	fs.Float64Var(&cfg.Policy.RetryMinBattery, "retry-min-battery", cfg.Policy.RetryMinBattery, "battery % a retry needs unless charging")
@@ -136,9 +136,9 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Policy.MinSignal, "min-signal", cfg.Policy.MinSignal, "weakest signal (dBm) worth a retry")
 	fs.IntVar(&cfg.Policy.MaxRetries, "max-retries", cfg.Policy.MaxRetries, "retries per failure before a rollback")
 	fs.DurationVar(&cfg.Policy.BackoffBase, "backoff", cfg.Policy.BackoffBase, "wait after the first retry; doubles per retry")
-	fs.DurationVar(&cfg.BreakerInterval, "breaker-interval", 5*time.Second, "how often the cohort breaker queries the warehouse (negative: off)")
-	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", 20, "settled devices a cohort needs before the breaker judges it")
-	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", 0.5, "failure rate over a cohort's settled devices that trips the breaker")
+	fs.DurationVar(&cfg.BreakerInterval, "breaker-interval", recoverer.DefaultBreakerInterval, "how often the cohort breaker queries the warehouse (negative: off)")
+	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", recoverer.DefaultBreakerMinSample, "settled devices a cohort needs before the breaker judges it")
+	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", recoverer.DefaultBreakerThreshold, "failure rate over a cohort's settled devices that trips the breaker")
 	fs.BoolVar(&cfg.NoRebuild, "no-rebuild", false, "start with no device state instead of rebuilding it from the warehouse")
 	c.addCPUProfile(fs)
 	if err := parseFlags(fs, args); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/analytics/efficacy"
+	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/simulator"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -20,7 +21,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.addDSN(fs)
 	c.addLog(fs, "warn")
-	listen := fs.String("listen", "127.0.0.1:1883", "MQTT listener for the embedded broker (port 0 picks a free one)")
+	listen := fs.String("listen", broker.DefaultAddr, "MQTT listener for the embedded broker (port 0 picks a free one)")
 	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)

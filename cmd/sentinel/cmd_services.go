@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/broker/hooks/store"
@@ -19,7 +18,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("broker", "[flags]  |  sentinel broker adduser [flags] USERNAME")
 	var c common
 	c.addLog(fs, "info")
-	listen := fs.String("listen", "127.0.0.1:1883", "TCP address for MQTT clients")
+	listen := fs.String("listen", broker.DefaultAddr, "TCP address for MQTT clients")
 	c.addCPUProfile(fs)
 	storeDir := fs.String("store-dir", "", "keep sessions, subscriptions, retained and in-flight messages in this directory (pebble) across restarts; empty: memory only")
 	var bf brokerFlags
@@ -75,14 +74,15 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	c.addDSN(fs)
 	c.addBroker(fs)
 	c.addLog(fs, "info")
-	clientID := fs.String("client-id", "sentinel-ingestor", "MQTT client ID; give each instance its own")
+	clientID := fs.String("client-id", ingestor.DefaultClientID, "MQTT client ID; give each instance its own")
 	username := fs.String("username", "", "MQTT username")
 	password := fs.String("password", "", "MQTT password")
-	rows := fs.Int("batch-rows", 10000, "flush a batch at this many rows")
-	delay := fs.Duration("batch-delay", 250*time.Millisecond, "flush a batch this long after its first row")
-	bytes := fs.Int("batch-bytes", 16<<20, "flush a batch at about this many bytes of rows")
-	conns := fs.Int("connections", 4, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
-	window := fs.Int("receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections, at most 4096; keep it well below the broker's per-session store)")
+	rows := fs.Int("batch-rows", warehouse.DefaultMaxRows, "flush a batch at this many rows")
+	delay := fs.Duration("batch-delay", warehouse.DefaultMaxDelay, "flush a batch this long after its first row")
+	bytes := fs.Int("batch-bytes", warehouse.DefaultMaxBytes, "flush a batch at about this many bytes of rows")
+	conns := fs.Int("connections", ingestor.DefaultConnections, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
+	var window uint16
+	uintVar(fs, &window, "receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections, at most 4096; keep it well below the broker's per-session store)")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9101); empty: off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -99,7 +99,7 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	in, err := ingestor.New(ingestor.Config{
 		Broker: c.broker, ClientID: *clientID, Username: *username, Password: *password,
 		Batch:       warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay, MaxBytes: *bytes},
-		Connections: *conns, ReceiveMaximum: uint16(min(*window, 65535)),
+		Connections: *conns, ReceiveMaximum: window,
 		Logger: log,
 	}, db)
 	if err != nil {

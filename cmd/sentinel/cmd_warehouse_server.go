@@ -38,10 +38,10 @@ func (f *serverFlags) add(fs *flag.FlagSet, listenDefault, listenUsage string) {
 	fs.StringVar(&f.listen, f.prefix+"listen", listenDefault, listenUsage)
 	fs.StringVar(&f.users, f.prefix+"users", "", "warehouse server credentials file (name:bcrypt-hash:role lines; `sentinel warehouse adduser` writes it)")
 	fs.BoolVar(&f.anonymous, f.prefix+"allow-anonymous", false, "warehouse server: let requests without credentials in, read-write (development only)")
-	fs.Int64Var(&f.maxRequestMiB, f.prefix+"max-request-size", 256, "warehouse server: largest request body in MiB, after decompression")
-	fs.IntVar(&f.maxQueryKiB, f.prefix+"max-query-size", 1024, "warehouse server: longest query text in KiB")
-	fs.DurationVar(&f.queryTimeout, f.prefix+"query-timeout", time.Minute, "warehouse server: longest a read or INSERT may run")
-	fs.IntVar(&f.maxConcurrent, f.prefix+"max-concurrent-queries", 8, "warehouse server: queries admitted at once; more are refused")
+	fs.Int64Var(&f.maxRequestMiB, f.prefix+"max-request-size", httpserver.DefaultMaxRequestBytes>>20, "warehouse server: largest request body in MiB, after decompression")
+	fs.IntVar(&f.maxQueryKiB, f.prefix+"max-query-size", httpserver.DefaultMaxQueryBytes>>10, "warehouse server: longest query text in KiB")
+	fs.DurationVar(&f.queryTimeout, f.prefix+"query-timeout", httpserver.DefaultQueryTimeout, "warehouse server: longest a read or INSERT may run")
+	fs.IntVar(&f.maxConcurrent, f.prefix+"max-concurrent-queries", httpserver.DefaultMaxConcurrentQueries, "warehouse server: queries admitted at once; more are refused")
 }
 
 func (f *serverFlags) config(log *slog.Logger) httpserver.Config {

@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
@@ -70,7 +72,7 @@ func (c *common) addDSN(fs *flag.FlagSet) {
 }
 
 func (c *common) addBroker(fs *flag.FlagSet) {
-	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
+	fs.StringVar(&c.broker, "broker", "tcp://"+broker.DefaultAddr, "MQTT broker URL")
 }
 
 func (c *common) addCPUProfile(fs *flag.FlagSet) {
@@ -101,3 +103,30 @@ func (c *common) logger() (*slog.Logger, error) {
 
 // discard is a logger that drops everything.
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// uintVar defines an unsigned flag of a config field's own width, so a
+// value that does not fit is refused when parsed instead of wrapping.
+func uintVar[T uint16 | uint32](fs *flag.FlagSet, p *T, name string, value T, usage string) {
+	*p = value
+	fs.Var(uintFlag[T]{p}, name, usage)
+}
+
+// uintFlag is the flag.Value of uintVar.
+type uintFlag[T uint16 | uint32] struct{ p *T }
+
+func (u uintFlag[T]) String() string {
+	if u.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*u.p), 10)
+}
+
+func (u uintFlag[T]) Set(s string) error {
+	limit := uint64(^T(0))
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v > limit {
+		return fmt.Errorf("want a whole number from 0 to %d", limit)
+	}
+	*u.p = T(v)
+	return nil
+}

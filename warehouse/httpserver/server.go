@@ -74,21 +74,34 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// The defaults of a zero Config's limits, exported so that flags state
+// them once.
+const (
+	// DefaultMaxRequestBytes is Config.MaxRequestBytes's default: 256 MiB.
+	DefaultMaxRequestBytes = 256 << 20
+	// DefaultMaxQueryBytes is Config.MaxQueryBytes's default: 1 MiB.
+	DefaultMaxQueryBytes = 1 << 20
+	// DefaultQueryTimeout is Config.QueryTimeout's default.
+	DefaultQueryTimeout = 60 * time.Second
+	// DefaultMaxConcurrentQueries is Config.MaxConcurrentQueries's default.
+	DefaultMaxConcurrentQueries = 8
+)
+
 func (c *Config) ensureDefaults() {
 	if c.MaxRequestBytes <= 0 {
-		c.MaxRequestBytes = 256 << 20
+		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if c.MaxQueryBytes <= 0 {
-		c.MaxQueryBytes = 1 << 20
+		c.MaxQueryBytes = DefaultMaxQueryBytes
 	}
 	if c.MaxResultBytes <= 0 {
 		c.MaxResultBytes = 256 << 20
 	}
 	if c.QueryTimeout <= 0 {
-		c.QueryTimeout = 60 * time.Second
+		c.QueryTimeout = DefaultQueryTimeout
 	}
 	if c.MaxConcurrentQueries <= 0 {
-		c.MaxConcurrentQueries = 8
+		c.MaxConcurrentQueries = DefaultMaxConcurrentQueries
 	}
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()

@@ -1,0 +1,217 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/sentinel-iot/sentinel/broker/hooks/acl"
+	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
+	"github.com/sentinel-iot/sentinel/broker/hooks/limits"
+	"github.com/sentinel-iot/sentinel/broker/hooks/store"
+)
+
+// ErrConfig means a Config field is unusable.
+var ErrConfig = errors.New("broker: invalid config")
+
+// The defaults a zero Config field takes, exported so that `sentinel
+// broker`'s flags state them once.
+const (
+	// DefaultAddr is the plain TCP listener's address.
+	DefaultAddr = "127.0.0.1:1883"
+	// DefaultMaxPacketSize is the largest packet accepted, in bytes.
+	DefaultMaxPacketSize = 128 << 10
+	// MaxPacketSizeLimit is the largest MaxPacketSize accepted: 256 MiB,
+	// just above the largest packet MQTT can frame (a Remaining Length of
+	// at most 268,435,455 bytes, MQTT v5 §1.5.5).
+	MaxPacketSizeLimit = 256 << 20
+	// DefaultReceiveMaximum is LimitsConfig.ReceiveMaximum's default.
+	DefaultReceiveMaximum = 1024
+	// DefaultMaxInflight is LimitsConfig.MaxInflight's default: the
+	// protocol's maximum (a 16-bit packet identifier, MQTT v5 §2.2.1).
+	DefaultMaxInflight = math.MaxUint16
+	// DefaultMaxConnections is LimitsConfig.MaxConnections's default.
+	DefaultMaxConnections = 200_000
+	// DefaultMaxSessionExpiry is LimitsConfig.MaxSessionExpiry's default.
+	DefaultMaxSessionExpiry = 24 * time.Hour
+	// DefaultMaxMessageExpiry is LimitsConfig.MaxMessageExpiry's default.
+	DefaultMaxMessageExpiry = 24 * time.Hour
+)
+
+// DefaultDeviceRate is LimitsConfig.DeviceRate's default: 20 messages/s
+// with bursts of 200, where a simulated device sends about one every two
+// seconds.
+var DefaultDeviceRate = limits.Rate{PerSecond: 20, Burst: 200}
+
+// Config configures a Broker. Zero fields take defaults that work on a
+// laptop, except Auth, whose zero value admits nobody.
+type Config struct {
+	// Addr is the TCP address to listen on. Default DefaultAddr; port 0
+	// picks a free port (see Broker.Addr).
+	Addr string
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes. Default
+	// DefaultMaxPacketSize (128 KiB); at most MaxPacketSizeLimit.
+	MaxPacketSize uint32
+	// Auth names the users and the ACL. The zero value admits nobody.
+	Auth AuthConfig
+	// Limits bound clients' traffic and the broker's sessions; zero fields
+	// take laptop defaults (see LimitsConfig).
+	Limits LimitsConfig
+	// TLS adds a TLS listener beside the plain one. Default: none.
+	TLS TLSConfig
+	// WebsocketAddr adds an MQTT-over-websocket listener on this address
+	// (path /). Default: none.
+	WebsocketAddr string
+	// Logger receives broker events. Default: discarded.
+	Logger *slog.Logger
+	// Store keeps sessions, subscriptions, retained and in-flight messages
+	// on disk, so a restart on the same directory loses nothing a publisher
+	// saw acknowledged. Default: no store, everything in memory.
+	Store StoreConfig
+}
+
+// StoreConfig configures the broker's on-disk store (broker/hooks/store).
+type StoreConfig struct {
+	// Dir is the store's directory (a pebble database). Empty: no store.
+	Dir string
+	// Acks says when a QoS 1 or 2 publish is acknowledged. Default
+	// store.AckDurable: once what it wrote is fsynced, by a group commit.
+	Acks store.AckMode
+}
+
+// AuthConfig says who may connect and what they may do. Its zero value
+// admits nobody: a broker reachable by devices must name its users.
+type AuthConfig struct {
+	// CredentialsFile is a credentials file (see auth.ReadUsers for the
+	// format; `sentinel broker adduser` writes it). Default: none.
+	CredentialsFile string
+	// Users are credentials built in memory, added to the file's (an
+	// in-memory user wins over a file user of the same name). Default: none.
+	Users *auth.Users
+	// DeviceKey admits any device whose password is derived from it (see
+	// auth.Options.DeviceKey); `sentinel run` uses it for its simulated
+	// fleet. Default: none.
+	DeviceKey []byte
+	// AllowAnonymous admits clients without a user name, with every right
+	// (acl.DefaultRules gives the anonymous role everything). For
+	// development and in-process tests only. Default false.
+	AllowAnonymous bool
+	// Rules is the ACL, first match wins, no match denies. Default:
+	// acl.DefaultRules().
+	Rules []acl.Rule
+}
+
+// LimitsConfig bounds what clients may do. Zero fields take their
+// defaults, which suit a laptop running 10,000 simulated devices.
+type LimitsConfig struct {
+	// ReceiveMaximum is how many unacknowledged QoS 1 and 2 messages a
+	// client may send the broker at once (MQTT 5 Receive Maximum, told to
+	// the client in CONNACK). Default DefaultReceiveMaximum (1024).
+	ReceiveMaximum uint16
+	// MaxInflight is how many unacknowledged QoS 1 and 2 messages the broker
+	// keeps for one session before dropping. Default DefaultMaxInflight
+	// (65535), the protocol's maximum: an ingestor that falls behind, or a
+	// warehouse outage, must queue (mochi's default 8192 dropped the rest).
+	MaxInflight uint16
+	// MaxConnections refuses connections past this many with CONNACK 0x89
+	// (Server busy). Default DefaultMaxConnections (200,000); negative is
+	// an error.
+	MaxConnections int64
+	// MaxSessionExpiry caps the session expiry a client asks for: how long
+	// the broker keeps a disconnected client's session. Default
+	// DefaultMaxSessionExpiry (24h); otherwise at least 1s.
+	MaxSessionExpiry time.Duration
+	// MaxMessageExpiry caps how long an undelivered message is kept.
+	// Default DefaultMaxMessageExpiry (24h); otherwise at least 1s.
+	MaxMessageExpiry time.Duration
+	// DeviceRate is the publish rate each device connection may sustain,
+	// and its burst; past it the broker disconnects the device with reason
+	// 0x96 (Message rate too high). Default DefaultDeviceRate. Gateways,
+	// services and ops are not limited: a gateway carries many devices,
+	// services are Sentinel's own. Zero takes the default; a negative
+	// PerSecond turns it off.
+	DeviceRate limits.Rate
+}
+
+// TLSConfig configures the TLS listener, served beside plain TCP.
+type TLSConfig struct {
+	// Addr is the address of the TLS listener, e.g. ":8883"; port 0 picks
+	// a free port (see Broker.TLSAddr). Default: no TLS listener.
+	Addr string
+	// CertFile and KeyFile are the server's PEM certificate (chain) and key.
+	// Required with Addr, and only with it.
+	CertFile, KeyFile string
+}
+
+func (c *Config) ensureDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = DefaultMaxPacketSize
+	}
+	c.Limits.ensureDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+func (c *LimitsConfig) ensureDefaults() {
+	if c.ReceiveMaximum == 0 {
+		c.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxSessionExpiry == 0 {
+		c.MaxSessionExpiry = DefaultMaxSessionExpiry
+	}
+	if c.MaxMessageExpiry == 0 {
+		c.MaxMessageExpiry = DefaultMaxMessageExpiry
+	}
+	if c.DeviceRate.PerSecond == 0 {
+		c.DeviceRate = DefaultDeviceRate
+	}
+}
+
+// validate reports the first unusable field of a Config whose defaults
+// are filled, wrapping ErrConfig.
+func (c *Config) validate() error {
+	switch l, t := c.Limits, c.TLS; {
+	case c.MaxPacketSize > MaxPacketSizeLimit:
+		return fmt.Errorf("%w: MaxPacketSize %d: want at most %d", ErrConfig, c.MaxPacketSize, MaxPacketSizeLimit)
+	case l.MaxConnections < 0:
+		return fmt.Errorf("%w: Limits.MaxConnections %d: want at least 1", ErrConfig, l.MaxConnections)
+	case l.MaxSessionExpiry < time.Second:
+		return fmt.Errorf("%w: Limits.MaxSessionExpiry %v: want at least 1s", ErrConfig, l.MaxSessionExpiry)
+	case l.MaxMessageExpiry < time.Second:
+		return fmt.Errorf("%w: Limits.MaxMessageExpiry %v: want at least 1s", ErrConfig, l.MaxMessageExpiry)
+	case l.DeviceRate.Burst < 0:
+		return fmt.Errorf("%w: Limits.DeviceRate.Burst %d: want at least 0", ErrConfig, l.DeviceRate.Burst)
+	case t.Addr != "" && (t.CertFile == "" || t.KeyFile == ""):
+		return fmt.Errorf("%w: TLS.Addr %s needs TLS.CertFile and TLS.KeyFile", ErrConfig, t.Addr)
+	case t.Addr == "" && (t.CertFile != "" || t.KeyFile != ""):
+		return fmt.Errorf("%w: TLS.CertFile and TLS.KeyFile need TLS.Addr", ErrConfig)
+	}
+	return nil
+}
+
+// capabilities returns mochi's capabilities for cfg.
+func (c *Config) capabilities() *mqtt.Capabilities {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = c.MaxPacketSize
+	caps.ReceiveMaximum = c.Limits.ReceiveMaximum
+	caps.MaximumInflight = c.Limits.MaxInflight
+	caps.MaximumClients = c.Limits.MaxConnections
+	caps.MaximumSessionExpiryInterval = uint32(min(c.Limits.MaxSessionExpiry/time.Second, math.MaxUint32))
+	caps.MaximumMessageExpiryInterval = int64(c.Limits.MaxMessageExpiry / time.Second)
+	return caps
+}
