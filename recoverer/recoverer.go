@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,11 +136,6 @@ type Recoverer struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	stats     statsCounter
-	// storeCtx bounds handing decided rows to the warehouse writers: it
-	// outlives Run's ctx by ShutdownTimeout, so what was decided before
-	// shutdown is stored, and a warehouse that stays down cannot hold the
-	// shutdown forever. Set by Run, before the loop starts.
-	storeCtx context.Context
 }
 
 // New validates cfg and returns a Recoverer that stores its decisions and
@@ -178,13 +172,6 @@ func New(cfg Config, db *warehouse.DB) (*Recoverer, error) {
 // are acknowledged by the broker: from then on it sees every status and
 // reading. Health checks and tests wait on it.
 func (r *Recoverer) Ready() <-chan struct{} { return r.ready }
-
-// event is one MQTT message handed from the client to the tracker.
-type event struct {
-	topic    string
-	payload  []byte
-	received time.Time
-}
 
 // Run connects to the broker, subscribes to every device's status and
 // telemetry, and acts on them until ctx ends. It then stops taking
@@ -225,7 +212,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 		r.log.Info("state rebuilt from the warehouse", "devices", n, "open_commands", len(t.open))
 	}
 
-	events := make(chan event, 1024)
+	events := make(chan inbound, 1024)
 	rd := newReadings()
 	out := newOutbox()
 	cm, err := autopaho.NewConnection(connCtx, r.clientConfig(ctx, events, rd))
@@ -243,14 +230,8 @@ func (r *Recoverer) Run(ctx context.Context) error {
 		breakerWG.Go(func() { r.runBreaker(ctx, cohorts) })
 	}
 
-	storeCtx, cancelStore := context.WithCancel(bg)
-	defer cancelStore()
-	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.ShutdownTimeout, cancelStore) })
-	defer stopAfter()
-	r.storeCtx = storeCtx
-
 	r.log.Info("recoverer started", "broker", r.broker.Redacted(), "client_id", r.cfg.ClientID)
-	r.loop(ctx, t, events, rd, cohorts, out, decisions, commands)
+	r.loop(ctx, t, events, rd, cohorts, &sink{out: out, decisions: decisions, commands: commands, stats: &r.stats, log: r.log})
 	breakerWG.Wait()
 
 	// Shutdown: the tracker has stopped; flush the warehouse and the outbox
@@ -282,7 +263,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 // clientConfig is the autopaho configuration: a session that survives
 // short reconnects, subscriptions renewed on every connection, and a
 // handler that hands messages to the tracker.
-func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event, rd *readings) autopaho.ClientConfig {
+func (r *Recoverer) clientConfig(ctx context.Context, events chan<- inbound, rd *readings) autopaho.ClientConfig {
 	cfg := autopaho.ClientConfig{
 		AttemptConnection:             dialer(r.broker),
 		ServerUrls:                    []*url.URL{r.broker},
@@ -308,20 +289,7 @@ func (r *Recoverer) clientConfig(ctx context.Context, events chan<- event, rd *r
 		ClientConfig: paho.ClientConfig{
 			ClientID: r.cfg.ClientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-				func(pr paho.PublishReceived) (bool, error) {
-					now := time.Now()
-					if strings.HasSuffix(pr.Packet.Topic, "/"+string(proto.KindTelemetry)) {
-						r.reading(rd, pr.Packet.Topic, pr.Packet.Payload, now)
-						return true, nil
-					}
-					ev := event{topic: pr.Packet.Topic, payload: pr.Packet.Payload, received: now}
-					select {
-					case events <- ev:
-						return true, nil
-					case <-ctx.Done():
-						return false, ctx.Err()
-					}
-				},
+				r.received(ctx, events, rd),
 			},
 			OnClientError: func(err error) { r.log.Warn("MQTT client error", "err", err) },
 		},
@@ -367,28 +335,41 @@ func (r *Recoverer) subscribe(ctx context.Context, cm *autopaho.ConnectionManage
 // tickInterval is how often devices in a backoff are checked.
 const tickInterval = 250 * time.Millisecond
 
-// reading decodes a telemetry message on the MQTT client's goroutine and
-// leaves it for the tracker (see readings).
-func (r *Recoverer) reading(rd *readings, topic string, payload []byte, now time.Time) {
-	tp, msg, err := proto.Decode(topic, payload, 0)
-	if err != nil {
-		r.stats.invalid.Add(1)
-		r.log.Debug("dropping invalid message", "topic", topic, "reason", proto.Reason(err), "err", err)
-		return
-	}
-	m, ok := msg.(*proto.Telemetry)
-	if !ok {
-		return
-	}
-	r.stats.telemetry.Add(1)
-	if rd.put(reading{region: tp.Region, m: m, received: now}) {
-		r.stats.coalesced.Add(1)
+// received returns the MQTT client's handler of every message, which paho
+// calls on its one goroutine. It decodes the message (decode, the one
+// place that does) and hands it on: a reading to rd, which keeps each
+// device's latest for the tracker (see readings), a status or an advisory
+// to events, in the order they came. Invalid messages are counted and
+// logged here; the ingestor stores them as dead letters.
+func (r *Recoverer) received(ctx context.Context, events chan<- inbound, rd *readings) func(paho.PublishReceived) (bool, error) {
+	return func(pr paho.PublishReceived) (bool, error) {
+		in, err := decode(pr.Packet.Topic, pr.Packet.Payload, time.Now())
+		switch {
+		case errors.Is(err, errNotActed):
+			return true, nil
+		case err != nil:
+			r.stats.invalid.Add(1)
+			r.log.Debug("dropping invalid message", "topic", pr.Packet.Topic, "reason", proto.Reason(err), "err", err)
+			return true, nil
+		case in.kind == inReading:
+			r.stats.telemetry.Add(1)
+			if rd.put(reading{region: in.region, m: in.reading, received: in.received}) {
+				r.stats.coalesced.Add(1)
+			}
+			return true, nil
+		}
+		select {
+		case events <- in:
+			return true, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 }
 
 // readingsPerTurn is how many readings the tracker applies before it looks
 // for a waiting status again; emitChunk is the same for the decisions of a
-// burst (see emitYielding).
+// burst (see applyYielding in loop).
 const (
 	readingsPerTurn = 256
 	emitChunk       = 32
@@ -396,61 +377,59 @@ const (
 
 // loop is the tracker's goroutine: the only one that touches device state.
 // Status events come first: between batches of readings it takes every
-// status that is waiting.
-func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, rd *readings, cohorts <-chan []CohortRate, out *outbox,
-	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
+// status that is waiting. Everything decided leaves through s.
+func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan inbound, rd *readings, cohorts <-chan []CohortRate, s *sink) {
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
+	// What was decided is stored even when shutdown begins right now: a
+	// cancelled ctx must not make the writers drop the row (it used to, at
+	// random, when the audit message was already out).
+	store, stopStore := storeContext(ctx, r.cfg.ShutdownTimeout)
+	defer stopStore()
 	br := newBreaker(r.cfg.BreakerThreshold)
-	emit := func(outs []output) {
-		for _, o := range outs {
-			r.emit(ctx, o, out, decisions, commands)
-		}
-	}
 	apply := func(x reading) {
 		v, o := t.telemetry(x.region, x.m, x.received)
 		if v == duplicate {
 			r.stats.duplicates.Add(1)
 		}
-		emit(o)
+		s.apply(store, o)
 	}
-	event := func(ev event) {
-		if fw, ok := advisoryFirmware(ev.topic); ok {
-			if len(ev.payload) == 0 {
-				emit(br.operatorClear(t, fw, time.Now()))
+	event := func(in inbound) {
+		switch in.kind {
+		case inAdvisory:
+			if in.cleared {
+				s.apply(store, br.operatorClear(t, in.firmware, time.Now()))
 				r.stats.setTripped(t.trippedList())
 			}
-			return
-		}
-		// The device's reading that came in before this status (it waits
-		// in rd) is applied first, as it arrived first.
-		if tp, err := proto.ParseTopic(ev.topic); err == nil {
-			if x, ok := rd.takeDevice(tp.Region, tp.Device); ok {
+		case inStatus:
+			// The device's reading that came in before this status (it
+			// waits in rd) is applied first, as it arrived first.
+			if x, ok := rd.takeDevice(in.region, in.status.DeviceID); ok {
 				apply(x)
 			}
+			s.apply(store, r.status(t, in))
 		}
-		emit(r.handle(t, ev))
 	}
 	// pending takes the status events waiting now, without blocking.
 	pending := func() {
 		for {
 			select {
-			case ev := <-events:
-				event(ev)
+			case in := <-events:
+				event(in)
 			default:
 				return
 			}
 		}
 	}
-	// emitYielding emits the decisions of a timer or of the breaker, which
-	// come by the hundred when a wave's backoffs end together or a cohort
-	// trips, taking the waiting status events between chunks, so a status
-	// does not wait for the whole burst. A status that overtakes part of a
-	// burst may publish its device's decision first; seq, assigned when
-	// deciding, keeps the audit's order.
-	emitYielding := func(outs []output) {
+	// applyYielding applies the decisions of a timer or of the breaker,
+	// which come by the hundred when a wave's backoffs end together or a
+	// cohort trips, taking the waiting status events between chunks, so a
+	// status does not wait for the whole burst. A status that overtakes
+	// part of a burst may publish its device's decision first; seq,
+	// assigned when deciding, keeps the audit's order.
+	applyYielding := func(outs []output) {
 		for i := 0; i < len(outs); i += emitChunk {
-			emit(outs[i:min(i+emitChunk, len(outs))])
+			s.apply(store, outs[i:min(i+emitChunk, len(outs))])
 			pending()
 		}
 	}
@@ -458,8 +437,8 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, r
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-events:
-			event(ev)
+		case in := <-events:
+			event(in)
 		case <-rd.notify:
 			n := 0
 			for _, x := range rd.take() {
@@ -469,95 +448,30 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan event, r
 				}
 			}
 		case now := <-ticker.C:
-			emitYielding(t.tick(now))
+			applyYielding(t.tick(now))
 		case rates := <-cohorts:
 			decided, pubs := br.apply(t, rates, time.Now())
-			for _, p := range pubs {
-				out.pushUrgent(p, time.Time{})
-				r.log.Warn("cohort breaker advisory", "topic", p.Topic, "cleared", len(p.Payload) == 0, "tripped", t.trippedList())
-			}
+			s.advise(pubs, t.trippedList())
 			r.stats.setTripped(t.trippedList())
-			emitYielding(decided)
+			applyYielding(decided)
 		}
 		r.stats.setDevices(len(t.devices))
 	}
 }
 
-// handle decodes one message and passes it to the tracker. Bad payloads are
-// counted and logged; the ingestor stores them as dead letters.
-func (r *Recoverer) handle(t *tracker, ev event) []output {
-	topic, msg, err := proto.Decode(ev.topic, ev.payload, 0)
-	if err != nil {
-		r.stats.invalid.Add(1)
-		r.log.Debug("dropping invalid message", "topic", ev.topic, "reason", proto.Reason(err), "err", err)
-		return nil
+// status passes one decoded status to the tracker and counts it.
+func (r *Recoverer) status(t *tracker, in inbound) []output {
+	m := in.status
+	r.stats.status.Add(1)
+	if m.Result != nil {
+		r.stats.result(m.Result.Outcome)
 	}
-	var v verdict
-	var outs []output
-	switch m := msg.(type) {
-	case *proto.StatusEvent:
-		r.stats.status.Add(1)
-		if m.Result != nil {
-			r.stats.result(m.Result.Outcome)
-		}
-		v, outs = t.status(topic.Region, m, ev.received)
-	default:
-		return nil // Readings go through readings; commands are not subscribed to.
-	}
+	v, outs := t.status(in.region, m, in.received)
 	if v == duplicate {
 		r.stats.duplicates.Add(1)
-		r.log.Debug("dropping repeated or reordered message", "topic", ev.topic)
+		r.log.Debug("dropping repeated or reordered message", "topic", proto.StatusTopic(in.region, m.DeviceID))
 	}
 	return outs
-}
-
-// emit publishes a decision (and its command) and queues both for the
-// warehouse. Publishing never blocks the tracker: the outbox queues.
-func (r *Recoverer) emit(ctx context.Context, o output, out *outbox,
-	decisions *warehouse.Writer[warehouse.DecisionRow], commands *warehouse.Writer[warehouse.CommandRow]) {
-	d := o.decision
-	log := r.log.With("device", d.DeviceID, "region", o.region, "state", d.State, "action", d.Action, "reason", d.Reason)
-	// What was decided is stored even when shutdown begins right now: a
-	// cancelled ctx must not make Add drop the row (it used to, at random,
-	// when the audit message was already out). See Recoverer.storeCtx.
-	store := r.storeCtx
-	if c := o.command; c != nil {
-		payload, err := proto.Encode(c)
-		if err != nil {
-			// A bug in the tracker, not in the input: say so loudly.
-			log.Error("cannot encode command; not sent", "err", err)
-			return
-		}
-		out.pushUrgent(&paho.Publish{Topic: proto.CommandTopic(o.region, c.DeviceID), QoS: 1, Payload: payload}, o.received)
-		r.stats.command(c.Action)
-		if err := commands.Add(store, warehouse.CommandRowOf(c, o.region), r.stats.commandStored); err != nil {
-			r.stats.storeFailures.Add(1)
-			log.Warn("command not stored", "command_id", c.CommandID, "err", err)
-		}
-		log.Info("command sent", "command_id", c.CommandID, "target_firmware", c.TargetFirmware, "attempt", d.Attempt)
-	} else {
-		log.Debug("decision", "attempt", d.Attempt)
-	}
-	payload, err := proto.Encode(d)
-	if err != nil {
-		log.Error("cannot encode decision; not published", "err", err)
-		return
-	}
-	r.stats.decision(d.Action, d.Reason)
-	if err := decisions.Add(store, warehouse.DecisionRowOf(d), r.stats.decisionStored); err != nil {
-		r.stats.storeFailures.Add(1)
-		log.Warn("decision not stored", "err", err)
-	}
-	out.push(&paho.Publish{Topic: proto.RecoveryTopic(o.region, d.DeviceID), QoS: 1, Payload: payload}, time.Time{})
-}
-
-// advisoryFirmware returns the firmware of an advisory topic.
-func advisoryFirmware(topic string) (string, bool) {
-	rest, ok := strings.CutPrefix(topic, proto.RolloutRoot+"/")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, "/halt")
 }
 
 // pahoLogger adapts slog to paho's logger for its error messages.
