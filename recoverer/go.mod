@@ -1,6 +1,6 @@
 module github.com/sentinel-iot/sentinel/recoverer
 
-go 1.26
+go 1.26.0
 
 require github.com/sentinel-iot/sentinel/proto v0.0.0
 
@@ -34,7 +34,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
