@@ -54,9 +54,18 @@ type recorder struct {
 
 	telemetry  map[string]int                  // device -> readings
 	statuses   map[string][]*proto.StatusEvent // device -> events, in arrival order
-	seqs       map[string][]uint64             // device -> seq of every message, in arrival order
+	seqs       map[string][]uint64             // device -> seq of every message it sent itself, in arrival order
+	wills      map[string][]willSeen           // device -> the Last Wills the broker published for it
+	payloads   map[string]map[uint64]string    // device -> seq -> payload, to tell a redelivery from a reused seq
 	decodeErrs []error
 	results    chan *proto.StatusEvent // status events that carry a result
+}
+
+// willSeen is a Last Will as it arrived: its seq, and how many of the
+// device's own messages had arrived before it.
+type willSeen struct {
+	seq   uint64
+	after int
 }
 
 func newRecorder(t *testing.T) *recorder {
@@ -65,6 +74,8 @@ func newRecorder(t *testing.T) *recorder {
 		telemetry: make(map[string]int),
 		statuses:  make(map[string][]*proto.StatusEvent),
 		seqs:      make(map[string][]uint64),
+		wills:     make(map[string][]willSeen),
+		payloads:  make(map[string]map[uint64]string),
 		results:   make(chan *proto.StatusEvent, 64),
 	}
 }
@@ -80,18 +91,85 @@ func (r *recorder) record(p *paho.Publish) {
 		r.decodeErrs = append(r.decodeErrs, fmt.Errorf("%s: %w", p.Topic, err))
 		return
 	}
+	var seq uint64
+	switch m := msg.(type) {
+	case *proto.Telemetry:
+		seq = m.Seq
+	case *proto.StatusEvent:
+		seq = m.Seq
+	}
+	// QoS 1 delivers at least once: a message whose PUBACK the device did
+	// not get before its connection dropped comes again on the next one,
+	// and the warehouse's (device_id, seq) dedup absorbs it. Count it
+	// once, as the warehouse does; a seq reused for another message is an
+	// error.
+	if prev, ok := r.payloads[top.Device][seq]; ok {
+		if prev != string(p.Payload) {
+			r.decodeErrs = append(r.decodeErrs, fmt.Errorf("%s: seq %d reused: %s after %s", p.Topic, seq, p.Payload, prev))
+		}
+		return
+	}
+	if r.payloads[top.Device] == nil {
+		r.payloads[top.Device] = make(map[uint64]string)
+	}
+	r.payloads[top.Device][seq] = string(p.Payload)
 	switch m := msg.(type) {
 	case *proto.Telemetry:
 		r.telemetry[top.Device]++
 		r.seqs[top.Device] = append(r.seqs[top.Device], m.Seq)
 	case *proto.StatusEvent:
 		r.statuses[top.Device] = append(r.statuses[top.Device], m)
+		if m.State == proto.StateOffline {
+			// The Last Will: the broker publishes it when it finds the
+			// connection gone, which orders it by seq, not by arrival,
+			// among the device's own messages (see checkSeqs).
+			r.wills[top.Device] = append(r.wills[top.Device], willSeen{seq: m.Seq, after: len(r.seqs[top.Device])})
+			break
+		}
 		r.seqs[top.Device] = append(r.seqs[top.Device], m.Seq)
 		if m.Result != nil {
 			select {
 			case r.results <- m:
 			default:
 				r.t.Errorf("result channel full, dropped %+v", m.Result)
+			}
+		}
+	}
+}
+
+// checkSeqs checks every device's seq: its own messages arrive with seq
+// rising from 1, and each Last Will sorts above every message the device
+// sent before it and below every message of the next connection. The
+// will's arrival is the broker's: it may come before a message the device
+// had in flight when the connection dropped, which QoS 1 sends again on
+// the next connection with the seq it had (device.WillSeqGap).
+func (r *recorder) checkSeqs() {
+	t := r.t
+	for id, seqs := range r.seqs {
+		require.Equal(t, uint64(1), seqs[0], id)
+		for i := 1; i < len(seqs); i++ {
+			require.Greater(t, seqs[i], seqs[i-1], "seq of %s must increase", id)
+		}
+	}
+	for id, wills := range r.wills {
+		seqs := r.seqs[id]
+		for _, w := range wills {
+			for _, s := range seqs[:w.after] {
+				require.Less(t, s, w.seq, "the will of %s sorts after what came before it", id)
+			}
+			var last uint64 // the device's last message before the will
+			if w.after > 0 {
+				last = seqs[w.after-1]
+			}
+			var next *proto.StatusEvent // the report of the next connection
+			for _, ev := range r.statuses[id] {
+				if ev.Detail == "connected" && ev.Seq > last {
+					next = ev
+					break
+				}
+			}
+			if next != nil {
+				require.Greater(t, next.Seq, w.seq, "the will of %s sorts before the next connection's report", id)
 			}
 		}
 	}
@@ -338,12 +416,7 @@ func TestRunAgainstBroker(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	require.Empty(t, rec.decodeErrs)
-	for id, seqs := range rec.seqs {
-		require.Equal(t, uint64(1), seqs[0], id)
-		for i := 1; i < len(seqs); i++ {
-			require.Greater(t, seqs[i], seqs[i-1], "seq of %s must increase", id)
-		}
-	}
+	rec.checkSeqs()
 	// The rollout walks every phase: a device that ends updated reported
 	// each state on the way, in order.
 	for _, d := range devices {

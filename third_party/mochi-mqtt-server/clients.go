@@ -111,6 +111,19 @@ type Client struct {
 	ID           string           // the client id.
 	ops          *ops             // ops provides a reference to server ops.
 	sync.RWMutex                  // mutex
+
+	// Sentinel patch: willMu serialises publishing the will (sendLWT) and
+	// discarding it (clearWill), which the client's own goroutine and a
+	// session takeover on another connection's goroutine may both do.
+	willMu sync.Mutex
+}
+
+// clearWill discards the client's will, as a normal DISCONNECT does
+// [MQTT-3.14.4-3] (Sentinel patch: under willMu, see sendLWT).
+func (cl *Client) clearWill() {
+	cl.willMu.Lock()
+	cl.Properties.Will = Will{}
+	cl.willMu.Unlock()
 }
 
 // ClientConnection contains the connection transport and metadata for the client.

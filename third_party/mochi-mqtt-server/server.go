@@ -474,11 +474,16 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	s.hooks.OnSessionEstablished(cl, pk)
 
 	err = cl.Read(s.receivePacket)
+	// Sentinel patch: upstream discarded the will whenever Read returned
+	// nil, which it does when it finds the connection already stopped
+	// between two packets: a client stopped by the server (DisconnectClient,
+	// a takeover) then lost its will or not depending on where its read
+	// loop was. Only a normal DISCONNECT discards the will now
+	// (processDisconnect, [MQTT-3.14.4-3]); every other end publishes it
+	// [MQTT-3.1.2-8], once (sendLWT is a no-op when it has gone).
+	s.sendLWT(cl)
 	if err != nil {
-		s.sendLWT(cl)
 		cl.Stop(err)
-	} else {
-		cl.Properties.Will = Will{} // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
 	}
 	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
 
@@ -561,7 +566,14 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // session is abandoned.
 func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 	if existing, ok := s.Clients.Get(cl.ID); ok {
-		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)                                   // [MQTT-3.1.4-3]
+		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver) // [MQTT-3.1.4-3]
+		// Sentinel patch: the old connection is closed, so its will is due
+		// now, before this connection's CONNACK. Upstream left it to the old
+		// connection's goroutine, which could get there after the new
+		// connection had published: a device dropped and back at once was
+		// reported offline after it reported itself connected. sendLWT
+		// waits for the old goroutine when that one is publishing it.
+		s.sendLWT(existing)
 		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
 			s.UnsubscribeClient(existing)
 			existing.ClearInflights()
@@ -1448,6 +1460,7 @@ func (s *Server) processDisconnect(cl *Client, pk packets.Packet) error {
 		return packets.CodeDisconnectWillMessage
 	}
 
+	cl.clearWill()                   // [MQTT-3.14.4-3] Sentinel patch: here, before a takeover could send it
 	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9] [MQTT-3.1.2-8]
 	cl.Stop(packets.CodeDisconnect)  // [MQTT-3.14.4-2]
 
@@ -1557,7 +1570,12 @@ func (s *Server) closeListenerClients(listener string) {
 }
 
 // sendLWT issues an LWT message to a topic when a client disconnects.
+// Sentinel patch: under the client's willMu, so the will goes out once
+// when both the client's goroutine and a takeover send it, and a takeover
+// returns only once it has gone.
 func (s *Server) sendLWT(cl *Client) {
+	cl.willMu.Lock()
+	defer cl.willMu.Unlock()
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 0 {
 		return
 	}
@@ -1583,6 +1601,7 @@ func (s *Server) sendLWT(cl *Client) {
 		pk.Connect.WillProperties.WillDelayInterval = cl.Properties.Will.WillDelayInterval
 		pk.Expiry = time.Now().Unix() + int64(pk.Connect.WillProperties.WillDelayInterval)
 		s.loop.willDelayed.Add(cl.ID, pk)
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // Sentinel patch: queued once, not again after a takeover deleted it
 		return
 	}
 
@@ -1794,7 +1813,7 @@ func (s *Server) sendDelayedLWT(dt int64) {
 				if pk.FixedHeader.Retain {
 					s.retainMessage(cl, pk)
 				}
-				cl.Properties.Will = Will{} // [MQTT-3.1.2-10]
+				cl.clearWill() // [MQTT-3.1.2-10]
 				s.hooks.OnWillSent(cl, pk)
 			}
 			s.loop.willDelayed.Delete(id)
