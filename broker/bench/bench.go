@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sentinel-iot/sentinel/broker/rawclient"
+	"github.com/sentinel-iot/sentinel/quantile"
 )
 
 // ErrIncomplete means a run ended (its timeout) before every message was
@@ -195,9 +196,7 @@ func (f *Fleet) Publish(ctx context.Context, perDevice, window int, timeout time
 		res.MsgPerSec = float64(res.Acked) / res.Elapsed.Seconds()
 	}
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		res.AckP50, res.AckP99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
+	res.AckP50, res.AckP99 = quantile.Sorted(lat, 0.5), quantile.Sorted(lat, 0.99)
 	// Delivery: wait for the subscriber to catch up with the acks.
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()

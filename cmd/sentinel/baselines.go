@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -163,15 +162,4 @@ func readScoreFile(path string) (efficacy.Score, error) {
 		return s, fmt.Errorf("decode the efficacy score %s: %w", path, err)
 	}
 	return s, nil
-}
-
-// percentile returns the q-quantile (0..1) of ds, nearest rank.
-func percentile(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/quantile"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
@@ -605,36 +605,22 @@ func scrape(u string) (metricSet, error) {
 var lagBucketRe = regexp.MustCompile(`^sentinel_ingest_commit_lag_seconds_bucket\{table="telemetry",le="([^"]+)"\}$`)
 
 // lagQuantiles estimates quantile q of the telemetry commit lag observed
-// between two scrapes, interpolating linearly inside a bucket.
+// between two scrapes (see quantile.Histogram).
 func lagQuantiles(m0, m1 metricSet, q float64) float64 {
-	type bucket struct{ le, n float64 }
-	var bs []bucket
-	for k, v := range m1 {
+	return quantile.Histogram(quantile.Delta(m0.lagBuckets(), m1.lagBuckets()), q)
+}
+
+// lagBuckets are the telemetry commit lag histogram's buckets in m.
+func (m metricSet) lagBuckets() []quantile.Bucket {
+	var bs []quantile.Bucket
+	for k, v := range m {
 		if g := lagBucketRe.FindStringSubmatch(k); g != nil {
 			le, err := strconv.ParseFloat(g[1], 64)
 			if err != nil {
 				le = math.Inf(1)
 			}
-			bs = append(bs, bucket{le, v - m0[k]})
+			bs = append(bs, quantile.Bucket{UpperBound: le, Count: v})
 		}
 	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
-	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
-		return math.NaN()
-	}
-	target := q * bs[len(bs)-1].n
-	prevLe, prevN := 0.0, 0.0
-	for _, b := range bs {
-		if b.n >= target {
-			if math.IsInf(b.le, 1) {
-				return prevLe
-			}
-			if b.n == prevN {
-				return b.le
-			}
-			return prevLe + (b.le-prevLe)*(target-prevN)/(b.n-prevN)
-		}
-		prevLe, prevN = b.le, b.n
-	}
-	return math.NaN()
+	return bs
 }

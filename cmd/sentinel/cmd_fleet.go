@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sentinel-iot/sentinel/proto"
+	"github.com/sentinel-iot/sentinel/quantile"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
@@ -189,8 +190,9 @@ func printLatency(out io.Writer, st recoverer.Stats) {
 		ds   []time.Duration
 	}{{"status received -> command sent", st.SendLatency}, {"status received -> command PUBACK", st.Latency}} {
 		if len(l.ds) > 0 {
+			ds := slices.Sorted(slices.Values(l.ds))
 			fmt.Fprintf(out, "decision latency (%s), %d commands: p50 %s, p99 %s, max %s\n", l.what, len(l.ds),
-				percentile(l.ds, 0.5).Round(time.Microsecond), percentile(l.ds, 0.99).Round(time.Microsecond), percentile(l.ds, 1).Round(time.Microsecond))
+				quantile.Sorted(ds, 0.5).Round(time.Microsecond), quantile.Sorted(ds, 0.99).Round(time.Microsecond), quantile.Sorted(ds, 1).Round(time.Microsecond))
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sentinel-iot/sentinel/quantile"
 )
 
 // Stats is a snapshot of the store's group commits, for the broker's
@@ -50,19 +52,16 @@ func (h Histogram) Buckets() map[float64]uint64 {
 	return m
 }
 
-// Quantile estimates the q-quantile (0..1) as the upper bound of the
-// bucket it falls in; +Inf when it is past the last bound, NaN when empty.
+// Quantile estimates the q-quantile (0..1) as Prometheus's
+// histogram_quantile does (see quantile.Histogram): linearly inside the
+// bucket it falls in; the last bound when it is past it, NaN when empty.
 func (h Histogram) Quantile(q float64) float64 {
-	if h.Count == 0 {
-		return math.NaN()
+	bs := make([]quantile.Bucket, 0, len(h.Bounds)+1)
+	for i, b := range h.Bounds {
+		bs = append(bs, quantile.Bucket{UpperBound: b, Count: float64(h.Counts[i])})
 	}
-	rank := uint64(math.Ceil(q * float64(h.Count)))
-	for i, c := range h.Counts {
-		if c >= rank {
-			return h.Bounds[i]
-		}
-	}
-	return math.Inf(1)
+	bs = append(bs, quantile.Bucket{UpperBound: math.Inf(1), Count: float64(h.Count)})
+	return quantile.Histogram(bs, q)
 }
 
 // Seconds buckets, 50 µs to 5 s.
