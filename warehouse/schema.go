@@ -57,6 +57,11 @@ const TableRolloutDevicesHourly = "rollout_devices_hourly"
 // Migrate applies every migration not yet recorded in schema_migrations.
 // It is safe to run at every start, from several processes.
 func (db *DB) Migrate(ctx context.Context) error {
+	return db.migrate(ctx, Migrations)
+}
+
+// migrate applies the migrations of ms not yet recorded.
+func (db *DB) migrate(ctx context.Context, ms []Migration) error {
 	err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+tableMigrations+` (
 		version    UInt32,
 		name       String,
@@ -74,7 +79,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 		v, _ := strconv.Atoi(r[0])
 		applied[v] = true
 	}
-	for _, m := range Migrations {
+	for _, m := range ms {
 		if applied[m.Version] {
 			continue
 		}
