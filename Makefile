@@ -2,7 +2,7 @@
 # newcomer needs; both install what is missing first.
 
 GO      ?= go
-MODULES := proto quantile warehouse broker simulator ingestor recoverer analytics cmd/sentinel
+MODULES := proto quantile credentials warehouse broker simulator ingestor recoverer analytics cmd/sentinel
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN     := bin/sentinel
 

@@ -1,6 +1,6 @@
 module github.com/sentinel-iot/sentinel/analytics
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/sentinel-iot/sentinel/warehouse v0.0.0
@@ -15,6 +15,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/sentinel-iot/sentinel/credentials v0.0.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/image v0.18.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
@@ -45,3 +46,5 @@ require (
 replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse
 
 replace github.com/sentinel-iot/sentinel/proto => ../proto
+
+replace github.com/sentinel-iot/sentinel/credentials => ../credentials

@@ -8,6 +8,7 @@ require (
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sentinel-iot/sentinel/quantile v0.0.0
+	github.com/sentinel-iot/sentinel/credentials v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0
@@ -48,3 +49,5 @@ require (
 replace github.com/sentinel-iot/sentinel/proto => ../proto
 
 replace github.com/sentinel-iot/sentinel/quantile => ../quantile
+
+replace github.com/sentinel-iot/sentinel/credentials => ../credentials

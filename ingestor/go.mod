@@ -47,3 +47,5 @@ require (
 )
 
 replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse
+
+replace github.com/sentinel-iot/sentinel/credentials => ../credentials

@@ -39,3 +39,5 @@ require (
 )
 
 replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse
+
+replace github.com/sentinel-iot/sentinel/credentials => ../credentials

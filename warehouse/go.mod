@@ -6,6 +6,7 @@ require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0
 	github.com/ebitengine/purego v0.11.3
 	github.com/prometheus/client_golang v1.25.0
+	github.com/sentinel-iot/sentinel/credentials v0.0.0
 	github.com/sentinel-iot/sentinel/proto v0.0.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/crypto v0.59.0
@@ -36,3 +37,5 @@ require (
 )
 
 replace github.com/sentinel-iot/sentinel/proto => ../proto
+
+replace github.com/sentinel-iot/sentinel/credentials => ../credentials

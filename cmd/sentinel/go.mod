@@ -45,6 +45,7 @@ require (
 replace (
 	github.com/sentinel-iot/sentinel/analytics => ../../analytics
 	github.com/sentinel-iot/sentinel/broker => ../../broker
+	github.com/sentinel-iot/sentinel/credentials => ../../credentials
 	github.com/sentinel-iot/sentinel/ingestor => ../../ingestor
 	github.com/sentinel-iot/sentinel/proto => ../../proto
 	github.com/sentinel-iot/sentinel/quantile => ../../quantile

@@ -137,7 +137,7 @@ func New(cfg Config, db *warehouse.DB) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, db: db, slots: make(chan struct{}, cfg.MaxConcurrentQueries), log: cfg.Logger}
 	if cfg.UsersFile != "" {
-		us, err := LoadUsers(cfg.UsersFile)
+		us, err := LoadUsers(cfg.UsersFile, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}

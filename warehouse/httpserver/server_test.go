@@ -8,17 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -469,7 +472,10 @@ func TestUsersFile(t *testing.T) {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
-	us, err := LoadUsers(path)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "\na:readwrite:$2a$10$", "name:role:bcrypt-hash, the broker's order")
+	us, err := LoadUsers(path, nil)
 	require.NoError(t, err)
 	for _, c := range []struct {
 		name, pass string
@@ -482,19 +488,87 @@ func TestUsersFile(t *testing.T) {
 	}
 
 	bad := []struct{ name, content, want string }{
-		{"two fields", "a:b\n", "want name:bcrypt-hash:role"},
-		{"bad role", "a:$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2xbYlKoxNt6rQ1VY1WBpaAu:admin\n", `role "admin"`},
-		{"plain password", "a:secret:readonly\n", "not a bcrypt hash"},
+		{"two fields", "a:b\n", "want name:role:bcrypt-hash"},
+		{"bad role", "a:admin:$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2xbYlKoxNt6rQ1VY1WBpaAu\n", `role "admin"`},
+		{"bad role, old order", "a:$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2xbYlKoxNt6rQ1VY1WBpaAu:admin\n", `role "admin"`},
+		{"plain password", "a:readonly:secret\n", "not a bcrypt hash"},
+		{"plain password, old order", "a:secret:readonly\n", "not a bcrypt hash"},
+		{"listed twice", "a:readonly:$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2xbYlKoxNt6rQ1VY1WBpaAu\na:readwrite:$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2xbYlKoxNt6rQ1VY1WBpaAu\n", "listed twice"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.name)
 			require.NoError(t, os.WriteFile(p, []byte("# comment\n\n"+c.content), 0o600))
-			_, err := LoadUsers(p)
+			_, err := LoadUsers(p, nil)
 			require.ErrorIs(t, err, ErrBadUsersFile)
 			require.ErrorContains(t, err, c.want)
 		})
 	}
-	require.ErrorContains(t, AddUser(path, "x:y", "pw", RoleReadOnly), "without ':'")
+	require.ErrorContains(t, AddUser(path, "x:y", "pw", RoleReadOnly), "invalid user name")
 	require.ErrorContains(t, AddUser(path, "x", "", RoleReadOnly), "empty password")
+}
+
+// TestOldUsersFileKeepsWorking: a users file written before the
+// credentials format was shared (name:bcrypt-hash:role) still serves its
+// users, the server warns naming the file and the command that rewrites
+// it, and that command (AddUser) leaves a file in the current order with
+// every user intact.
+func TestOldUsersFileKeepsWorking(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users")
+	// As the old AddUser wrote it, hashes at its cost.
+	oldHash := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+		require.NoError(t, err)
+		return string(h)
+	}
+	old := "# Sentinel warehouse server users: name:bcrypt-hash:role (readwrite or readonly).\n# Edit with `sentinel warehouse adduser`.\n" +
+		"old-reader:" + oldHash("r-pw") + ":readonly\nold-writer:" + oldHash("w-pw") + ":readwrite\n"
+	require.NoError(t, os.WriteFile(path, []byte(old), 0o600))
+
+	var logs syncBuffer
+	addr, _ := serve(t, Config{UsersFile: path, TempDir: filepath.Join(dir, "tmp"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	httpCase{user: "old-writer", pass: "w-pw", body: "SELECT 'old writer'", wantBody: "old writer\n"}.check(t, addr)
+	httpCase{user: "old-reader", pass: "r-pw", body: "SELECT 'old reader'", wantBody: "old reader\n"}.check(t, addr)
+	httpCase{user: "old-reader", pass: "r-pw", body: "CREATE TABLE nope (x UInt8) ENGINE = Memory", wantStatus: 403, wantCode: codeReadonly}.check(t, addr)
+	httpCase{user: "old-reader", pass: "wrong", body: "SELECT 1", wantStatus: 401, wantCode: codeAuthenticationFailed}.check(t, addr)
+	for _, want := range []string{"level=WARN", "old name:bcrypt-hash:role order", "file=" + path, "old_lines=2", "sentinel warehouse adduser --users " + path} {
+		require.Contains(t, logs.String(), want)
+	}
+
+	require.NoError(t, AddUser(path, "new-reader", "n-pw", RoleReadOnly))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^old-reader:readonly:\$2a\$10\$`, string(data), "rewritten in the current order")
+	require.Regexp(t, `(?m)^old-writer:readwrite:\$2a\$10\$`, string(data))
+	logs.Reset()
+	addr, _ = serve(t, Config{UsersFile: path, TempDir: filepath.Join(dir, "tmp"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	httpCase{user: "old-writer", pass: "w-pw", body: "SELECT 2", wantBody: "2\n"}.check(t, addr)
+	httpCase{user: "new-reader", pass: "n-pw", body: "SELECT 3", wantBody: "3\n"}.check(t, addr)
+	require.NotContains(t, logs.String(), "old name:bcrypt-hash:role order", "no warning once rewritten")
+}
+
+// syncBuffer is a log destination the server's goroutines may write while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }

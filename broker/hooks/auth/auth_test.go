@@ -55,15 +55,16 @@ func TestReadUsers(t *testing.T) {
 	}
 }
 
+// TestVerifyCachesSuccessOnly: the cache itself is the credentials
+// module's (its tests count the entries); here, that the broker's users
+// keep its behaviour.
 func TestVerifyCachesSuccessOnly(t *testing.T) {
 	u := NewUsers()
 	require.NoError(t, u.Add("dev-1", RoleDevice, "right", MinCost))
 	_, ok := u.Verify("dev-1", []byte("wrong"))
 	require.False(t, ok)
-	require.Empty(t, u.ok, "failures are not cached")
 	_, ok = u.Verify("dev-1", []byte("right"))
 	require.True(t, ok)
-	require.Len(t, u.ok, 1)
 	_, ok = u.Verify("dev-1", []byte("right"))
 	require.True(t, ok, "from the cache")
 	_, ok = u.Verify("nobody", []byte("right"))
@@ -201,7 +202,7 @@ func BenchmarkAdmit(b *testing.B) {
 	b.Run("file user, bcrypt cost 10", func(b *testing.B) {
 		cl, pk := connect("svc-0", "svc", "pw")
 		for b.Loop() {
-			clear(users.ok)
+			users.Replace(users) // a reload: forgets the cached verification
 			if _, code, _ := h.admit(cl, pk); code != packets.CodeSuccess {
 				b.Fatal(code)
 			}
