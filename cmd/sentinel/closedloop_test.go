@@ -68,9 +68,11 @@ func TestClosedLoop(t *testing.T) {
 		}
 		return false
 	}
-	var pending []string
-	assert.Eventually(t, func() bool {
-		pending = pending[:0]
+	// progress lists the fixable devices not recovered yet. Eventually
+	// runs it on goroutines of its own and may leave one running at its
+	// deadline, so it shares nothing with the test's goroutine, which
+	// calls it again to report.
+	progress := func() (pending []string, done bool) {
 		started, failed := 0, 0
 		for _, tr := range p.fleet.GroundTruth() {
 			if tr.Started {
@@ -83,15 +85,26 @@ func TestClosedLoop(t *testing.T) {
 				}
 			}
 		}
-		return started == devices && failed > 0 && len(pending) == 0
-	}, 90*time.Second, 200*time.Millisecond, "fixable devices not recovered: %v", &pending)
+		return pending, started == devices && failed > 0 && len(pending) == 0
+	}
+	assert.Eventually(t, func() bool { _, done := progress(); return done }, 90*time.Second, 200*time.Millisecond, "fixable devices recovered")
 	if t.Failed() {
+		pending, _ := progress()
+		t.Logf("fixable devices not recovered: %v", pending)
+		// What the recoverer decided, and what the device reported when
+		// (ts is the device's clock, received_at the ingestor's: a gap
+		// between them is time spent queued on the way).
 		for _, id := range pending {
-			res, _ := db.Query(ctx, "SELECT ts, action, reason, state, battery_pct, charging, rssi_dbm, attempt FROM decisions FINAL WHERE device_id = {d:String} ORDER BY ts", warehouse.WithParams(map[string]string{"d": id[:strings.Index(id, ":")]}))
-			if res != nil {
-				var b strings.Builder
-				res.WriteTable(&b)
-				t.Log(id, "\n", b.String())
+			for _, q := range []string{
+				"SELECT ts, action, reason, state, battery_pct, charging, rssi_dbm, attempt FROM decisions FINAL WHERE device_id = {d:String} ORDER BY ts",
+				"SELECT ts, received_at, seq, state, command_id, outcome, detail FROM status_events FINAL WHERE device_id = {d:String} ORDER BY seq",
+			} {
+				res, _ := db.Query(ctx, q, warehouse.WithParams(map[string]string{"d": id[:strings.Index(id, ":")]}))
+				if res != nil {
+					var b strings.Builder
+					res.WriteTable(&b)
+					t.Log(id, "\n", b.String())
+				}
 			}
 		}
 	}
