@@ -56,10 +56,12 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.Store.Dir != "" {
 		b.store = new(store.Hook)
-		if err := s.AddHook(b.store, &store.Options{Path: cfg.Store.Dir, Acks: cfg.Store.Acks}); err != nil {
+		if err := s.AddHook(b.store, &store.Options{Path: cfg.Store.Dir, Acks: cfg.Store.Acks,
+			BacklogBytes: max(cfg.Store.BacklogBytes, 0)}); err != nil {
 			return nil, fmt.Errorf("broker: open store: %w", err)
 		}
 	}
+	s.Options.Backlog = newBackpressure(b.store, b.sec.metrics, cfg.Logger)
 	return b, nil
 }
 

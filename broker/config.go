@@ -82,7 +82,25 @@ type StoreConfig struct {
 	// Acks says when a QoS 1 or 2 publish is acknowledged. Default
 	// store.AckDurable: once what it wrote is fsynced, by a group commit.
 	Acks store.AckMode
+	// BacklogBytes is the disk budget for the backlogs of sessions whose
+	// in-flight window (Limits.MaxInflight) is full: their messages queue
+	// in the store, in order, and are delivered as the window frees. Past
+	// the budget, publishes a full session would need are refused with
+	// PUBACK 0x97 (quota exceeded), and their publishers keep them. Default
+	// DefaultBacklogBytes; negative: no backlog, refuse once the window is
+	// full. Without Dir there is no backlog either.
+	BacklogBytes int64
 }
+
+// DefaultBacklogBytes, 4 GiB, holds about two hours of the demo's traffic
+// for a stalled ingestor: `make demo` runs 1,000 devices at about 950
+// msg/s (README, "Two commands"; rounded up to 1,000), and a reading
+// takes about 600 bytes in the backlog (a 263-byte telemetry payload,
+// base64 in mochi's JSON record, measured by the store's
+// TestBacklogRecordSize): 1,000 msg/s x 600 B = 600 kB/s, 2.16 GB an
+// hour, so 4 GiB lasts 7,100 s. Pebble's keys, WAL and not yet compacted
+// files can take up to about as much again on disk.
+const DefaultBacklogBytes = 4 << 30
 
 // AuthConfig says who may connect and what they may do. Its zero value
 // admits nobody: a broker reachable by devices must name its users.
@@ -114,9 +132,11 @@ type LimitsConfig struct {
 	// the client in CONNACK). Default DefaultReceiveMaximum (1024).
 	ReceiveMaximum uint16
 	// MaxInflight is how many unacknowledged QoS 1 and 2 messages the broker
-	// keeps for one session before dropping. Default DefaultMaxInflight
-	// (65535), the protocol's maximum: an ingestor that falls behind, or a
-	// warehouse outage, must queue (mochi's default 8192 dropped the rest).
+	// keeps in flight for one session. Default DefaultMaxInflight (65535),
+	// the protocol's maximum. Messages past it queue in the session's
+	// backlog on disk (StoreConfig.BacklogBytes), or, past that budget or
+	// without a store, their publishes are refused with 0x97; upstream
+	// mochi acknowledged and dropped them.
 	MaxInflight uint16
 	// MaxConnections refuses connections past this many with CONNACK 0x89
 	// (Server busy). Default DefaultMaxConnections (200,000); negative is
@@ -156,6 +176,9 @@ func (c *Config) ensureDefaults() {
 		c.MaxPacketSize = DefaultMaxPacketSize
 	}
 	c.Limits.ensureDefaults()
+	if c.Store.BacklogBytes == 0 {
+		c.Store.BacklogBytes = DefaultBacklogBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -66,10 +66,11 @@ type Config struct {
 	// into backpressure on the broker. The windows together should hold
 	// about two batches, so one fills while the other commits. It must stay
 	// well below the broker's store for one session's unacknowledged
-	// messages (mochi's MaximumInflight, 8192 by default), which also holds
-	// what waits behind the window: a window as large as the store leaves
-	// no room, and mochi drops what does not fit ("client store quota
-	// reached"). Default 2 * Batch.MaxRows / Connections, at most 4096.
+	// messages (mochi's MaximumInflight, 65535 in Sentinel's broker), which
+	// also holds what waits behind the window: what does not fit waits in
+	// the session's backlog on the broker's disk, or is refused to its
+	// publisher (0x97) once that is full. Default 2 * Batch.MaxRows /
+	// Connections, at most 4096.
 	ReceiveMaximum uint16
 	// SendAcksInterval is how often paho sends the acknowledgements of
 	// committed messages. Default 20ms.

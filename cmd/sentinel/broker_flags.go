@@ -52,7 +52,7 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9100; empty: off")
 	uintVar(fs, &f.maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, fmt.Sprintf("largest MQTT packet accepted, in bytes, at most %d; a bigger one closes the connection (0: the default)", broker.MaxPacketSizeLimit))
 	uintVar(fs, &f.receiveMax, "receive-maximum", broker.DefaultReceiveMaximum, "unacknowledged QoS 1/2 messages a client may send at once, at most 65535 (0: the default)")
-	uintVar(fs, &f.maxInflight, "max-inflight", broker.DefaultMaxInflight, "unacknowledged QoS 1/2 messages kept per session before dropping, at most 65535 (0: the default)")
+	uintVar(fs, &f.maxInflight, "max-inflight", broker.DefaultMaxInflight, "unacknowledged QoS 1/2 messages kept in flight per session, at most 65535 (0: the default); the rest queue in its backlog (--backlog-bytes) or are refused with 0x97")
 	fs.Int64Var(&f.maxConns, "max-connections", broker.DefaultMaxConnections, "connections past this many are refused (CONNACK 0x89)")
 	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", broker.DefaultMaxSessionExpiry, "longest a disconnected client's session is kept (at least 1s)")
 	fs.DurationVar(&f.messageExpiry, "max-message-expiry", broker.DefaultMaxMessageExpiry, "longest an undelivered message is kept (at least 1s)")

@@ -23,6 +23,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	storeDir := fs.String("store-dir", "", "keep sessions, subscriptions, retained and in-flight messages in this directory (pebble) across restarts; empty: memory only")
 	var bf brokerFlags
 	bf.add(fs)
+	backlogBytes := fs.Int64("backlog-bytes", broker.DefaultBacklogBytes, "with --store-dir, disk budget for the backlogs of sessions whose in-flight window is full (a stalled ingestor's queue); past it publishes for them are refused with 0x97 and their publishers keep them; negative: no backlog")
 	acks := fs.String("acks", "durable", "with --store-dir, when a QoS 1/2 publish is acknowledged: durable (after an fsync, group commit), immediate (before, as upstream mochi), blocking (after an fsync, one publish per connection at a time; for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,7 +42,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer stopProfile()
 	cfg := broker.Config{Addr: *listen, Logger: log,
-		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode}}
+		Store: broker.StoreConfig{Dir: *storeDir, Acks: ackMode, BacklogBytes: *backlogBytes}}
 	if err := bf.apply(&cfg); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,11 @@ type Options struct {
 	// Enable Inline client to allow direct subscribing and publishing from the parent codebase,
 	// with negligible performance difference (disabled by default to prevent confusion in statistics).
 	InlineClient bool `yaml:"inline_client" json:"inline_client"`
+
+	// Backlog holds the messages of sessions whose inflight store is full
+	// (see Backlog). Nil: a publish that would need one is refused with
+	// 0x97. Sentinel patch.
+	Backlog Backlog `yaml:"-" json:"-"`
 }
 
 // Server is an MQTT broker server. It should be created with server.New()
@@ -144,6 +150,7 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+	backlogLocks sync.Map             // Sentinel patch: client id -> *sync.Mutex, see backlogLock
 }
 
 // loop contains interval tickers for the system events loop.
@@ -472,6 +479,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
+	s.drainBacklog(cl) // Sentinel patch: messages may wait since before a restart
 
 	err = cl.Read(s.receivePacket)
 	// Sentinel patch: upstream discarded the will whenever Read returned
@@ -492,6 +500,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	if expire && !cl.IsTakenOver() {
 		cl.ClearInflights()
+		s.discardBacklog(cl) // Sentinel patch
 		s.UnsubscribeClient(cl)
 		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
 	}
@@ -577,6 +586,7 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
 			s.UnsubscribeClient(existing)
 			existing.ClearInflights()
+			s.discardBacklog(existing)             // Sentinel patch
 			existing.State.isTakenOver.Store(true) // only set isTakenOver after unsubscribe has occurred
 			return false                           // [MQTT-3.2.2-3]
 		}
@@ -741,6 +751,7 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 			cl.State.Inflight.DecreaseSendQuota()
 		}
 	}
+	s.drainBacklog(cl) // Sentinel patch: an acknowledgement may have made room
 
 	return nil
 }
@@ -943,6 +954,17 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		return nil
 	}
 
+	// Sentinel patch: a publish some subscriber's session could only queue
+	// in its backlog is refused (0x97) before anyone has it when the backlog
+	// says no, instead of being acknowledged and dropped for that subscriber.
+	var subscribers *Subscribers
+	if pk.FixedHeader.Qos > 0 && !cl.Net.Inline && !pk.Ignore {
+		subscribers = s.subscribersOf(pk)
+		if !s.admitPublish(cl, subscribers, pk) {
+			return s.refusePublish(cl, pk)
+		}
+	}
+
 	if pk.FixedHeader.Retain { // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]
 		s.retainMessage(cl, pk)
 	}
@@ -974,7 +996,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	// hold the acknowledgement until it has synced them (AckDeferrer). A
 	// QoS 1 acknowledgement is no longer stored in the inflight store just
 	// to be deleted again (see the packet-ID note above).
-	s.publishToSubscribers(pk)
+	s.publishTo(subscribers, pk)
 	s.hooks.OnPublished(cl, pk)
 
 	if s.hooks.Provides(OnDeferAck) && s.hooks.DeferAck(cl, pk, func() { s.sendDeferredAck(cl, ack) }) {
@@ -1035,6 +1057,30 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 	if pk.Ignore {
 		return
 	}
+	s.publishTo(s.subscribersOf(pk), pk)
+}
+
+// subscribersOf returns the subscribers a publish goes to, one member of
+// each shared group selected. Sentinel patch: split from
+// publishToSubscribers, so processPublish can admit a publish (see
+// admitPublish) to the very subscribers it is then delivered to.
+func (s *Server) subscribersOf(pk packets.Packet) *Subscribers {
+	subscribers := s.Topics.Subscribers(pk.TopicName)
+	if len(subscribers.Shared) > 0 {
+		subscribers = s.hooks.OnSelectSubscribers(subscribers, pk)
+		if len(subscribers.SharedSelected) == 0 {
+			subscribers.SelectShared()
+		}
+		subscribers.MergeSharedSelected()
+	}
+	return subscribers
+}
+
+// publishTo delivers pk to subscribers (see subscribersOf).
+func (s *Server) publishTo(subscribers *Subscribers, pk packets.Packet) {
+	if pk.Ignore {
+		return
+	}
 
 	if pk.Created == 0 {
 		pk.Created = time.Now().Unix()
@@ -1045,15 +1091,6 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 			int64(pk.Properties.MessageExpiryInterval)); expiry > 0 {
 			pk.Expiry = pk.Created + expiry
 		}
-	}
-
-	subscribers := s.Topics.Subscribers(pk.TopicName)
-	if len(subscribers.Shared) > 0 {
-		subscribers = s.hooks.OnSelectSubscribers(subscribers, pk)
-		if len(subscribers.SharedSelected) == 0 {
-			subscribers.SelectShared()
-		}
-		subscribers.MergeSharedSelected()
 	}
 
 	for _, inlineSubscription := range subscribers.InlineSubscriptions {
@@ -1111,14 +1148,24 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if out.FixedHeader.Qos > 0 {
-		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) {
-			// add hook?
-			atomic.AddInt64(&s.Info.InflightDropped, 1)
-			s.Log.Warn("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener)
-			return out, packets.ErrQuotaExceeded
+		// Sentinel patch: upstream dropped the message here when the
+		// session's inflight store was full ("client store quota reached"),
+		// after its publisher had been acknowledged. It now waits in the
+		// session's backlog (see Backlog), behind any older ones there.
+		if queued, err := s.queueIfFull(cl, out); queued {
+			return out, err
 		}
 
 		i, err := cl.NextPacketID() // [MQTT-4.3.2-1] [MQTT-4.3.3-1]
+		if err != nil && s.Options.Backlog != nil {
+			// Sentinel patch: every packet ID in use (a store over the
+			// limit by racing publishers): queue it instead of dropping it.
+			if err := s.Options.Backlog.Push(cl, out); err != nil {
+				atomic.AddInt64(&s.Info.InflightDropped, 1)
+				return out, err
+			}
+			return out, nil
+		}
 		if err != nil {
 			s.hooks.OnPacketIDExhausted(cl, pk)
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
@@ -1157,12 +1204,18 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	default:
+		if out.FixedHeader.Qos > 0 {
+			// Sentinel patch: upstream deleted the message from the inflight
+			// store here, lost after its publisher's acknowledgement. It
+			// stays in flight, sent when the client's writes catch up
+			// (NextImmediate), with the send quota it took given back.
+			out.Expiry = -1
+			cl.State.Inflight.Set(out)
+			cl.State.Inflight.IncreaseSendQuota()
+			return out, nil
+		}
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
-		if out.FixedHeader.Qos > 0 {
-			cl.State.Inflight.Delete(out.PacketID) // packet was dropped due to irregular circumstances, so rollback inflight.
-			cl.State.Inflight.IncreaseSendQuota()
-		}
 		return out, packets.ErrPendingClientWritesExceeded
 	}
 
@@ -1770,6 +1823,7 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
+			s.discardBacklog(client) // Sentinel patch
 			s.hooks.OnClientExpired(client)
 			s.Clients.Delete(id) // [MQTT-4.1.0-2]
 		}

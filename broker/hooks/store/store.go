@@ -85,6 +85,12 @@ type Options struct {
 	// Pebble tunes the database; nil uses pebble's defaults. Its Logger is
 	// replaced by the hook's unless set.
 	Pebble *pebble.Options
+	// BacklogBytes is the budget of the sessions' backlogs on disk: the
+	// messages of sessions whose inflight store is full, which the broker
+	// queues here instead of dropping (backlog.go). Past it, publishes that
+	// would need more are refused. 0: no backlog, every such publish is
+	// refused. The broker sets its own default (broker.StoreConfig).
+	BacklogBytes int64
 }
 
 // Hook is the mochi storage hook. Add it with Server.AddHook(new(Hook),
@@ -104,6 +110,7 @@ type Hook struct {
 
 	commits *committer
 	stats   *stats
+	backlog *backlog // set by Init
 }
 
 // ID returns the hook's ID.
@@ -145,6 +152,9 @@ func (h *Hook) Init(config any) error {
 	if opts.Path == "" {
 		return ErrNoPath
 	}
+	if opts.BacklogBytes < 0 {
+		return fmt.Errorf("store: BacklogBytes %d: want 0 or more", opts.BacklogBytes)
+	}
 	switch opts.Acks {
 	case AckDurable, AckBlocking, AckImmediate:
 	default:
@@ -172,6 +182,9 @@ func (h *Hook) Init(config any) error {
 		return fmt.Errorf("store: open pebble database in %s: %w", opts.Path, err)
 	}
 	h.db = db
+	if err := h.loadBacklog(); err != nil {
+		return errors.Join(err, db.Close())
+	}
 	h.stats = newStats()
 	h.commits = newCommitter(h.sync, h.stats)
 	return nil
