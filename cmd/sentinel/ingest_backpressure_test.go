@@ -18,8 +18,6 @@ import (
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/warehouse"
-	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
-	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
 )
 
 // TestOutageLongerThanTheSessionHolds is issue 19's acceptance test,
@@ -34,41 +32,14 @@ import (
 func TestOutageLongerThanTheSessionHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true},
-		Limits: broker.LimitsConfig{MaxInflight: 32},
-		Store:  broker.StoreConfig{Dir: t.TempDir(), BacklogBytes: 40 << 10}})
-	require.NoError(t, err)
-	require.NoError(t, b.Start())
-	t.Cleanup(func() { b.Close() })
-
-	db := warehousetest.Open(t)
-	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true}, db)
-	require.NoError(t, err)
-	serve := func(ln net.Listener) (stop func()) {
-		sctx, cancel := context.WithCancel(ctx)
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(sctx, ln) }()
-		return func() { cancel(); <-served }
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	stopServer := serve(ln)
-	wdb, err := warehouse.Open(ctx, "http://"+addr+"/default", warehouse.Options{})
-	require.NoError(t, err)
-	defer wdb.Close()
-	in, err := ingestor.New(ingestor.Config{Broker: b.URL(), ClientID: "bp-ingestor", Connections: 1, ReceiveMaximum: 16,
+	b, db, serve := ingestFixture(t, ctx, func(c *broker.Config) {
+		c.Limits.MaxInflight = 32
+		c.Store = broker.StoreConfig{Dir: t.TempDir(), BacklogBytes: 40 << 10}
+	})
+	w := startIngestOverHTTP(t, ctx, b, serve, ingestor.Config{ClientID: "bp-ingestor", Connections: 1, ReceiveMaximum: 16,
 		Batch: warehouse.WriterConfig{MaxRows: 8, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
-	}, wdb)
-	require.NoError(t, err)
-	runCtx, stopIngest := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- in.Run(runCtx) }()
-	select {
-	case <-in.Ready():
-	case <-ctx.Done():
-		t.Fatal("ingestor never subscribed")
-	}
+	})
+	in, addr, stopServer := w.in, w.addr, w.stopServer
 
 	stopServer() // the outage
 	pub, err := rawclient.Dial(ctx, b.Addr(), rawclient.Options{ClientID: "bp-publisher", CleanStart: true})
@@ -97,7 +68,7 @@ func TestOutageLongerThanTheSessionHolds(t *testing.T) {
 	require.Equal(t, uint64(len(kept)), refused, "the broker counts every refusal")
 	require.Zero(t, in.Stats().Acked, "nothing commits while the warehouse is down")
 
-	ln, err = net.Listen("tcp", addr) // the warehouse comes back where it was
+	ln, err := net.Listen("tcp", addr) // the warehouse comes back where it was
 	require.NoError(t, err)
 	stopServer = serve(ln)
 	defer stopServer()
@@ -124,13 +95,7 @@ func TestOutageLongerThanTheSessionHolds(t *testing.T) {
 	requireStoredOnce(t, ctx, db, acked)
 	require.Zero(t, b.Dropped()[broker.DropInflight]+b.Dropped()[broker.DropSessionEnded]+b.Dropped()[broker.DropBacklogWrite])
 
-	stopIngest()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-ctx.Done():
-		t.Fatal("Run did not return after cancel")
-	}
+	w.stop()
 }
 
 // reading is one telemetry message of the outage test's publisher.

@@ -215,12 +215,16 @@ func TestIngestCrash(t *testing.T) {
 	}
 }
 
-// ingestFixture starts a broker and an embedded warehouse, and returns a
-// function that serves the warehouse over HTTP on a listener until the
-// function it returns is called.
-func ingestFixture(t *testing.T, ctx context.Context) (*broker.Broker, *warehouse.DB, func(net.Listener) (stop func())) {
+// ingestFixture starts a broker (an open one, changed by change) and an
+// embedded warehouse, and returns a function that serves the warehouse
+// over HTTP on a listener until the function it returns is called.
+func ingestFixture(t *testing.T, ctx context.Context, change ...func(*broker.Config)) (*broker.Broker, *warehouse.DB, func(net.Listener) (stop func())) {
 	t.Helper()
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}})
+	cfg := broker.Config{Addr: "127.0.0.1:0", Auth: broker.AuthConfig{AllowAnonymous: true}}
+	for _, c := range change {
+		c(&cfg)
+	}
+	b, err := broker.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, b.Start())
 	t.Cleanup(func() { b.Close() })
