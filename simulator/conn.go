@@ -396,22 +396,12 @@ func (c *conn) flush(ctx context.Context) {
 	c.pending = c.pending[:0]
 }
 
-// work publishes the messages of its queue, in order, until ctx ends.
-func (c *conn) work(ctx context.Context, cm *autopaho.ConnectionManager, q <-chan outbound) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-q:
-			c.publish(ctx, cm, o)
-		}
-	}
-}
-
 // publish encodes a message and publishes it at QoS 1, waiting for the
-// broker's acknowledgement. A failure is counted and logged, not retried:
-// the device reports its state again when it reconnects.
-func (c *conn) publish(ctx context.Context, cm *autopaho.ConnectionManager, o outbound) {
+// broker's acknowledgement, and reports whether the broker refused it with
+// 0x97 (quota exceeded): the caller keeps it to send again (see work). Any
+// other failure is counted and logged, not retried: the device reports its
+// state again when it reconnects.
+func (c *conn) publish(ctx context.Context, cm *autopaho.ConnectionManager, o outbound) (refused bool) {
 	topic := o.s.telemetryTopic
 	if o.m.Kind == proto.KindStatus {
 		topic = o.s.statusTopic
@@ -420,18 +410,24 @@ func (c *conn) publish(ctx context.Context, cm *autopaho.ConnectionManager, o ou
 	if err != nil {
 		c.f.publishErrors.Add(1)
 		c.f.log.Error("encode message", "topic", topic, "err", err)
-		return
+		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	if _, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload}); err != nil {
+	pr, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+	if err != nil && pr != nil && pr.ReasonCode == reasonQuotaExceeded {
+		c.f.refused.Add(1)
+		return true
+	}
+	if err != nil {
 		c.f.publishErrors.Add(1)
 		if ctx.Err() == nil {
 			c.f.log.Debug("publish failed", "topic", topic, "err", err)
 		}
-		return
+		return false
 	}
 	c.f.published.Add(1)
+	return false
 }
 
 // slotHeap orders a connection's devices by their next event, then by

@@ -34,6 +34,8 @@ type Fleet struct {
 
 	published        atomic.Uint64
 	publishErrors    atomic.Uint64
+	refused          atomic.Uint64 // PUBACK 0x97, held to send again
+	heldDropped      atomic.Uint64 // refused readings past DeviceHold
 	commandsReceived atomic.Uint64
 	invalidCommands  atomic.Uint64
 	willsArmed       atomic.Uint64
@@ -87,6 +89,14 @@ type Stats struct {
 	// PublishErrors is the number of messages that could not be published
 	// (connection down, no acknowledgement in time).
 	PublishErrors uint64
+	// Refused is the number of publishes the broker refused with 0x97
+	// (quota exceeded); each is held and sent again (see DeviceHold), so
+	// a reading refused twice counts twice.
+	Refused uint64
+	// HeldDropped is the number of readings a device dropped because it
+	// held DeviceHold refused ones already: the only loss backpressure
+	// causes, on the device, and counted.
+	HeldDropped uint64
 	// CommandsReceived is the number of valid commands devices received.
 	CommandsReceived uint64
 	// InvalidCommands is the number of messages on command topics that did
@@ -154,6 +164,8 @@ func (f *Fleet) Stats() Stats {
 		Conns:            len(f.conns),
 		Published:        f.published.Load(),
 		PublishErrors:    f.publishErrors.Load(),
+		Refused:          f.refused.Load(),
+		HeldDropped:      f.heldDropped.Load(),
 		CommandsReceived: f.commandsReceived.Load(),
 		InvalidCommands:  f.invalidCommands.Load(),
 		ByState:          make(map[proto.State]int),

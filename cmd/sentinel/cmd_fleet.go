@@ -74,9 +74,9 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 		select {
 		case err := <-done:
 			s := fleet.Stats()
-			fmt.Fprintf(out, "fleet stopped after %s: %d messages published (%.0f msg/s), %d publish errors, %d commands received; %s\n",
+			fmt.Fprintf(out, "fleet stopped after %s: %d messages published (%.0f msg/s), %d publish errors, %d refused with 0x97 and held, %d dropped from full device holds, %d commands received; %s\n",
 				time.Since(start).Round(time.Second), s.Published, float64(s.Published)/time.Since(start).Seconds(),
-				s.PublishErrors, s.CommandsReceived, selfUsage())
+				s.PublishErrors, s.Refused, s.HeldDropped, s.CommandsReceived, selfUsage())
 			if *truthFile != "" {
 				if werr := fleet.WriteGroundTruthFile(*truthFile); werr != nil {
 					return werr
