@@ -12,5 +12,12 @@
 // Both run the same DDL and the same queries. Tables that receive
 // redelivered MQTT messages are ReplacingMergeTree keyed on (device_id, seq),
 // so a repeat never counts twice in queries that use FINAL (or the views
-// built on it).
+// built on it); the per-minute rollups count readings and events with exact
+// sets of (device_id, seq) (unique_readings, unique_events), for the same
+// reason.
+//
+// The schema's history is migrations/NNNN_what.sql, applied in version order
+// by DB.Migrate and recorded in schema_migrations. A released migration is
+// frozen: migrations/released.sha256 holds its checksum and a test fails if
+// it changes, so a change to the schema is always a new file.
 package warehouse

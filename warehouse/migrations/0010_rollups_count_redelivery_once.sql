@@ -28,6 +28,13 @@
 -- redelivery cannot move; an approximate uniq state would be smaller but
 -- would not be exact.
 --
+-- ALTER TABLE ... MODIFY QUERY swaps a materialized view's query without
+-- stopping inserts. ClickHouse's documentation required the setting
+-- allow_experimental_alter_materialized_view_structure for it until
+-- January 2024 (ClickHouse pull request 59281 dropped the sentence); the
+-- embedded engine (26.7) and servers of 24.1 or later run it as is, older
+-- servers need the setting on for the migrating user.
+--
 -- Order: the column, then the view's new query (an atomic swap), then a
 -- backfill of the new column from the raw table, so every row stored
 -- before or during the migration is counted. The backfill writes only the
