@@ -51,3 +51,6 @@ replace github.com/sentinel-iot/sentinel/proto => ../proto
 replace github.com/sentinel-iot/sentinel/quantile => ../quantile
 
 replace github.com/sentinel-iot/sentinel/credentials => ../credentials
+
+// mochi v2.7.9 with Sentinel's patches; see third_party/mochi-mqtt-server/README.sentinel.md.
+replace github.com/mochi-mqtt/server/v2 v2.7.9 => ../third_party/mochi-mqtt-server

@@ -49,3 +49,6 @@ require (
 replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse
 
 replace github.com/sentinel-iot/sentinel/credentials => ../credentials
+
+// mochi v2.7.9 with Sentinel's patches; see third_party/mochi-mqtt-server/README.sentinel.md.
+replace github.com/mochi-mqtt/server/v2 v2.7.9 => ../third_party/mochi-mqtt-server
