@@ -79,3 +79,16 @@ func (b *Broker) TLSAddr() string {
 }
 
 func (b *Broker) info() *system.Info { return b.server.Info.Clone() }
+
+// inflight counts the QoS 1 and 2 messages held in the sessions' in-flight
+// stores, connected or not. It is counted at each scrape rather than read
+// from mochi's Info.Inflight, which every path that stores or deletes a
+// message must keep in step: upstream's did not after a restart (it went
+// negative) nor when an expired session was deleted with its messages.
+func (b *Broker) inflight() int64 {
+	var n int64
+	for _, cl := range b.server.Clients.GetAll() {
+		n += int64(cl.State.Inflight.Len())
+	}
+	return n
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sentinel-iot/sentinel/broker/hooks/acl"
@@ -40,8 +41,19 @@ var reasons = []string{
 
 // Reasons messages are dropped, the label values of sentinel_broker_dropped_total.
 const (
-	DropSlowClient = "slow_client"   // a client's pending writes were full (mochi MaximumClientWritesPending)
-	DropInflight   = "inflight_full" // a QoS 1/2 message found the session's in-flight store full, or expired
+	// DropSlowClient: a client's pending writes were full (mochi
+	// MaximumClientWritesPending).
+	DropSlowClient = "slow_client"
+	// DropInflight: a QoS 1/2 message found its session out of packet IDs
+	// with no backlog to queue it in, and was never stored for it (mochi's
+	// Info.InflightDropped, told through OnInflightDropped). A full
+	// in-flight store (Limits.MaxInflight) queues in the backlog instead,
+	// or the publish is refused (ReasonQuotaExceeded).
+	DropInflight = "inflight_full"
+	// DropDiscarded: a QoS 1/2 message left a session's in-flight store
+	// unacknowledged: it expired (Limits.MaxMessageExpiry), the client
+	// refused it (a PUBREC or PUBREL error code), or its session ended.
+	DropDiscarded = "discarded"
 )
 
 // metrics counts what the broker refuses and drops, and serves those counts
@@ -54,23 +66,31 @@ type metrics struct {
 	dropped  map[string]*atomic.Uint64
 	acl      map[string]*atomic.Uint64 // role \t access
 	info     func() *system.Info
+	// inflight counts the messages in the sessions' in-flight stores.
+	inflight func() int64
 }
 
-func newMetrics(info func() *system.Info) *metrics {
+// newMetrics returns the broker's metrics, reading mochi's counters from
+// info and the in-flight messages from inflight, with the Go runtime and
+// process collectors registered beside them.
+func newMetrics(info func() *system.Info, inflight func() int64) *metrics {
 	m := &metrics{
 		reg:      prometheus.NewRegistry(),
 		rejected: map[string]*atomic.Uint64{},
 		dropped:  map[string]*atomic.Uint64{},
 		acl:      map[string]*atomic.Uint64{},
 		info:     info,
+		inflight: inflight,
 	}
 	for _, r := range reasons {
 		m.rejected[r] = new(atomic.Uint64)
 	}
-	for _, r := range []string{DropSlowClient, DropInflight} {
+	for _, r := range []string{DropSlowClient, DropInflight, DropDiscarded} {
 		m.dropped[r] = new(atomic.Uint64)
 	}
-	m.reg.MustRegister(m)
+	m.reg.MustRegister(m,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -145,10 +165,10 @@ var (
 	descMsgOut    = prometheus.NewDesc("sentinel_broker_messages_sent_total", "PUBLISH packets sent to clients.", nil, nil)
 	descBytesIn   = prometheus.NewDesc("sentinel_broker_received_bytes_total", "Bytes received from clients.", nil, nil)
 	descBytesOut  = prometheus.NewDesc("sentinel_broker_sent_bytes_total", "Bytes sent to clients.", nil, nil)
-	descInflight  = prometheus.NewDesc("sentinel_broker_inflight_messages", "QoS 1 and 2 messages awaiting acknowledgement.", nil, nil)
+	descInflight  = prometheus.NewDesc("sentinel_broker_inflight_messages", "QoS 1 and 2 messages in the sessions' in-flight stores, awaiting acknowledgement.", nil, nil)
 	descSubs      = prometheus.NewDesc("sentinel_broker_subscriptions", "Subscriptions held.", nil, nil)
 	descRetained  = prometheus.NewDesc("sentinel_broker_retained_messages", "Retained messages held.", nil, nil)
-	descClients   = prometheus.NewDesc("sentinel_broker_clients_maximum", "Most clients connected at once since start.", nil, nil)
+	descClients   = prometheus.NewDesc("sentinel_broker_clients_maximum", "Most clients connected at once since start, resumed sessions included.", nil, nil)
 )
 
 // Describe sends the metrics' descriptions.
@@ -186,7 +206,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		{descMsgOut, prometheus.CounterValue, in.MessagesSent},
 		{descBytesIn, prometheus.CounterValue, in.BytesReceived},
 		{descBytesOut, prometheus.CounterValue, in.BytesSent},
-		{descInflight, prometheus.GaugeValue, in.Inflight},
+		{descInflight, prometheus.GaugeValue, m.inflight()},
 		{descSubs, prometheus.GaugeValue, in.Subscriptions},
 		{descRetained, prometheus.GaugeValue, in.Retained},
 		{descClients, prometheus.GaugeValue, in.ClientsMaximum},
@@ -215,7 +235,7 @@ func (h *metricsHook) ID() string { return "sentinel-metrics" }
 
 // Provides says which hook methods the hook implements.
 func (h *metricsHook) Provides(b byte) bool {
-	return b == mqtt.OnPublishDropped || b == mqtt.OnQosDropped
+	return b == mqtt.OnPublishDropped || b == mqtt.OnQosDropped || b == mqtt.OnInflightDropped
 }
 
 // OnPublishDropped counts a message dropped because the subscriber's
@@ -224,8 +244,15 @@ func (h *metricsHook) OnPublishDropped(*mqtt.Client, packets.Packet) {
 	h.m.inc(h.m.dropped, DropSlowClient)
 }
 
-// OnQosDropped counts a QoS 1/2 message dropped from a session.
+// OnQosDropped counts a QoS 1/2 message discarded from a session's
+// in-flight store.
 func (h *metricsHook) OnQosDropped(*mqtt.Client, packets.Packet) {
+	h.m.inc(h.m.dropped, DropDiscarded)
+}
+
+// OnInflightDropped counts a QoS 1/2 message its session's full in-flight
+// store could not take (mqtt.InflightDropObserver).
+func (h *metricsHook) OnInflightDropped(*mqtt.Client, packets.Packet) {
 	h.m.inc(h.m.dropped, DropInflight)
 }
 

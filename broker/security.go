@@ -48,7 +48,7 @@ func (b *Broker) addSecurityHooks() error {
 		return err
 	}
 	b.sec.users = users
-	m := newMetrics(b.info)
+	m := newMetrics(b.info, b.inflight)
 	m.reg.MustRegister(storeCollector{b: b})
 	b.sec.metrics = m
 	authHook, aclHook := new(auth.Hook), new(acl.Hook)

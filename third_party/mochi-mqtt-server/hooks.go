@@ -55,7 +55,8 @@ const (
 	StoredInflightMessages
 	StoredRetainedMessages
 	StoredSysInfo
-	OnDeferAck // Sentinel patch: see AckDeferrer
+	OnDeferAck        // Sentinel patch: see AckDeferrer
+	OnInflightDropped // Sentinel patch: see InflightDropObserver
 )
 
 var (
@@ -133,6 +134,22 @@ type AckDeferrer interface {
 	// publish. Calls to send for one client must keep the order of DeferAck
 	// calls (MQTT-4.6.0-2). Returning false lets the server acknowledge now.
 	DeferAck(cl *Client, pk packets.Packet, send func()) bool
+}
+
+// InflightDropObserver is implemented by a hook providing OnInflightDropped.
+//
+// Sentinel patch: upstream counted these drops in Info.InflightDropped
+// without telling any hook ("// add hook?"), so a broker's metrics could not
+// say that a session lost messages, nor which.
+type InflightDropObserver interface {
+	// OnInflightDropped is called when a QoS 1 or 2 message for cl is
+	// dropped because cl's session could not take it: its inflight store
+	// held Capabilities.MaximumInflight messages, or its packet IDs were
+	// exhausted. The message was never stored for cl (OnQosDropped is for
+	// messages that were, and OnPacketIDExhausted still precedes this for
+	// the second cause). It is called from the publisher's goroutine and
+	// must not block.
+	OnInflightDropped(cl *Client, pk packets.Packet)
 }
 
 // HookOptions contains values which are inherited from the server on initialisation.
@@ -490,6 +507,19 @@ func (h *Hooks) DeferAck(cl *Client, pk packets.Packet, send func()) bool {
 		}
 	}
 	return false
+}
+
+// OnInflightDropped tells the hooks providing OnInflightDropped that a
+// message for cl was dropped; see InflightDropObserver. Sentinel patch.
+func (h *Hooks) OnInflightDropped(cl *Client, pk packets.Packet) {
+	for _, hook := range h.GetAll() {
+		if !hook.Provides(OnInflightDropped) {
+			continue
+		}
+		if o, ok := hook.(InflightDropObserver); ok {
+			o.OnInflightDropped(cl, pk)
+		}
+	}
 }
 
 // OnQosPublish is called when a publish packet with Qos >= 1 is issued to a subscriber.

@@ -151,6 +151,7 @@ type Server struct {
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
 	backlogLocks sync.Map             // Sentinel patch: client id -> *sync.Mutex, see backlogLock
+	sharedTurns  sharedTurns          // Sentinel patch: whose turn it is in each shared subscription group, see selectShared
 }
 
 // loop contains interval tickers for the system events loop.
@@ -458,6 +459,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
 	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	s.noteClientsMaximum() // Sentinel patch: resumed sessions count too
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
@@ -617,10 +619,6 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 		s.Log.Debug("session taken over", "client", cl.ID, "old_remote", existing.Net.Remote, "new_remote", cl.Net.Remote)
 
 		return true // [MQTT-3.2.2-3]
-	}
-
-	if atomic.LoadInt64(&s.Info.ClientsConnected) > atomic.LoadInt64(&s.Info.ClientsMaximum) {
-		atomic.AddInt64(&s.Info.ClientsMaximum, 1)
 	}
 
 	return false // [MQTT-3.2.2-2]
@@ -1069,7 +1067,7 @@ func (s *Server) subscribersOf(pk packets.Packet) *Subscribers {
 	if len(subscribers.Shared) > 0 {
 		subscribers = s.hooks.OnSelectSubscribers(subscribers, pk)
 		if len(subscribers.SharedSelected) == 0 {
-			subscribers.SelectShared()
+			s.selectShared(subscribers) // Sentinel patch: a member with room, in turn
 		}
 		subscribers.MergeSharedSelected()
 	}
@@ -1168,7 +1166,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 		if err != nil {
 			s.hooks.OnPacketIDExhausted(cl, pk)
-			atomic.AddInt64(&s.Info.InflightDropped, 1)
+			s.dropInflight(cl, out) // Sentinel patch: counted, and a hook told
 			s.Log.Warn("packet ids exhausted", "error", err, "client", cl.ID, "listener", cl.Net.Listener)
 			return out, packets.ErrQuotaExceeded
 		}
@@ -1732,9 +1730,13 @@ func (s *Server) loadServerInfo(v system.Info) {
 		atomic.StoreInt64(&s.Info.PacketsSent, v.PacketsSent)
 		atomic.StoreInt64(&s.Info.InflightDropped, v.InflightDropped)
 	}
-	atomic.StoreInt64(&s.Info.Retained, v.Retained)
-	atomic.StoreInt64(&s.Info.Inflight, v.Inflight)
-	atomic.StoreInt64(&s.Info.Subscriptions, v.Subscriptions)
+	// Sentinel patch: upstream restored these three gauges from the stored
+	// snapshot, written at the last $SYS tick before the restart, over the
+	// state just loaded: a message published or acknowledged since that
+	// tick left Inflight off for good (negative once the loaded messages
+	// were acknowledged). They are counted from what was loaded instead
+	// (loadInflight, loadSubscriptions, and here the retained messages).
+	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
 }
 
 // loadSubscriptions restores subscriptions from the datastore.
@@ -1749,6 +1751,7 @@ func (s *Server) loadSubscriptions(v []storage.Subscription) {
 			Identifier:        sub.Identifier,
 		}
 		if s.Topics.Subscribe(sub.Client, sb) {
+			atomic.AddInt64(&s.Info.Subscriptions, 1) // Sentinel patch: see loadServerInfo
 			if cl, ok := s.Clients.Get(sub.Client); ok {
 				cl.State.Subscriptions.Add(sub.Filter, sb)
 			}
@@ -1796,7 +1799,9 @@ func (s *Server) loadClients(v []storage.Client) {
 func (s *Server) loadInflight(v []storage.Message) {
 	for _, msg := range v {
 		if client, ok := s.Clients.Get(msg.Client); ok {
-			client.State.Inflight.Set(msg.ToPacket())
+			if client.State.Inflight.Set(msg.ToPacket()) {
+				atomic.AddInt64(&s.Info.Inflight, 1) // Sentinel patch: see loadServerInfo
+			}
 		}
 	}
 }

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+
+package mqtt
+
+// Tests of Sentinel's patches (README.sentinel.md) that upstream's tests do
+// not cover.
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
+)
+
+// dropRecorder is a hook that records the messages OnInflightDropped tells it of.
+type dropRecorder struct {
+	HookBase
+	mu      sync.Mutex
+	dropped []packets.Packet
+}
+
+func (h *dropRecorder) ID() string { return "drop-recorder" }
+
+func (h *dropRecorder) Provides(b byte) bool { return b == OnInflightDropped }
+
+func (h *dropRecorder) OnInflightDropped(cl *Client, pk packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dropped = append(h.dropped, pk)
+}
+
+func (h *dropRecorder) topics() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, pk := range h.dropped {
+		out = append(out, pk.TopicName)
+	}
+	return out
+}
+
+func TestInflightDroppedCallsHook(t *testing.T) {
+	// A full inflight store no longer drops (patch 11: the backlog, or
+	// past the limit without one); a session out of packet IDs without a
+	// backlog still does.
+	tests := []struct {
+		name string
+		fill func(s *Server, cl *Client) // leaves cl's session unable to take a message
+	}{
+		{"packet ids exhausted", func(s *Server, cl *Client) {
+			for i := uint32(0); i <= cl.ops.options.Capabilities.maximumPacketID; i++ {
+				cl.State.Inflight.Set(packets.Packet{PacketID: uint16(i)})
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer()
+			rec := new(dropRecorder)
+			require.NoError(t, s.AddHook(rec, nil))
+			cl, _, _ := newTestClient()
+			tt.fill(s, cl)
+
+			pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
+			_, err := s.publishToClient(cl, packets.Subscription{Filter: pk.TopicName, Qos: 1}, pk)
+			require.ErrorIs(t, err, packets.ErrQuotaExceeded)
+			require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.InflightDropped))
+			require.Equal(t, []string{pk.TopicName}, rec.topics(), "the hook is told of the drop, with the message")
+		})
+	}
+}
+
+func TestLoadCountsRestoredStateNotTheSnapshot(t *testing.T) {
+	s := newServer()
+	cl := s.NewClient(nil, "tcp", "sub", false)
+	s.Clients.Add(cl)
+	s.loadSubscriptions([]storage.Subscription{
+		{Client: "sub", Filter: "a/b"}, {Client: "sub", Filter: "c/#"},
+	})
+	s.loadInflight([]storage.Message{
+		{Client: "sub", ID: "sub_1", Origin: "p", TopicName: "a/b", PacketID: 1, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}},
+		{Client: "sub", ID: "sub_2", Origin: "p", TopicName: "a/b", PacketID: 2, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}},
+		{Client: "sub", ID: "sub_3", Origin: "p", TopicName: "a/b", PacketID: 3, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}},
+		{Client: "gone", ID: "gone_1", Origin: "p", TopicName: "a/b", PacketID: 1, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}},
+	})
+	s.loadRetained([]storage.Message{
+		{ID: "r1", TopicName: "r/1", Payload: []byte("x"), FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}},
+	})
+	// The snapshot was written at the last $SYS tick, before these
+	// messages arrived (or after others were acknowledged).
+	s.loadServerInfo(system.Info{Inflight: 0, Subscriptions: 7, Retained: 4})
+
+	require.Equal(t, int64(3), atomic.LoadInt64(&s.Info.Inflight), "the messages loaded for a known client")
+	require.Equal(t, int64(2), atomic.LoadInt64(&s.Info.Subscriptions))
+	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Retained))
+
+	for id := uint16(1); id <= 3; id++ {
+		require.NoError(t, s.processPuback(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id}))
+	}
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Inflight), "never below zero once all are acknowledged")
+}
+
+// sharedServer returns a server whose shared group g holds the clients
+// ids, connected (over pipes nobody reads) and with send quota.
+func sharedServer(t *testing.T, ids ...string) (*Server, map[string]*Client) {
+	t.Helper()
+	s := newServer()
+	s.Options.Capabilities.MaximumInflight = 3
+	clients := map[string]*Client{}
+	for _, id := range ids {
+		r, w := net.Pipe()
+		t.Cleanup(func() { _ = r.Close(); _ = w.Close() })
+		cl := s.NewClient(w, "tcp", id, false)
+		cl.State.Inflight.ResetSendQuota(10)
+		s.Clients.Add(cl)
+		s.Topics.Subscribe(id, packets.Subscription{Filter: "$share/g/a/b", Qos: 1})
+		clients[id] = cl
+	}
+	return s, clients
+}
+
+// selected returns the member of group g that selectShared picks for a
+// message to a/b.
+func selected(t *testing.T, s *Server) string {
+	t.Helper()
+	subs := s.Topics.Subscribers("a/b")
+	s.selectShared(subs)
+	require.Len(t, subs.SharedSelected, 1)
+	for id := range subs.SharedSelected {
+		return id
+	}
+	return ""
+}
+
+func TestSelectSharedTakesTurns(t *testing.T) {
+	s, _ := sharedServer(t, "c1", "c2", "c3", "c4")
+	counts := map[string]int{}
+	for i := 0; i < 400; i++ {
+		counts[selected(t, s)]++
+	}
+	// Upstream took the first entry of a map iteration: for four members,
+	// one got about 5/8 of the messages.
+	require.Equal(t, map[string]int{"c1": 100, "c2": 100, "c3": 100, "c4": 100}, counts)
+}
+
+func TestSelectSharedAvoidsMembersWithoutRoom(t *testing.T) {
+	s, clients := sharedServer(t, "c1", "c2", "c3")
+	fill := func(id string) {
+		for i := uint16(1); i <= 3; i++ {
+			clients[id].State.Inflight.Set(packets.Packet{PacketID: i})
+		}
+	}
+	fill("c1")
+	counts := map[string]int{}
+	for i := 0; i < 100; i++ {
+		counts[selected(t, s)]++
+	}
+	require.Zero(t, counts["c1"], "a full member is not chosen while others have room")
+	require.Equal(t, 50, counts["c2"])
+	require.Equal(t, 50, counts["c3"])
+
+	// c2 has room but no send quota (its receive maximum is reached): c3,
+	// which can send at once, goes first.
+	clients["c2"].State.Inflight.ResetSendQuota(1)
+	clients["c2"].State.Inflight.DecreaseSendQuota()
+	counts = map[string]int{}
+	for i := 0; i < 10; i++ {
+		counts[selected(t, s)]++
+	}
+	require.Equal(t, map[string]int{"c3": 10}, counts)
+
+	// c3 disconnects: c2 (room, waiting for quota) and c3 (room, waiting
+	// for its connection) share the messages; c1 is still full.
+	clients["c3"].Stop(nil)
+	counts = map[string]int{}
+	for i := 0; i < 10; i++ {
+		counts[selected(t, s)]++
+	}
+	require.Equal(t, map[string]int{"c2": 5, "c3": 5}, counts)
+
+	// Everyone full: a member is still chosen (what becomes of the message
+	// is publishToClient's business), and the turns still go round.
+	fill("c2")
+	fill("c3")
+	counts = map[string]int{}
+	for i := 0; i < 30; i++ {
+		counts[selected(t, s)]++
+	}
+	require.Equal(t, map[string]int{"c1": 10, "c2": 10, "c3": 10}, counts)
+}
+
+func TestSelectSharedMergesAClientInTwoGroups(t *testing.T) {
+	s := newServer()
+	cl := s.NewClient(nil, "tcp", "c1", false)
+	s.Clients.Add(cl)
+	s.Topics.Subscribe("c1", packets.Subscription{Filter: "$share/g1/a/b", Qos: 0})
+	s.Topics.Subscribe("c1", packets.Subscription{Filter: "$share/g2/a/#", Qos: 1})
+	subs := s.Topics.Subscribers("a/b")
+	s.selectShared(subs)
+	require.Len(t, subs.SharedSelected, 1)
+	require.Equal(t, byte(1), subs.SharedSelected["c1"].Qos, "the two groups' subscriptions merged, the higher QoS kept")
+}
+
+func TestSharedTurnsStayBounded(t *testing.T) {
+	s, _ := sharedServer(t, "c1")
+	for i := 0; i < maxSharedTurns+10; i++ {
+		s.pickSharedMember(fmt.Sprintf("$share/g%d/a/b", i), map[string]packets.Subscription{"c1": {}})
+	}
+	require.LessOrEqual(t, len(s.sharedTurns.next), maxSharedTurns)
+}
