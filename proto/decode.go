@@ -100,7 +100,7 @@ func Encode(m Message) ([]byte, error) {
 // behaviour and errors the fast path shares.
 func decode(b []byte, max int, m Message) error {
 	if len(b) <= max && decodeFast(b, m) {
-		return m.Validate()
+		return validateDecoded(m)
 	}
 	resetMessage(m)
 	return decodeReference(b, max, m)
@@ -149,7 +149,21 @@ func decodeReference(b []byte, max int, m Message) error {
 	if err := json.Unmarshal(trimmed, m); err != nil {
 		return translate(err)
 	}
-	return m.Validate()
+	return validateDecoded(m)
+}
+
+// validateDecoded is Validate for a message both decoders have just read,
+// having checked that every required key is present. A zero ts there was
+// on the wire, 0001-01-01T00:00:00Z (time.Time's zero), so it is a time
+// out of range, where Validate, which cannot tell it from a ts never set,
+// says it is missing.
+func validateDecoded(m Message) error {
+	err := m.Validate()
+	var fe *FieldError
+	if errors.As(err, &fe) && fe.Field == "ts" && fe.Err == ErrMissingField {
+		return tsRangeErr(m.header().TS)
+	}
+	return err
 }
 
 // translate turns encoding/json's errors into FieldErrors.

@@ -88,6 +88,7 @@ var reasons = map[error]string{
 	proto.ErrMissingField:  "missing_field",
 	proto.ErrUnknownField:  "unknown_field",
 	proto.ErrOutOfRange:    "out_of_range",
+	proto.ErrTSOutOfRange:  "ts_out_of_range",
 	proto.ErrUnknownState:  "unknown_value",
 	proto.ErrVersion:       "bad_version",
 	proto.ErrTopicMismatch: "topic_mismatch",
@@ -237,9 +238,24 @@ func commonCases(t *testing.T, m proto.Message) []decodeCase {
 		{name: "ts object", payload: edit(t, m, "ts", raw(`{}`)), want: proto.ErrWrongType, field: "ts"},
 		{name: "ts not rfc3339", payload: edit(t, m, "ts", "2024-05-01 10:00:00"), want: proto.ErrWrongType, field: "ts"},
 		{name: "ts date only", payload: edit(t, m, "ts", "2024-05-01"), want: proto.ErrWrongType, field: "ts"},
-		{name: "ts zero time", payload: edit(t, m, "ts", "0001-01-01T00:00:00Z"), want: proto.ErrMissingField, field: "ts"},
-		{name: "ts before year 0 in UTC", payload: edit(t, m, "ts", "0000-01-01T00:30:00+01:00"), want: proto.ErrOutOfRange, field: "ts"},
-		{name: "ts after year 9999 in UTC", payload: edit(t, m, "ts", "9999-12-31T23:30:00-01:00"), want: proto.ErrOutOfRange, field: "ts"},
+		// A ts on the wire is never missing, whatever its value: time.Time's
+		// zero is a time out of range like any other.
+		{name: "ts zero time", payload: edit(t, m, "ts", "0001-01-01T00:00:00Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts zero time by offset", payload: edit(t, m, "ts", "0001-01-01T01:00:00+01:00"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts zero time under a millisecond", payload: edit(t, m, "ts", "0001-01-01T00:00:00.0009Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts before year 0 in UTC", payload: edit(t, m, "ts", "0000-01-01T00:30:00+01:00"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts after year 9999 in UTC", payload: edit(t, m, "ts", "9999-12-31T23:30:00-01:00"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts last of year 9999", payload: edit(t, m, "ts", "9999-12-31T23:59:59.999Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts first ms before MinTS", payload: edit(t, m, "ts", "1899-12-31T23:59:59.999Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts MinTS", payload: edit(t, m, "ts", "1900-01-01T00:00:00.000Z")},
+		{name: "ts MinTS by offset", payload: edit(t, m, "ts", "1900-01-01T01:00:00.000+01:00")},
+		{name: "ts before MinTS by offset", payload: edit(t, m, "ts", "1900-01-01T00:30:00.000+01:00"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts MaxTS", payload: edit(t, m, "ts", "2262-04-11T23:47:16.854Z")},
+		{name: "ts MaxTS with its nanoseconds", payload: edit(t, m, "ts", "2262-04-11T23:47:16.854775807Z")},
+		{name: "ts first ms after MaxTS", payload: edit(t, m, "ts", "2262-04-11T23:47:16.855Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts last of DateTime64", payload: edit(t, m, "ts", "2299-12-31T23:59:59.999Z"), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts out of range and seq zero", payload: edit(t, m, "ts", "2300-01-01T00:00:00.000Z", "seq", 0), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "v 2 before ts out of range", payload: edit(t, m, "ts", "0001-01-01T00:00:00Z", "v", 2), want: proto.ErrVersion, field: "v"},
 
 		{name: "missing seq", payload: edit(t, m, "seq", absent), want: proto.ErrMissingField, field: "seq"},
 		{name: "seq zero", payload: edit(t, m, "seq", 0), want: proto.ErrMissingField, field: "seq"},
@@ -565,7 +581,19 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 			m := commandFixture()
 			m.TS = proto.NewTime(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
 			return m
-		}(), want: proto.ErrOutOfRange, field: "ts"},
+		}(), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts after MaxTS", m: func() proto.Message {
+			m := telemetryFixture()
+			m.TS = proto.NewTime(proto.MaxTS.Add(time.Millisecond))
+			return m
+		}(), want: proto.ErrTSOutOfRange, field: "ts"},
+		{name: "ts before MinTS", m: func() proto.Message {
+			m := statusFixture()
+			m.TS = proto.NewTime(proto.MinTS.Add(-time.Millisecond))
+			return m
+		}(), want: proto.ErrTSOutOfRange, field: "ts"},
+		// A producer that never set ts has a missing ts, not one out of range.
+		{name: "ts never set", m: func() proto.Message { m := decisionFixture(); m.TS = proto.Time{}; return m }(), want: proto.ErrMissingField, field: "ts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -667,6 +695,32 @@ func TestReason(t *testing.T) {
 			require.Equal(t, tt.want, proto.Reason(tt.err))
 		})
 	}
+}
+
+// TestTSRange holds MinTS and MaxTS to what their comment says: MaxTS is
+// the last millisecond whose time.UnixNano, what clickhouse-go converts a
+// DateTime64 through, does not overflow, and both lie inside DateTime64's
+// documented 1900-01-01..2299-12-31.
+func TestTSRange(t *testing.T) {
+	require.Equal(t, time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), proto.MinTS)
+	require.Equal(t, time.Date(2262, 4, 11, 23, 47, 16, 854_000_000, time.UTC), proto.MaxTS)
+	for _, tt := range []struct {
+		name string
+		ts   time.Time
+		fits bool
+	}{
+		{"MinTS", proto.MinTS, true},
+		{"MaxTS", proto.MaxTS, true},
+		{"after MaxTS", proto.MaxTS.Add(time.Millisecond), false},
+		{"last of DateTime64", time.Date(2299, 12, 31, 23, 59, 59, 999_000_000, time.UTC), false},
+		{"year 9999", time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// clickhouse-go's timeToInt64 at precision 3.
+			require.Equal(t, tt.fits, tt.ts.UnixNano()/1e6 == tt.ts.UnixMilli())
+		})
+	}
+	require.True(t, proto.MinTS.Year() >= 1900 && proto.MaxTS.Year() <= 2299)
 }
 
 func TestFieldErrorMessage(t *testing.T) {

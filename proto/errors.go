@@ -24,6 +24,10 @@ var (
 	ErrUnknownField = errors.New("proto: unknown field")
 	// ErrOutOfRange means a numeric field is outside its allowed range.
 	ErrOutOfRange = errors.New("proto: out of range")
+	// ErrTSOutOfRange means "ts" is a valid RFC 3339 time outside the range
+	// every consumer can store, MinTS to MaxTS: a device clock gone wrong,
+	// which a warehouse would otherwise store as some other time.
+	ErrTSOutOfRange = errors.New("proto: timestamp out of range")
 	// ErrUnknownState means an OTA state, action or outcome is not one of the defined values.
 	ErrUnknownState = errors.New("proto: unknown value")
 	// ErrVersion means the "v" field names a wire version this code does not speak.
@@ -65,29 +69,50 @@ func fieldErr(field string, err error, format string, args ...any) error {
 	return &FieldError{Field: field, Err: err, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Reason returns a short, stable code for err, for counting and storing
-// rejections: "too_large", "malformed", "wrong_type", "missing_field",
-// "unknown_field", "out_of_range", "unknown_value", "bad_version",
-// "topic_mismatch", "bad_topic", or "other".
+// Reason codes, what Reason returns: the reason column of dead_letters and
+// the reason label of the ingestor's dead-letter counter. They are a
+// contract with stored rows and dashboards: add codes, never rename one.
+const (
+	ReasonTooLarge      = "too_large"
+	ReasonMalformed     = "malformed"
+	ReasonWrongType     = "wrong_type"
+	ReasonMissingField  = "missing_field"
+	ReasonUnknownField  = "unknown_field"
+	ReasonOutOfRange    = "out_of_range"
+	ReasonTSOutOfRange  = "ts_out_of_range"
+	ReasonUnknownValue  = "unknown_value"
+	ReasonBadVersion    = "bad_version"
+	ReasonTopicMismatch = "topic_mismatch"
+	ReasonBadTopic      = "bad_topic"
+	ReasonOther         = "other"
+)
+
+// reasons maps each sentinel error to its code.
+var reasons = []struct {
+	err  error
+	code string
+}{
+	{ErrTooLarge, ReasonTooLarge},
+	{ErrMalformed, ReasonMalformed},
+	{ErrWrongType, ReasonWrongType},
+	{ErrMissingField, ReasonMissingField},
+	{ErrUnknownField, ReasonUnknownField},
+	{ErrOutOfRange, ReasonOutOfRange},
+	{ErrTSOutOfRange, ReasonTSOutOfRange},
+	{ErrUnknownState, ReasonUnknownValue},
+	{ErrVersion, ReasonBadVersion},
+	{ErrTopicMismatch, ReasonTopicMismatch},
+	{ErrBadTopic, ReasonBadTopic},
+}
+
+// Reason returns the short, stable code of the sentinel error err wraps,
+// for counting and storing rejections (one of the Reason constants), or
+// ReasonOther when it wraps none.
 func Reason(err error) string {
-	for _, r := range []struct {
-		err  error
-		code string
-	}{
-		{ErrTooLarge, "too_large"},
-		{ErrMalformed, "malformed"},
-		{ErrWrongType, "wrong_type"},
-		{ErrMissingField, "missing_field"},
-		{ErrUnknownField, "unknown_field"},
-		{ErrOutOfRange, "out_of_range"},
-		{ErrUnknownState, "unknown_value"},
-		{ErrVersion, "bad_version"},
-		{ErrTopicMismatch, "topic_mismatch"},
-		{ErrBadTopic, "bad_topic"},
-	} {
+	for _, r := range reasons {
 		if errors.Is(err, r.err) {
 			return r.code
 		}
 	}
-	return "other"
+	return ReasonOther
 }

@@ -2,6 +2,7 @@ package proto
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -44,6 +45,25 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// The range of "ts": the times every warehouse engine stores as sent.
+// ClickHouse's DateTime64, the type of every timestamp column, supports
+// [1900-01-01 00:00:00, 2299-12-31 23:59:59.99999999]
+// (https://clickhouse.com/docs/sql-reference/data-types/datetime64; servers
+// from 26.7 on, like the embedded engine, take years 0000 to 9999, but older
+// servers are in service). clickhouse-go v2.51.0, the driver of the server
+// engines, converts a DateTime64 through time.UnixNano
+// (lib/column/datetime64.go, timeToInt64), which overflows after
+// 2262-04-11T23:47:16.854775807Z (the time package's documentation of
+// UnixNano): 9999-12-31T23:59:59.999Z was stored as 1816-03-30 05:56:08
+// (issue 19). So the range is the two's intersection, at the wire's
+// millisecond precision. A device whose clock says otherwise is wrong.
+var (
+	// MinTS is the earliest "ts" the decoders accept.
+	MinTS = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	// MaxTS is the latest "ts" the decoders accept.
+	MaxTS = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Millisecond)
+)
+
 // Header is the part every message shares.
 type Header struct {
 	// V is the wire version, always Version.
@@ -72,16 +92,20 @@ func (h Header) validate() error {
 		return fieldErr("device_id", ErrMissingField, "required")
 	case h.TS.IsZero():
 		return fieldErr("ts", ErrMissingField, "required")
+	case h.TS.Before(MinTS) || h.TS.After(MaxTS):
+		return tsRangeErr(h.TS)
 	case h.Seq == 0:
 		return fieldErr("seq", ErrMissingField, "required, starts at 1")
-	case h.TS.UTC().Year() < 0 || h.TS.UTC().Year() > 9999:
-		// RFC 3339 has four-digit years; TimeFormat could not encode it.
-		return fieldErr("ts", ErrOutOfRange, "year %d in UTC not in 0..9999", h.TS.UTC().Year())
 	}
 	if err := ValidateID(h.DeviceID); err != nil {
 		return fieldErr("device_id", ErrOutOfRange, "%v", err)
 	}
 	return nil
+}
+
+// tsRangeErr is the error of a "ts" outside MinTS..MaxTS.
+func tsRangeErr(ts Time) error {
+	return fieldErr("ts", ErrTSOutOfRange, "%s not in %s..%s", ts.UTC().Format(TimeFormat), MinTS.Format(TimeFormat), MaxTS.Format(TimeFormat))
 }
 
 // Ranges the decoders enforce.
