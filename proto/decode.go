@@ -119,7 +119,8 @@ func resetMessage(m Message) {
 // decodeReference checks and unmarshals one payload into m, with the
 // presence pass and encoding/json. The order of the checks decides which
 // error a payload with several problems gets: size, then JSON syntax
-// (ErrMalformed), then the presence pass (unknown, null and missing fields,
+// (ErrMalformed), then the presence pass (invalid UTF-8, nesting too deep,
+// unknown, duplicate, null and missing keys, in the order they appear;
 // see presence.go), then types (ErrWrongType), then Validate.
 func decodeReference(b []byte, max int, m Message) error {
 	if len(b) > max {
@@ -179,6 +180,10 @@ func translate(err error) error {
 			field = "(root)"
 		}
 		return fieldErr(field, ErrWrongType, "got JSON %s, want %s", typeErr.Value, typeErr.Type)
+	case errors.As(err, &syntaxErr) && strings.Contains(syntaxErr.Error(), "exceeded max depth"):
+		// encoding/json's own limit, 10000, past MaxDepth: the presence
+		// pass stopped at MaxDepth, and the fault is the same.
+		return &FieldError{Err: ErrTooDeep, Detail: fmt.Sprintf("%v at byte %d", syntaxErr, syntaxErr.Offset)}
 	case errors.As(err, &syntaxErr):
 		return &FieldError{Err: ErrMalformed, Detail: fmt.Sprintf("%v at byte %d", syntaxErr, syntaxErr.Offset)}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -84,6 +84,9 @@ var kinds = []struct {
 var reasons = map[error]string{
 	proto.ErrTooLarge:      "too_large",
 	proto.ErrMalformed:     "malformed",
+	proto.ErrTooDeep:       "too_deep",
+	proto.ErrInvalidUTF8:   "invalid_utf8",
+	proto.ErrDuplicateKey:  "duplicate_key",
 	proto.ErrWrongType:     "wrong_type",
 	proto.ErrMissingField:  "missing_field",
 	proto.ErrUnknownField:  "unknown_field",
@@ -137,6 +140,20 @@ func edit(t testing.TB, m proto.Message, kv ...any) []byte {
 	b, err := json.Marshal(obj)
 	require.NoError(t, err)
 	return b
+}
+
+// swap returns b with the first old replaced by new, for payloads edit
+// cannot write: a key twice, bytes that are not UTF-8 (json.Marshal would
+// replace them), escapes.
+func swap(t testing.TB, b []byte, old, new string) []byte {
+	t.Helper()
+	require.True(t, bytes.Contains(b, []byte(old)), "%q not in %s", old, b)
+	return bytes.Replace(b, []byte(old), []byte(new), 1)
+}
+
+// nested is n opening brackets, a value, and n closing ones.
+func nested(n int, open, value, end string) string {
+	return strings.Repeat(open, n) + value + strings.Repeat(end, n)
 }
 
 // requireFieldError checks that err wraps want, names field and has the
@@ -277,6 +294,47 @@ func commonCases(t *testing.T, m proto.Message) []decodeCase {
 		{name: "no-break space before", payload: []byte("\u00a0" + string(valid)), want: proto.ErrMalformed},
 		{name: "no-break space after", payload: []byte(string(valid) + "\u00a0"), want: proto.ErrMalformed},
 		{name: "unknown field then syntax error", payload: []byte(`{"extra":1,}`), want: proto.ErrMalformed},
+
+		// Each key once: encoding/json would keep the last of two, other
+		// JSON readers the first.
+		{name: "device_id twice", payload: swap(t, valid, `{`, `{"device_id":"dev-2",`), want: proto.ErrDuplicateKey, field: "device_id"},
+		{name: "v twice with one value", payload: swap(t, valid, `{`, `{"v":1,`), want: proto.ErrDuplicateKey, field: "v"},
+		{name: "v twice, once escaped", payload: swap(t, valid, `{`, `{"\u0076":1,`), want: proto.ErrDuplicateKey, field: "v"},
+		{name: "v twice, the second null", payload: swap(t, valid, `"v":1}`, `"v":1,"v":null}`), want: proto.ErrDuplicateKey, field: "v"},
+		{name: "duplicate before missing", payload: []byte(`{"v":1,"v":1}`), want: proto.ErrDuplicateKey, field: "v"},
+		{name: "unknown key twice", payload: swap(t, valid, `{`, `{"x":1,"x":1,`), want: proto.ErrUnknownField, field: "x"},
+		{name: "duplicate then syntax error", payload: []byte(`{"v":1,"v":1,}`), want: proto.ErrMalformed},
+
+		// Strings are UTF-8: encoding/json would store U+FFFD for each byte
+		// that is not, and for each half of a surrogate pair.
+		{name: "device_id not UTF-8", payload: swap(t, valid, `"dev-1"`, "\"dev-\xff1\""), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id truncated sequence", payload: swap(t, valid, `"dev-1"`, "\"dev-1\xc3\""), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id overlong encoding", payload: swap(t, valid, `"dev-1"`, "\"dev-\xc0\xaf1\""), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id surrogate in UTF-8", payload: swap(t, valid, `"dev-1"`, "\"dev-\xed\xa0\x801\""), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id lone high surrogate", payload: swap(t, valid, `"dev-1"`, `"dev-\ud800"`), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id lone low surrogate", payload: swap(t, valid, `"dev-1"`, `"dev-\uDC00"`), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id surrogates reversed", payload: swap(t, valid, `"dev-1"`, `"dev-\udc00\ud800"`), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id high surrogate then letter", payload: swap(t, valid, `"dev-1"`, `"dev-\ud800\u0041"`), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "device_id high surrogate at the end", payload: swap(t, valid, `"dev-1"`, `"dev-1\ud83d"`), want: proto.ErrInvalidUTF8, field: "device_id"},
+		// Valid Unicode that is not a valid ID is out of range, as before.
+		{name: "device_id surrogate pair", payload: swap(t, valid, `"dev-1"`, `"dev-\ud83d\ude00"`), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "device_id replacement character", payload: swap(t, valid, `"dev-1"`, `"dev-\ufffd"`), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "device_id escaped backslash before u", payload: swap(t, valid, `"dev-1"`, `"dev-\\ud800"`), want: proto.ErrOutOfRange, field: "device_id"},
+		{name: "key not UTF-8", payload: swap(t, valid, `{`, "{\"\xff\":1,"), want: proto.ErrInvalidUTF8},
+		{name: "key lone surrogate", payload: swap(t, valid, `{`, `{"s\ud800q":1,`), want: proto.ErrInvalidUTF8},
+		{name: "not UTF-8 nested in a value", payload: swap(t, valid, `"dev-1"`, "[\"\xff\"]"), want: proto.ErrInvalidUTF8, field: "device_id"},
+		{name: "unknown key before its bad value", payload: swap(t, valid, `{`, "{\"x\":\"\xff\","), want: proto.ErrUnknownField, field: "x"},
+		{name: "not UTF-8 outside a string", payload: swap(t, valid, `"v":1}`, "\"v\":1\xff}"), want: proto.ErrMalformed},
+		{name: "not UTF-8 in a truncated string", payload: []byte("{\"v\":1,\"device_id\":\"\xff"), want: proto.ErrMalformed},
+
+		// Nesting past MaxDepth is named as such, not by the missing fields
+		// that follow it.
+		{name: "value at MaxDepth", payload: swap(t, valid, `"dev-1"`, nested(proto.MaxDepth-1, "[", "1", "]")), want: proto.ErrWrongType, field: "device_id"},
+		{name: "value past MaxDepth", payload: swap(t, valid, `"dev-1"`, nested(proto.MaxDepth, "[", "1", "]")), want: proto.ErrTooDeep, field: "device_id"},
+		{name: "objects past MaxDepth", payload: swap(t, valid, `"dev-1"`, nested(proto.MaxDepth, `{"a":`, "1", "}")), want: proto.ErrTooDeep, field: "device_id"},
+		{name: "deep value before missing fields", payload: []byte(`{"v":1,"seq":` + nested(8000, "[", "", "]") + `}`), want: proto.ErrTooDeep, field: "seq"},
+		{name: "deep value in an unknown key", payload: []byte(`{"v":1,"x":` + nested(8000, "[", "", "]") + `}`), want: proto.ErrUnknownField, field: "x"},
+		{name: "deep value never closed", payload: []byte(`{"v":1,"seq":` + strings.Repeat("[", 8000)), want: proto.ErrMalformed},
 		{name: "null then syntax error", payload: []byte(`{"v":null`), want: proto.ErrMalformed},
 	}
 }
@@ -415,7 +473,35 @@ func TestDecodeTelemetry(t *testing.T) {
 		{name: "firmware nul", payload: edit(t, m, "firmware", "2.4\x001"), want: proto.ErrOutOfRange, field: "firmware"},
 		{name: "firmware too long", payload: edit(t, m, "firmware", strings.Repeat("1", 257)), want: proto.ErrOutOfRange, field: "firmware"},
 		{name: "status field", payload: edit(t, m, "target_firmware", "2.4.2"), want: proto.ErrUnknownField, field: "target_firmware"},
+		{name: "firmware not UTF-8", payload: swap(t, edit(t, m), `"2.4.1"`, "\"2.4.1\xff\""), want: proto.ErrInvalidUTF8, field: "firmware"},
+		{name: "firmware lone surrogate", payload: swap(t, edit(t, m), `"2.4.1"`, `"2.4.1\udfff"`), want: proto.ErrInvalidUTF8, field: "firmware"},
+		{name: "state twice", payload: swap(t, edit(t, m), `"state":"installing"`, `"state":"installing","state":"idle"`), want: proto.ErrDuplicateKey, field: "state"},
 	})
+}
+
+// TestDecodeUnicodeKept checks that valid text, escaped or not, decodes to
+// what was sent, U+FFFD included when the device sent it.
+func TestDecodeUnicodeKept(t *testing.T) {
+	for _, tt := range []struct {
+		name, detail, want string
+	}{
+		{name: "surrogate pair", detail: `\ud83d\ude00`, want: "\U0001F600"},
+		{name: "surrogate pair upper case", detail: `\uD83D\uDE00`, want: "\U0001F600"},
+		{name: "raw UTF-8", detail: "\U0001F600 ß", want: "\U0001F600 ß"},
+		{name: "replacement character escaped", detail: `\ufffd`, want: "\uFFFD"},
+		{name: "replacement character raw", detail: "\uFFFD", want: "\uFFFD"},
+		{name: "escaped backslash then u", detail: `\\ud800`, want: `\ud800`},
+		{name: "BMP escape", detail: `\u00df`, want: "ß"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := swap(t, edit(t, statusFixture()), `"E_PART_B: partition b short write"`, `"`+tt.detail+`"`)
+			for name, decode := range map[string]func([]byte) (*proto.StatusEvent, error){"fast": proto.DecodeStatus, "reference": proto.DecodeStatusReference} {
+				m, err := decode(b)
+				require.NoError(t, err, name)
+				require.Equal(t, tt.want, m.Detail, name)
+			}
+		})
+	}
 }
 
 func TestDecodeStatus(t *testing.T) {
@@ -456,6 +542,15 @@ func TestDecodeStatus(t *testing.T) {
 		{name: "result header field", payload: edit(t, m, "result.seq", 1), want: proto.ErrUnknownField, field: "result.seq"},
 		{name: "result field at top level", payload: edit(t, m, "outcome", "ok"), want: proto.ErrUnknownField, field: "outcome"},
 		{name: "result null in array", payload: edit(t, m, "result", raw(`[null]`)), want: proto.ErrWrongType, field: "result"},
+
+		{name: "result twice", payload: swap(t, edit(t, m), `"result":`, `"result":{"command_id":"c","action":"halt","outcome":"ok"},"result":`), want: proto.ErrDuplicateKey, field: "result"},
+		{name: "result outcome twice", payload: swap(t, edit(t, m), `"outcome":"failed"`, `"outcome":"failed","outcome":"ok"`), want: proto.ErrDuplicateKey, field: "result.outcome"},
+		{name: "result key not UTF-8", payload: swap(t, edit(t, m), `"outcome":`, "\"out\xffcome\":"), want: proto.ErrInvalidUTF8, field: "result"},
+		{name: "result value not UTF-8", payload: swap(t, edit(t, m), `"cmd-42"`, "\"cmd-\xff\""), want: proto.ErrInvalidUTF8, field: "result.command_id"},
+		{name: "result value at MaxDepth", payload: swap(t, edit(t, m), `"cmd-42"`, nested(proto.MaxDepth-2, "[", "", "]")), want: proto.ErrWrongType, field: "result.command_id"},
+		{name: "result value past MaxDepth", payload: swap(t, edit(t, m), `"cmd-42"`, nested(proto.MaxDepth-1, "[", "", "]")), want: proto.ErrTooDeep, field: "result.command_id"},
+		{name: "detail lone surrogate", payload: swap(t, edit(t, m), `"E_PART_B`, `"E_PART_B \ud800`), want: proto.ErrInvalidUTF8, field: "detail"},
+		{name: "detail not UTF-8", payload: swap(t, edit(t, m), `"E_PART_B`, "\"E_PART_B \xfe"), want: proto.ErrInvalidUTF8, field: "detail"},
 	})
 }
 
@@ -640,6 +735,8 @@ func TestDecode(t *testing.T) {
 		{name: "command on telemetry topic", topic: proto.TelemetryTopic(region, device), payload: edit(t, cmd), err: proto.ErrUnknownField, field: "action"},
 		{name: "payload error", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel, "rssi_dbm", 5), err: proto.ErrOutOfRange, field: "rssi_dbm"},
 		{name: "malformed", topic: proto.StatusTopic(region, device), payload: []byte(`{"v":1`), err: proto.ErrMalformed},
+		// Past encoding/json's own depth limit, under a cap that lets it in.
+		{name: "deeper than encoding/json goes", topic: proto.TelemetryTopic(region, device), payload: []byte(`{"v":1,"seq":` + nested(10001, "[", "", "]") + `}`), max: 1 << 20, err: proto.ErrTooDeep},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,19 @@ var (
 	ErrTooLarge = errors.New("proto: payload too large")
 	// ErrMalformed means the payload is not a JSON object.
 	ErrMalformed = errors.New("proto: malformed JSON")
+	// ErrTooDeep means the payload nests objects and arrays deeper than
+	// MaxDepth. A v1 message nests two deep; a deep value is an attack or
+	// a bug, and is named as such rather than by the fields it hides.
+	ErrTooDeep = errors.New("proto: nested too deep")
+	// ErrInvalidUTF8 means a string, key or value, holds bytes that are not
+	// UTF-8 or a \u escape of half a surrogate pair. Neither is a
+	// character: encoding/json would store U+FFFD in its place, a value
+	// the device never sent.
+	ErrInvalidUTF8 = errors.New("proto: invalid UTF-8")
+	// ErrDuplicateKey means an object has a key twice. encoding/json would
+	// keep the last value and other JSON readers the first, so two
+	// consumers would see two messages.
+	ErrDuplicateKey = errors.New("proto: duplicate key")
 	// ErrWrongType means a field holds a JSON value of the wrong type.
 	ErrWrongType = errors.New("proto: wrong type")
 	// ErrMissingField means a required field is absent or empty, or any
@@ -75,6 +88,9 @@ func fieldErr(field string, err error, format string, args ...any) error {
 const (
 	ReasonTooLarge      = "too_large"
 	ReasonMalformed     = "malformed"
+	ReasonTooDeep       = "too_deep"
+	ReasonInvalidUTF8   = "invalid_utf8"
+	ReasonDuplicateKey  = "duplicate_key"
 	ReasonWrongType     = "wrong_type"
 	ReasonMissingField  = "missing_field"
 	ReasonUnknownField  = "unknown_field"
@@ -94,6 +110,9 @@ var reasons = []struct {
 }{
 	{ErrTooLarge, ReasonTooLarge},
 	{ErrMalformed, ReasonMalformed},
+	{ErrTooDeep, ReasonTooDeep},
+	{ErrInvalidUTF8, ReasonInvalidUTF8},
+	{ErrDuplicateKey, ReasonDuplicateKey},
 	{ErrWrongType, ReasonWrongType},
 	{ErrMissingField, ReasonMissingField},
 	{ErrUnknownField, ReasonUnknownField},

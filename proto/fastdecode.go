@@ -14,12 +14,16 @@ import (
 // the message's keys, each exactly once, each value of its Go field's JSON
 // type with no escapes in strings, every required key present, nothing after
 // the object. Anything else, valid or not, goes to the reference decoder,
-// which then says what is wrong (or accepts it) exactly as before: the fast
-// path never produces a decoding error of its own, only Validate's, run on
-// the same struct. So its accept/reject behaviour and its errors are the
-// reference's by construction, provided that a payload it accepts the
-// reference accepts with an equal message; FuzzFastDecode checks that on
-// arbitrary inputs.
+// which then says what is wrong (or accepts it) exactly as before. A key
+// twice (ErrDuplicateKey), bytes that are not UTF-8 or an escape, which may
+// be half a surrogate pair (ErrInvalidUTF8), and nesting past the result
+// object (ErrTooDeep) are all declined, so those errors are the
+// reference's alone. The fast path never produces a decoding error of its
+// own, only Validate's, through the same validateDecoded on the same
+// struct (a ts of 0001-01-01 is ErrTSOutOfRange on both paths). So its
+// accept/reject behaviour and its errors are the reference's by
+// construction, provided that a payload it accepts the reference accepts
+// with an equal message; FuzzFastDecode checks that on arbitrary inputs.
 
 // Field bits of the fast path, one per key of a message.
 const (

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -55,6 +57,7 @@ func FuzzDecode(f *testing.F) {
 		enc, err := proto.Encode(m)
 		require.NoError(t, err)
 		requireKeysFrom(t, payload, enc)
+		requireStrictJSON(t, payload)
 		top2, m2, err := proto.Decode(topic, enc, 0)
 		require.NoError(t, err, "re-encoded: %s", enc)
 		require.Equal(t, top, top2)
@@ -66,7 +69,8 @@ func FuzzDecode(f *testing.F) {
 // error is a *FieldError wrapping a sentinel, and a payload-wide malformed
 // error means the payload really is not one JSON object; a decoded message
 // came from a valid JSON object holding, exactly and not null, every key its
-// encoding has; it re-encodes and decodes again to an equal value, with a
+// encoding has, each key once, in valid UTF-8 and no U+FFFD the payload
+// did not spell; it re-encodes and decodes again to an equal value, with a
 // stable encoding.
 func checkDecoder[M proto.Message](t *testing.T, b []byte, decode func([]byte) (M, error)) {
 	t.Helper()
@@ -81,6 +85,7 @@ func checkDecoder[M proto.Message](t *testing.T, b []byte, decode func([]byte) (
 	enc, err := proto.Encode(m)
 	require.NoError(t, err)
 	requireKeysFrom(t, b, enc)
+	requireStrictJSON(t, b)
 	m2, err := decode(enc)
 	require.NoError(t, err, "re-encoded: %s", enc)
 	require.Equal(t, m, m2)
@@ -145,5 +150,58 @@ func requireKeysFrom(t *testing.T, payload, enc []byte) {
 		if _, ok := out[k]; !ok {
 			require.Equal(t, `""`, string(v), "key %q of accepted payload %q not in %s", k, payload, enc)
 		}
+	}
+}
+
+// requireStrictJSON checks that an accepted payload is valid UTF-8, has no
+// object with a key twice, and decodes to no U+FFFD it did not spell, raw
+// or escaped: encoding/json would have put one for a lone surrogate escape.
+func requireStrictJSON(t *testing.T, b []byte) {
+	t.Helper()
+	require.True(t, utf8.Valid(b), "accepted a payload that is not UTF-8: %q", b)
+	spelled := bytes.Contains(b, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(b), []byte(`\ufffd`))
+	type frame struct {
+		object  bool
+		wantKey bool
+		keys    map[string]bool
+	}
+	var open []*frame
+	// valueDone records that the innermost object's value has been read.
+	valueDone := func() {
+		if n := len(open); n > 0 && open[n-1].object {
+			open[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return
+		}
+		require.NoError(t, err)
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				open = append(open, &frame{object: true, wantKey: true, keys: map[string]bool{}})
+			case '[':
+				open = append(open, &frame{})
+			default:
+				open = open[:len(open)-1]
+				valueDone()
+			}
+			continue
+		case string:
+			if !spelled {
+				require.NotContains(t, v, "\uFFFD", "accepted a string with U+FFFD the payload did not spell: %q", b)
+			}
+			if f := open[len(open)-1]; f.object && f.wantKey {
+				require.False(t, f.keys[v], "accepted key %q twice in %q", v, b)
+				f.keys[v] = true
+				f.wantKey = false
+				continue
+			}
+		}
+		valueDone()
 	}
 }

@@ -14,6 +14,14 @@ const Version = 1
 // message is a few hundred bytes; anything near this is a bug or an attack.
 const DefaultMaxPayload = 16 << 10
 
+// MaxDepth is how deep a payload may nest objects and arrays, the payload's
+// own object counting as 1. A v1 message nests 2 deep (a status event's
+// result), and the wire evolves by optional fields, so 16 leaves room for
+// any structure a field may grow while a payload of 16 KiB brackets, which
+// the presence pass would walk to the end before it finds the missing
+// fields they hide, is named for what it is.
+const MaxDepth = 16
+
 // Time is a timestamp that encodes as RFC 3339 in UTC with milliseconds,
 // the wire's "ts" format, and decodes any RFC 3339 time.
 type Time struct{ time.Time }

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"math/bits"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // The presence pass. encoding/json alone cannot tell an absent or null
@@ -17,8 +20,16 @@ import (
 // decodeReference walks the payload's keys once (the top-level object and, where the
 // message has one, the nested result object) and checks, in this order:
 //
+//   - every string, key or value at any depth, is valid UTF-8 with every
+//     surrogate escape paired, else ErrInvalidUTF8: encoding/json would
+//     quietly store U+FFFD in place of each fault;
+//   - no value nests objects and arrays deeper than MaxDepth, else
+//     ErrTooDeep, before the missing fields a deep value hides;
 //   - every key is, exactly and case-sensitively, a JSON name of the message
 //     type, else ErrUnknownField naming the dotted path ("result.x");
+//   - no key appears twice in one object, else ErrDuplicateKey: encoding/json
+//     would keep the last, and a consumer reading the first would see
+//     another message;
 //   - no value is JSON null: null is never a value on the v1 wire, a field
 //     without a value is left out, so a null is reported as ErrMissingField,
 //     for optional fields too;
@@ -164,7 +175,7 @@ var errScan = errors.New("proto: presence pass lost in payload")
 // object, or a *FieldError.
 func (s *wireSchema) check(b []byte) error {
 	sc := scanner{b: b}
-	if err := s.object(&sc); err != nil {
+	if err := s.object(&sc, 1); err != nil {
 		return err
 	}
 	sc.skipSpace()
@@ -174,8 +185,9 @@ func (s *wireSchema) check(b []byte) error {
 	return nil
 }
 
-// object checks the object whose '{' is at the cursor and consumes it.
-func (s *wireSchema) object(sc *scanner) error {
+// object checks the object whose '{' is at the cursor, depth levels deep
+// (the payload itself is 1), and consumes it.
+func (s *wireSchema) object(sc *scanner, depth int) error {
 	sc.i++ // '{'
 	var seen uint64
 	sc.skipSpace()
@@ -187,9 +199,9 @@ func (s *wireSchema) object(sc *scanner) error {
 			if !sc.at('"') {
 				return errScan
 			}
-			key, escaped, ok := sc.string()
-			if !ok {
-				return errScan
+			key, escaped, err := sc.string()
+			if err != nil {
+				return inField(err, strings.TrimSuffix(s.prefix, "."))
 			}
 			sc.skipSpace()
 			if !sc.at(':') {
@@ -202,16 +214,19 @@ func (s *wireSchema) object(sc *scanner) error {
 				return err
 			}
 			f := &s.fields[k]
+			if seen&(1<<k) != 0 {
+				return fieldErr(f.path, ErrDuplicateKey, "a key appears once in an object")
+			}
 			seen |= 1 << k
 			if f.sub != nil && sc.at('{') {
-				if err := f.sub.object(sc); err != nil {
+				if err := f.sub.object(sc, depth+1); err != nil {
 					return err
 				}
 			} else {
-				null, ok := sc.value()
+				null, err := sc.value(depth)
 				switch {
-				case !ok:
-					return errScan
+				case err != nil:
+					return inField(err, f.path)
 				case null && s.required&(1<<k) != 0:
 					return fieldErr(f.path, ErrMissingField, "null; a value is required")
 				case null:
@@ -284,13 +299,15 @@ func (sc *scanner) skipSpace() {
 }
 
 // string consumes the string whose opening quote is at the cursor and
-// returns the bytes between the quotes, escapes untouched.
-func (sc *scanner) string() (raw []byte, escaped, ok bool) {
+// returns the bytes between the quotes, escapes untouched. Its error is
+// errScan, or an ErrInvalidUTF8 FieldError without a field when the string
+// is valid JSON but not valid Unicode.
+func (sc *scanner) string() (raw []byte, escaped bool, err error) {
 	start := sc.i + 1
 	for i := start; i <= len(sc.b); {
 		q := bytes.IndexByte(sc.b[i:], '"')
 		if q < 0 {
-			return nil, false, false
+			return nil, false, errScan
 		}
 		if e := bytes.IndexByte(sc.b[i:i+q], '\\'); e >= 0 {
 			// Skip the escape and the byte it escapes, then look again.
@@ -299,22 +316,77 @@ func (sc *scanner) string() (raw []byte, escaped, ok bool) {
 			continue
 		}
 		sc.i = i + q + 1
-		return sc.b[start : i+q], escaped, true
+		raw = sc.b[start : i+q]
+		if at, what := unicodeFault(raw, escaped); at >= 0 {
+			return nil, false, &FieldError{Err: ErrInvalidUTF8, Detail: fmt.Sprintf("byte %d: %s", start+at, what)}
+		}
+		return raw, escaped, nil
 	}
-	return nil, false, false
+	return nil, false, errScan
 }
 
-// value consumes the value at the cursor and reports whether it is null.
-func (sc *scanner) value() (null, ok bool) {
+// unicodeFault returns the offset in raw, the bytes between a string's
+// quotes, of the first byte that is not UTF-8 or the first \u escape of an
+// unpaired surrogate, and what it is; -1 when there is none. A malformed
+// escape is not a fault here: encoding/json reports it as a syntax error.
+func unicodeFault(raw []byte, escaped bool) (int, string) {
+	if !utf8.Valid(raw) {
+		for i := 0; i < len(raw); {
+			r, n := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && n == 1 {
+				return i, fmt.Sprintf("0x%02x is not UTF-8", raw[i])
+			}
+			i += n
+		}
+	}
+	if !escaped {
+		return -1, ""
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hexEscape(raw, i)
+		switch {
+		case !ok:
+			i++ // \", \\, \n, ...: skip the escaped byte
+			continue
+		case utf16.IsSurrogate(r) && r < 0xdc00:
+			if low, ok := hexEscape(raw, i+6); ok && utf16.DecodeRune(r, low) != utf8.RuneError {
+				i += 11
+				continue
+			}
+			fallthrough
+		case utf16.IsSurrogate(r):
+			return i, fmt.Sprintf("%s is half a surrogate pair", raw[i:i+6])
+		}
+		i += 5
+	}
+	return -1, ""
+}
+
+// hexEscape decodes the \uXXXX escape at raw[i:], if there is one.
+func hexEscape(raw []byte, i int) (rune, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
+}
+
+// value consumes the value at the cursor, in an object depth levels deep,
+// and reports whether it is null. Its error is errScan or a FieldError
+// without a field (ErrInvalidUTF8, ErrTooDeep).
+func (sc *scanner) value(depth int) (null bool, err error) {
 	if sc.i >= len(sc.b) {
-		return false, false
+		return false, errScan
 	}
 	switch sc.b[sc.i] {
 	case '"':
-		_, _, ok = sc.string()
-		return false, ok
+		_, _, err = sc.string()
+		return false, err
 	case '{', '[':
-		return false, sc.composite()
+		return false, sc.composite(depth)
 	}
 	start := sc.i
 literal:
@@ -326,29 +398,46 @@ literal:
 		sc.i++
 	}
 	tok := sc.b[start:sc.i]
-	return string(tok) == "null", len(tok) > 0
+	if len(tok) == 0 {
+		return false, errScan
+	}
+	return string(tok) == "null", nil
 }
 
-// composite consumes the object or array whose opening bracket is at the cursor.
-func (sc *scanner) composite() bool {
-	depth := 0
+// composite consumes the object or array whose opening bracket is at the
+// cursor, a value in an object depth levels deep.
+func (sc *scanner) composite(depth int) error {
+	open := 0
 	for sc.i < len(sc.b) {
 		switch sc.b[sc.i] {
 		case '"':
-			if _, _, ok := sc.string(); !ok {
-				return false
+			if _, _, err := sc.string(); err != nil {
+				return err
 			}
 			continue
 		case '{', '[':
-			depth++
+			open++
+			if depth+open > MaxDepth {
+				return &FieldError{Err: ErrTooDeep, Detail: fmt.Sprintf("byte %d opens level %d, past %d", sc.i, depth+open, MaxDepth)}
+			}
 		case '}', ']':
-			depth--
-			if depth == 0 {
+			open--
+			if open == 0 {
 				sc.i++
-				return true
+				return nil
 			}
 		}
 		sc.i++
 	}
-	return false
+	return errScan
+}
+
+// inField names field in err when err is a FieldError without a field:
+// the scanner finds a fault in a string or a nested value, the object
+// walking it knows whose.
+func inField(err error, field string) error {
+	if fe, ok := err.(*FieldError); ok && fe.Field == "" {
+		fe.Field = field
+	}
+	return err
 }
