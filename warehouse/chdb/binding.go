@@ -13,6 +13,8 @@ package chdb
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -234,3 +236,28 @@ type Error struct {
 
 // Error implements error.
 func (e *Error) Error() string { return "chdb: " + e.Message }
+
+var (
+	codeRe     = regexp.MustCompile(`^Code: (\d+)\. `)
+	codeNameRe = regexp.MustCompile(`\(([A-Z][A-Z0-9_]+)\)\s*$`)
+)
+
+// Code returns the ClickHouse error code the message starts with ("Code:
+// 252. DB::Exception: ..."), and the code's name the engine ends it with
+// ("(TOO_MANY_PARTS)"), when it names one; ok is false when the message
+// carries no code (an error of the binding, not of the engine).
+func (e *Error) Code() (code int, name string, ok bool) {
+	msg := strings.TrimSpace(e.Message)
+	m := codeRe.FindStringSubmatch(msg)
+	if m == nil {
+		return 0, "", false
+	}
+	code, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0, "", false
+	}
+	if n := codeNameRe.FindStringSubmatch(msg); n != nil {
+		name = n[1]
+	}
+	return code, name, true
+}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/sentinel-iot/sentinel/warehouse/chdb"
@@ -66,11 +64,6 @@ func newException(code int, msg string) *Exception {
 	return &Exception{Code: code, Name: name, Message: text, Status: statusOf(code)}
 }
 
-var (
-	codeRe     = regexp.MustCompile(`^Code: (\d+)\. `)
-	codeNameRe = regexp.MustCompile(`\(([A-Z][A-Z0-9_]+)\)\s*$`)
-)
-
 // exceptionOf turns any error into an Exception: the engine's own text and
 // code when it came from the engine, code 1002 otherwise.
 func exceptionOf(err error) *Exception {
@@ -81,13 +74,8 @@ func exceptionOf(err error) *Exception {
 	var ce *chdb.Error
 	if errors.As(err, &ce) {
 		msg := strings.TrimSpace(ce.Message)
-		if m := codeRe.FindStringSubmatch(msg); m != nil {
-			code, _ := strconv.Atoi(m[1])
-			e := &Exception{Code: code, Message: msg, Status: statusOf(code)}
-			if n := codeNameRe.FindStringSubmatch(msg); n != nil {
-				e.Name = n[1]
-			}
-			return e
+		if code, name, ok := ce.Code(); ok {
+			return &Exception{Code: code, Name: name, Message: msg, Status: statusOf(code)}
 		}
 		return newException(codeUnknownException, msg)
 	}
