@@ -1,12 +1,15 @@
 package warehouse
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -104,7 +107,32 @@ type WriterConfig struct {
 	OnFlush func(FlushInfo)
 	// Fault, when set, fails inserts while it is tripped. Default: none.
 	Fault *FaultSwitch
+	// MaxPartitions is the most partitions one insert may span: rows of a
+	// batch spanning more are grouped by partition into several inserts.
+	// It must not exceed the engine's max_partitions_per_insert_block, over
+	// which ClickHouse refuses the whole insert (TOO_MANY_PARTS); an insert
+	// refused that way is split further anyway. Default
+	// DefaultMaxPartitions.
+	MaxPartitions int
+	// DegradedAfter is how long a row may wait for its commit before the
+	// writer reports itself degraded (Stats.Degraded) and logs it, whatever
+	// holds the commit up: inserts refused, or an insert that never
+	// returns. Default MaxDelay + DefaultDegradedSlack.
+	DegradedAfter time.Duration
 }
+
+// Defaults of WriterConfig that other modules' flags reuse.
+const (
+	// DefaultMaxPartitions is ClickHouse's default
+	// max_partitions_per_insert_block (100; "Settings", ClickHouse docs).
+	DefaultMaxPartitions = 100
+	// DefaultDegradedSlack is how much longer than MaxDelay a commit may
+	// be outstanding before the writer is degraded: an insert of a full
+	// batch takes well under a second on the embedded engine (BENCHMARKS.md),
+	// so 5 s over the flush interval is a warehouse in trouble, not a slow
+	// insert.
+	DefaultDegradedSlack = 5 * time.Second
+)
 
 func (c *WriterConfig) ensureDefaults() {
 	if c.MaxRows <= 0 {
@@ -131,6 +159,12 @@ func (c *WriterConfig) ensureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.MaxPartitions <= 0 {
+		c.MaxPartitions = DefaultMaxPartitions
+	}
+	if c.DegradedAfter <= 0 {
+		c.DegradedAfter = c.MaxDelay + DefaultDegradedSlack
+	}
 }
 
 // WriterStats are a writer's counters since it was made.
@@ -139,22 +173,32 @@ type WriterStats struct {
 	Rows int64
 	// Batches is the number of batches committed.
 	Batches int64
-	// Failures is the number of failed insert attempts (each retried).
+	// Failures is the number of failed insert attempts.
 	Failures int64
-	// Degraded is true while the last insert attempt failed.
+	// Rejected is the number of rows the engine refused for their data,
+	// stored in dead_letters instead.
+	Rejected int64
+	// Degraded is true while the last insert attempt failed, or while a
+	// row has waited longer than DegradedAfter for its commit.
 	Degraded bool
-	// DegradedSince is when the current run of failures began; zero when
-	// not degraded.
+	// DegradedSince is when the current run of failures began, or when the
+	// outstanding commit's oldest row was taken, whichever is earlier;
+	// zero when not degraded.
 	DegradedSince time.Time
 	// Pending is the number of rows taken by Add and not yet committed.
 	Pending int64
 }
 
 // Writer batches rows of one table and inserts them, flushing on MaxRows,
-// MaxBytes or MaxDelay, whichever comes first. A failed insert is retried with capped
-// exponential backoff until it succeeds or the writer stops; rows are never
-// reordered or dropped while it runs. Each row's done callback runs only
-// after the batch holding it is committed, which is how the ingestor
+// MaxBytes or MaxDelay, whichever comes first. A batch spanning more than
+// MaxPartitions partitions goes in as several inserts, grouped by
+// partition. A failed insert is told apart by its ClickHouse error code
+// (ClassifyInsertError): a retryable one is retried with capped exponential
+// backoff until it succeeds or the writer stops; one that blames the data is
+// bisected until the rows at fault are found, and those are stored in
+// dead_letters with the engine's error instead, while the rest commit. No
+// row is dropped while it runs. Each row's done callback runs only after
+// the row is committed (or its dead letter is), which is how the ingestor
 // acknowledges MQTT messages after, and only after, they are stored.
 type Writer[T any] struct {
 	db    *DB
@@ -164,16 +208,28 @@ type Writer[T any] struct {
 	done  chan struct{}
 
 	rows, batches, failures atomic.Int64
+	rejected                atomic.Int64
 	pending                 atomic.Int64
 	degraded                atomic.Bool
 	degradedSince           atomic.Int64 // unix nanoseconds
+	oldest                  atomic.Int64 // unix nanoseconds the oldest uncommitted row was taken; 0 when none
 }
 
 type item[T any] struct {
-	row  T
-	size int
-	done func()
+	row    T
+	size   int
+	part   int64 // the row's partition, see rowPartition
+	taken  int64 // unix nanoseconds of Add
+	done   func()
+	letter DeadLetterFunc
 }
+
+// DeadLetterFunc returns the dead letter stored in place of a row the
+// engine refused for its data: reason is RejectReason(err) and err the
+// engine's error. The ingestor returns the MQTT message the row came from,
+// so what is stored can be replayed. It runs on the writer's goroutine and
+// must not block.
+type DeadLetterFunc func(reason string, err error) DeadLetterRow
 
 // NewWriter returns a writer into table. Start it with Run.
 func NewWriter[T any](db *DB, table string, cfg WriterConfig) *Writer[T] {
@@ -182,16 +238,25 @@ func NewWriter[T any](db *DB, table string, cfg WriterConfig) *Writer[T] {
 }
 
 // Add queues row. done, which may be nil, runs after the row is committed.
-// Add blocks while MaxPending rows wait, and returns ctx's error if ctx ends
-// first, or ErrWriterStopped once Run has returned.
+// A row the engine refuses for its data is stored in dead_letters as JSON,
+// with the engine's error, and done runs once that is committed. Add blocks
+// while MaxPending rows wait, and returns ctx's error if ctx ends first, or
+// ErrWriterStopped once Run has returned.
 func (w *Writer[T]) Add(ctx context.Context, row T, done func()) error {
+	return w.AddWithDeadLetter(ctx, row, done, nil)
+}
+
+// AddWithDeadLetter is Add with the dead letter to store should the engine
+// refuse row for its data; a nil letter stores the row as JSON.
+func (w *Writer[T]) AddWithDeadLetter(ctx context.Context, row T, done func(), letter DeadLetterFunc) error {
 	select {
 	case <-w.done:
 		return ErrWriterStopped
 	default:
 	}
+	part, _ := rowPartition(&row)
 	select {
-	case w.in <- item[T]{row: row, size: rowBytes(&row), done: done}:
+	case w.in <- item[T]{row: row, size: rowBytes(&row), part: part, taken: time.Now().UnixNano(), done: done, letter: letter}:
 		w.pending.Add(1)
 		return nil
 	case <-ctx.Done():
@@ -203,11 +268,28 @@ func (w *Writer[T]) Add(ctx context.Context, row T, done func()) error {
 
 // Stats returns the writer's counters.
 func (w *Writer[T]) Stats() WriterStats {
-	st := WriterStats{Rows: w.rows.Load(), Batches: w.batches.Load(), Failures: w.failures.Load(), Degraded: w.degraded.Load(), Pending: w.pending.Load()}
+	st := WriterStats{Rows: w.rows.Load(), Batches: w.batches.Load(), Failures: w.failures.Load(), Rejected: w.rejected.Load(),
+		Degraded: w.degraded.Load(), Pending: w.pending.Load()}
 	if since := w.degradedSince.Load(); st.Degraded && since != 0 {
 		st.DegradedSince = time.Unix(0, since)
 	}
+	if since, ok := w.stalledSince(time.Now()); ok {
+		st.Degraded = true
+		if st.DegradedSince.IsZero() || since.Before(st.DegradedSince) {
+			st.DegradedSince = since
+		}
+	}
 	return st
+}
+
+// stalledSince reports whether a row has waited longer than DegradedAfter
+// for its commit at now, and since when it has waited.
+func (w *Writer[T]) stalledSince(now time.Time) (time.Time, bool) {
+	oldest := w.oldest.Load()
+	if oldest == 0 || now.UnixNano()-oldest <= int64(w.cfg.DegradedAfter) {
+		return time.Time{}, false
+	}
+	return time.Unix(0, oldest), true
 }
 
 // Run flushes batches until ctx ends, then flushes what was queued before
@@ -215,6 +297,8 @@ func (w *Writer[T]) Stats() WriterStats {
 // commit by then are not acknowledged: their done callbacks never run.
 func (w *Writer[T]) Run(ctx context.Context) error {
 	defer close(w.done)
+	stopWatch := w.watch()
+	defer stopWatch()
 	batch := make([]item[T], 0, w.cfg.MaxRows)
 	bytes := 0
 	timer := time.NewTimer(time.Hour)
@@ -224,6 +308,7 @@ func (w *Writer[T]) Run(ctx context.Context) error {
 		case it := <-w.in:
 			if len(batch) == 0 {
 				timer.Reset(w.cfg.MaxDelay)
+				w.oldest.Store(it.taken)
 			}
 			batch = append(batch, it)
 			bytes += it.size
@@ -236,11 +321,44 @@ func (w *Writer[T]) Run(ctx context.Context) error {
 			return w.drain(batch)
 		}
 		timer.Stop()
-		if !w.flush(ctx, batch) {
-			return w.drain(batch)
+		if rest, ok := w.flush(ctx, batch); !ok {
+			return w.drain(rest)
 		}
 		batch, bytes = batch[:0], 0
 	}
+}
+
+// watch starts the goroutine that logs when a commit has been outstanding
+// longer than DegradedAfter, and when it no longer is: the writer's own
+// goroutine cannot, while an insert hangs. The returned function stops it
+// and waits for it.
+func (w *Writer[T]) watch() (stop func()) {
+	quit, exited := make(chan struct{}), make(chan struct{})
+	tick := min(max(w.cfg.DegradedAfter/4, 10*time.Millisecond), time.Second)
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		var stalled time.Time
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				since, ok := w.stalledSince(now)
+				switch {
+				case ok && stalled.IsZero():
+					stalled = since
+					w.cfg.Logger.Error("warehouse degraded: a commit is outstanding longer than the bound; holding rows unacknowledged",
+						"table", w.table, "outstanding_for", now.Sub(since).Round(time.Millisecond), "bound", w.cfg.DegradedAfter, "pending", w.pending.Load())
+				case !ok && !stalled.IsZero():
+					w.cfg.Logger.Info("warehouse commit no longer outstanding", "table", w.table, "degraded_for", now.Sub(stalled).Round(time.Millisecond))
+					stalled = time.Time{}
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-exited }
 }
 
 // drain flushes batch and everything already queued, with a fresh deadline.
@@ -265,73 +383,276 @@ func (w *Writer[T]) drain(batch []item[T]) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if !w.flush(ctx, batch) {
+		if w.oldest.Load() == 0 {
+			w.oldest.Store(batch[0].taken)
+		}
+		rest, ok := w.flush(ctx, batch)
+		if !ok {
+			w.cfg.Logger.Error("giving up at shutdown; rows stay unacknowledged", "table", w.table, "rows", len(rest))
 			return ctx.Err()
 		}
 		batch = batch[:0]
 	}
 }
 
-// flush inserts batch, retrying until it commits or ctx ends, and runs the
-// done callbacks on success. It reports whether the batch committed.
-func (w *Writer[T]) flush(ctx context.Context, batch []item[T]) bool {
+// flush commits batch: grouped into inserts of at most MaxPartitions
+// partitions, each retried while its error is retryable, split on a
+// non-retryable one, down to the single rows at fault, which go to
+// dead_letters. It runs each row's done callback once the row is settled
+// (committed or dead-lettered). It reports whether the whole batch was
+// settled, and when not (ctx ended), the rows that were not.
+func (w *Writer[T]) flush(ctx context.Context, batch []item[T]) (rest []item[T], ok bool) {
 	if len(batch) == 0 {
-		return true
+		return nil, true
 	}
-	rows := make([]T, len(batch))
-	size := 0
-	for i, it := range batch {
-		rows[i] = it.row
-		size += it.size
-	}
-	backoff := w.cfg.MinBackoff
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := w.cfg.Fault.Err()
-		if err != nil {
-			err = fmt.Errorf("warehouse: insert %d rows into %s: %w", len(rows), w.table, err)
-		} else {
-			err = Insert(ctx, w.db, w.table, rows)
+	defer w.oldest.Store(0)
+	// A stack of inserts still to make, the next on top.
+	todo := byPartition(batch, w.cfg.MaxPartitions)
+	slices.Reverse(todo)
+	for len(todo) > 0 {
+		chunk := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		kind, err := w.insert(ctx, chunk)
+		switch {
+		case err == nil:
+			w.rows.Add(int64(len(chunk)))
+			w.pending.Add(-int64(len(chunk)))
+			w.batches.Add(1)
+			for _, it := range chunk {
+				if it.done != nil {
+					it.done()
+				}
+			}
+		case kind == Retryable: // ctx ended
+			return unsettled(chunk, todo), false
+		case kind == TooManyPartitions:
+			a, b := splitPartitions(chunk)
+			w.cfg.Logger.Warn("insert spans more partitions than the engine allows; splitting it", "table", w.table, "rows", len(chunk), "err", err)
+			todo = append(todo, b, a)
+		case len(chunk) > 1: // DataError: find the rows at fault
+			half := len(chunk) / 2
+			todo = append(todo, chunk[half:], chunk[:half])
+		default:
+			if !w.reject(ctx, chunk[0], err) {
+				return unsettled(chunk, todo), false
+			}
 		}
-		if w.cfg.OnFlush != nil {
-			w.cfg.OnFlush(FlushInfo{Table: w.table, Rows: len(rows), Bytes: size, Took: time.Since(start), Attempt: attempt, Err: err})
-		}
-		if err == nil {
-			break
-		}
-		w.failures.Add(1)
-		if !w.degraded.Swap(true) {
-			w.degradedSince.Store(start.UnixNano())
-			w.cfg.Logger.Error("warehouse degraded: insert failing; holding rows unacknowledged and retrying", "table", w.table, "rows", len(rows), "err", err)
-		}
-		if ctx.Err() != nil {
-			w.cfg.Logger.Error("giving up on batch at shutdown; its rows stay unacknowledged", "table", w.table, "rows", len(rows), "err", err)
-			return false
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		w.cfg.Logger.Warn("insert failed; retrying", "table", w.table, "rows", len(rows), "attempt", attempt, "retry_in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			// One last try with the shutdown budget happens in drain.
-			w.cfg.Logger.Warn("stopping with a failed batch pending", "table", w.table, "rows", len(rows))
-			return false
-		}
-		backoff = min(2*backoff, w.cfg.MaxBackoff)
 	}
 	if w.degraded.Swap(false) {
 		since := time.Unix(0, w.degradedSince.Swap(0))
 		w.cfg.Logger.Info("warehouse insert recovered", "table", w.table, "degraded_for", time.Since(since).Round(time.Millisecond))
 	}
-	w.rows.Add(int64(len(rows)))
-	w.pending.Add(-int64(len(rows)))
-	w.batches.Add(1)
-	for _, it := range batch {
-		if it.done != nil {
-			it.done()
+	return nil, true
+}
+
+// insert inserts chunk, retrying while the error is retryable, until it
+// commits (nil), fails in a way retrying cannot mend (that error and its
+// kind), or ctx ends (ctx's error, Retryable).
+func (w *Writer[T]) insert(ctx context.Context, chunk []item[T]) (ErrorKind, error) {
+	rows := make([]T, len(chunk))
+	size := 0
+	for i, it := range chunk {
+		rows[i] = it.row
+		size += it.size
+	}
+	var kind ErrorKind
+	err := w.retry(ctx, w.table, len(rows), size, func() (error, bool) {
+		err := Insert(ctx, w.db, w.table, rows)
+		if err == nil {
+			return nil, false
 		}
+		kind = ClassifyInsertError(err)
+		if kind == TooManyPartitions && !spansPartitions(chunk) {
+			kind = Retryable // merges lag behind inserts: wait for them
+		}
+		return err, kind == Retryable
+	})
+	if err != nil && ctx.Err() != nil {
+		return Retryable, err
+	}
+	return kind, err
+}
+
+// reject stores it in dead_letters in place of its row, which the engine
+// refused with err, and settles it. It reports false if ctx ended first.
+func (w *Writer[T]) reject(ctx context.Context, it item[T], err error) bool {
+	reason := RejectReason(err)
+	var dl DeadLetterRow
+	if it.letter != nil {
+		dl = it.letter(reason, err)
+	} else {
+		// No message behind the row: keep the row itself, and the table
+		// it was for in the error, which names it.
+		payload, jerr := json.Marshal(it.row)
+		if jerr != nil {
+			payload = fmt.Appendf(nil, "%+v", it.row)
+		}
+		size := len(payload)
+		if len(payload) > MaxDeadLetterPayload {
+			payload = payload[:MaxDeadLetterPayload]
+		}
+		dl = DeadLetterRow{ReceivedAt: time.Now().UTC(), Reason: reason, Error: err.Error(), Payload: string(payload), PayloadBytes: uint32(size)}
+	}
+	w.cfg.Logger.Warn("row refused by the engine; storing it as a dead letter", "table", w.table, "reason", dl.Reason, "err", err)
+	letters := []DeadLetterRow{dl}
+	// A dead letter is strings only: nothing in it for the engine to refuse,
+	// so its every failure is the warehouse's and is retried.
+	if derr := w.retry(ctx, TableDeadLetters, 1, rowBytes(&dl), func() (error, bool) {
+		return Insert(ctx, w.db, TableDeadLetters, letters), true
+	}); derr != nil {
+		return false
+	}
+	w.rejected.Add(1)
+	w.pending.Add(-1)
+	if it.done != nil {
+		it.done()
 	}
 	return true
+}
+
+// retry runs attempt until it succeeds, fails with again false, or ctx
+// ends, backing off between attempts. Every attempt is reported to OnFlush
+// and every failure counted; a retried failure marks the writer degraded
+// until a batch commits. It returns the last attempt's error.
+func (w *Writer[T]) retry(ctx context.Context, table string, rows, size int, attempt func() (err error, again bool)) error {
+	backoff := w.cfg.MinBackoff
+	for n := 1; ; n++ {
+		start := time.Now()
+		err, again := w.cfg.Fault.Err(), true
+		if err != nil {
+			err = fmt.Errorf("warehouse: insert %d rows into %s: %w", rows, table, err)
+		} else {
+			err, again = attempt()
+		}
+		if w.cfg.OnFlush != nil {
+			w.cfg.OnFlush(FlushInfo{Table: table, Rows: rows, Bytes: size, Took: time.Since(start), Attempt: n, Err: err})
+		}
+		if err == nil {
+			return nil
+		}
+		w.failures.Add(1)
+		if !again {
+			return err
+		}
+		if !w.degraded.Swap(true) {
+			w.degradedSince.Store(start.UnixNano())
+			w.cfg.Logger.Error("warehouse degraded: insert failing; holding rows unacknowledged and retrying", "table", table, "rows", rows, "err", err)
+		}
+		if ctx.Err() != nil {
+			w.cfg.Logger.Error("giving up on batch at shutdown; its rows stay unacknowledged", "table", table, "rows", rows, "err", err)
+			return err
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		w.cfg.Logger.Warn("insert failed; retrying", "table", table, "rows", rows, "attempt", n, "retry_in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			// One last try with the shutdown budget happens in drain.
+			w.cfg.Logger.Warn("stopping with a failed batch pending", "table", table, "rows", rows)
+			return err
+		}
+		backoff = min(2*backoff, w.cfg.MaxBackoff)
+	}
+}
+
+// unsettled is chunk and the inserts still to make, in one new slice (the
+// chunks share the batch's array, which appending in place would clobber).
+func unsettled[T any](chunk []item[T], todo [][]item[T]) []item[T] {
+	rest := append([]item[T](nil), chunk...)
+	for _, c := range slices.Backward(todo) {
+		rest = append(rest, c...)
+	}
+	return rest
+}
+
+// byPartition groups batch into inserts of at most max partitions each:
+// the batch itself when it spans no more, else its rows sorted by
+// partition (stable, so one partition's rows keep their order) and cut.
+func byPartition[T any](batch []item[T], max int) [][]item[T] {
+	parts := map[int64]struct{}{}
+	last := batch[0].part
+	parts[last] = struct{}{}
+	for _, it := range batch {
+		if it.part != last {
+			last = it.part
+			parts[last] = struct{}{}
+		}
+	}
+	if len(parts) <= max {
+		return [][]item[T]{batch}
+	}
+	slices.SortStableFunc(batch, func(a, b item[T]) int { return cmp.Compare(a.part, b.part) })
+	var chunks [][]item[T]
+	start, n := 0, 1
+	for i := 1; i < len(batch); i++ {
+		if batch[i].part == batch[i-1].part {
+			continue
+		}
+		if n == max {
+			chunks = append(chunks, batch[start:i])
+			start, n = i, 0
+		}
+		n++
+	}
+	return append(chunks, batch[start:])
+}
+
+// splitPartitions sorts chunk by partition and cuts it in two, each half
+// holding about half of its partitions.
+func splitPartitions[T any](chunk []item[T]) (a, b []item[T]) {
+	slices.SortStableFunc(chunk, func(a, b item[T]) int { return cmp.Compare(a.part, b.part) })
+	var bounds []int // indexes where a new partition starts
+	for i := 1; i < len(chunk); i++ {
+		if chunk[i].part != chunk[i-1].part {
+			bounds = append(bounds, i)
+		}
+	}
+	cut := bounds[len(bounds)/2]
+	return chunk[:cut], chunk[cut:]
+}
+
+// spansPartitions reports whether chunk's rows fall in more than one partition.
+func spansPartitions[T any](chunk []item[T]) bool {
+	for _, it := range chunk[1:] {
+		if it.part != chunk[0].part {
+			return true
+		}
+	}
+	return false
+}
+
+// rowPartition is the partition a row lands in, as the schema partitions
+// its table (migration 1): toDate(ts) for telemetry, status_events,
+// commands and decisions, toDate(received_at) for dead_letters, as days
+// since 1970-01-01 in UTC, the columns' time zone. Other rows report
+// false and count as one partition. TestRowPartitionMatchesSchema holds
+// this to the tables' partition keys.
+func rowPartition(r any) (int64, bool) {
+	switch r := r.(type) {
+	case *TelemetryRow:
+		return utcDay(r.TS), true
+	case *StatusRow:
+		return utcDay(r.TS), true
+	case *CommandRow:
+		return utcDay(r.TS), true
+	case *DecisionRow:
+		return utcDay(r.TS), true
+	case *DeadLetterRow:
+		return utcDay(r.ReceivedAt), true
+	}
+	return 0, false
+}
+
+// utcDay is t's day as toDate gives it for a UTC column: days since the
+// epoch, rounded down (before 1970 too).
+func utcDay(t time.Time) int64 {
+	const msPerDay = 24 * 60 * 60 * 1000
+	ms := t.UnixMilli()
+	d := ms / msPerDay
+	if ms%msPerDay < 0 {
+		d--
+	}
+	return d
 }
 
 // rowBytes estimates a row's encoded size for MaxBytes: the variable-length

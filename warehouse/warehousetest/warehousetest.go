@@ -1,14 +1,20 @@
 // Package warehousetest opens a real, migrated warehouse for tests: the
-// embedded ClickHouse engine in a temporary directory. There is no fake:
-// tests run the same SQL production runs.
+// embedded ClickHouse engine in a temporary directory, and serves it over
+// HTTP for the server engine's code path. There is no fake: tests run the
+// same SQL production runs.
 package warehousetest
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/warehouse"
+	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
 )
 
 // Open returns a migrated embedded warehouse in t.TempDir(), closed when the
@@ -35,4 +41,87 @@ func OpenDir(t testing.TB, dir string) *warehouse.DB {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
+}
+
+// ServeHTTP serves db over ClickHouse's HTTP interface (warehouse/httpserver,
+// anonymous access) on a loopback port until the test ends, through wrap
+// when it is not nil, and returns the http:// DSN clickhouse-go connects
+// with: the server engine's code path, on a real engine.
+func ServeHTTP(t testing.TB, db *warehouse.DB, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	srv, err := httpserver.New(httpserver.Config{AllowAnonymous: true, TempDir: t.TempDir()}, db)
+	if err != nil {
+		t.Fatalf("warehouse HTTP server: %v", err)
+	}
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() { defer close(served); hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close(); <-served })
+	return "http://" + ln.Addr().String() + "/default"
+}
+
+// Gate holds the requests of a served warehouse (see ServeHTTP) while it
+// is shut, as a warehouse that hangs does: the request reaches the server
+// and no answer comes back until the gate opens (or the client gives up).
+// The zero value is open. Safe for concurrent use.
+type Gate struct {
+	mu     sync.Mutex
+	shut   chan struct{} // nil while open
+	held   atomic.Int64
+	served atomic.Int64
+}
+
+// Shut holds every request from now on.
+func (g *Gate) Shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut == nil {
+		g.shut = make(chan struct{})
+	}
+}
+
+// Open lets the held requests and every later one through.
+func (g *Gate) Open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+}
+
+// Held returns how many requests are being held now.
+func (g *Gate) Held() int64 { return g.held.Load() }
+
+// Served returns how many requests have passed the gate.
+func (g *Gate) Served() int64 { return g.served.Load() }
+
+// Wrap returns h behind the gate, for ServeHTTP's wrap.
+func (g *Gate) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		shut := g.shut
+		g.mu.Unlock()
+		if shut != nil {
+			g.held.Add(1)
+			select {
+			case <-shut:
+			case <-r.Context().Done():
+			}
+			g.held.Add(-1)
+			if r.Context().Err() != nil {
+				return
+			}
+		}
+		g.served.Add(1)
+		h.ServeHTTP(w, r)
+	})
 }
