@@ -6,8 +6,10 @@
 // batches rows through warehouse.Writer and acknowledges each message to the
 // broker only after the batch holding it is committed. A crash therefore
 // redelivers instead of losing; the warehouse's (device_id, seq) dedup
-// absorbs the repeat. A payload that fails decoding is stored in
-// dead_letters with its reason and acknowledged, so poison never loops.
+// absorbs the repeat. A payload that fails decoding, whose ts is outside
+// the window around the receiver's clock, or whose row the warehouse
+// refuses for its data, is stored in dead_letters with its reason and
+// acknowledged, so poison never loops and never holds up other rows.
 package ingestor
 
 import (
@@ -82,9 +84,33 @@ type Config struct {
 	// MaxPayload is the largest payload decoded; larger ones are dead
 	// letters. Default proto.DefaultMaxPayload.
 	MaxPayload int
+	// MaxTSAge is how far behind the receiver's clock a message's ts may
+	// be; an older message is a dead letter with reason
+	// proto.ReasonTSOutOfRange. Default DefaultMaxTSAge.
+	MaxTSAge time.Duration
+	// MaxTSAhead is how far ahead of the receiver's clock a message's ts
+	// may be; a later one is a dead letter like a too old one. Default
+	// DefaultMaxTSAhead.
+	MaxTSAhead time.Duration
 	// Logger receives events. Default: discarded.
 	Logger *slog.Logger
 }
+
+// Defaults of Config that the command line's flags reuse.
+const (
+	// DefaultMaxTSAge bounds how old a reading may be when it arrives: a
+	// device that was offline for up to a month still delivers what it
+	// buffered. The window keeps every stored ts inside the columns' range
+	// (DateTime64(3) covers 1900-2299) and keeps one device with a wrong
+	// clock from scattering rows over years of daily partitions: 30 days
+	// back and one ahead are 32 partitions, under the 100 one insert may
+	// span (warehouse.DefaultMaxPartitions), so in-window rows never need
+	// splitting.
+	DefaultMaxTSAge = 30 * 24 * time.Hour
+	// DefaultMaxTSAhead allows for a device clock running ahead of the
+	// receiver's, and for the receiver's own clock being behind.
+	DefaultMaxTSAhead = time.Hour
+)
 
 func (c *Config) ensureDefaults() {
 	if c.Broker == "" {
@@ -114,6 +140,12 @@ func (c *Config) ensureDefaults() {
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = proto.DefaultMaxPayload
 	}
+	if c.MaxTSAge == 0 {
+		c.MaxTSAge = DefaultMaxTSAge
+	}
+	if c.MaxTSAhead == 0 {
+		c.MaxTSAhead = DefaultMaxTSAhead
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -140,7 +172,9 @@ type Stats struct {
 	// AcksDropped counts commits whose ack was not sent because the
 	// connection it came on had gone; the broker redelivers those.
 	AcksDropped int64
-	// Degraded is true while the warehouse refuses writes.
+	// Degraded is true while the warehouse refuses writes, or while a row
+	// has waited longer than Batch.DegradedAfter for its commit (a
+	// warehouse that hangs).
 	Degraded bool
 	// DegradedSince is when the current outage began; zero when healthy.
 	DegradedSince time.Time
@@ -177,6 +211,9 @@ func New(cfg Config, db *warehouse.DB) (*Ingestor, error) {
 	}
 	if db == nil {
 		return nil, errors.New("ingestor: no warehouse")
+	}
+	if cfg.MaxTSAge < 0 || cfg.MaxTSAhead < 0 {
+		return nil, fmt.Errorf("ingestor: timestamp window %s back, %s ahead: both must be positive", cfg.MaxTSAge, cfg.MaxTSAhead)
 	}
 	in := &Ingestor{
 		cfg:          cfg,
@@ -405,34 +442,77 @@ func (c *conn) handle(pr paho.PublishReceived) (bool, error) {
 	_, msg, err := proto.Decode(pub.Topic, pub.Payload, in.cfg.MaxPayload)
 	switch m := msg.(type) {
 	case *proto.Telemetry:
+		err = in.checkTS(m.TS.Time, now)
+	case *proto.StatusEvent:
+		err = in.checkTS(m.TS.Time, now)
+	}
+	if err != nil {
+		msg = nil
+	}
+	// A row the warehouse refuses for its data is stored as the message it
+	// came from, and acknowledged once that is stored; its ts then measures
+	// no commit lag.
+	var refused bool
+	letter := func(reason string, err error) warehouse.DeadLetterRow {
+		refused = true
+		in.countDead(pub.Topic, reason, err)
+		dl := warehouse.DeadLetterRowOf(pub.Topic, pub.Payload, err, now)
+		dl.Reason = reason
+		return dl
+	}
+	switch m := msg.(type) {
+	case *proto.Telemetry:
 		in.metrics.consumed.WithLabelValues("telemetry").Inc()
 		ts := m.TS.Time
-		err = in.telemetry.Add(ctx, warehouse.TelemetryRowOf(m, now), func() {
-			in.metrics.lagTelem.Observe(time.Since(ts).Seconds())
+		err = in.telemetry.AddWithDeadLetter(ctx, warehouse.TelemetryRowOf(m, now), func() {
+			if !refused {
+				in.metrics.lagTelem.Observe(time.Since(ts).Seconds())
+			}
 			ack()
-		})
+		}, letter)
 	case *proto.StatusEvent:
 		in.metrics.consumed.WithLabelValues("status").Inc()
 		ts := m.TS.Time
-		err = in.status.Add(ctx, warehouse.StatusRowOf(m, now), func() {
-			in.metrics.lagStatus.Observe(time.Since(ts).Seconds())
+		err = in.status.AddWithDeadLetter(ctx, warehouse.StatusRowOf(m, now), func() {
+			if !refused {
+				in.metrics.lagStatus.Observe(time.Since(ts).Seconds())
+			}
 			ack()
-		})
+		}, letter)
 	default:
 		if err == nil {
 			err = fmt.Errorf("%w: not a device message", proto.ErrBadTopic)
 		}
 		in.metrics.consumed.WithLabelValues("dead_letter").Inc()
-		reason := proto.Reason(err)
-		in.cfg.Logger.Warn("dead letter", "topic", pub.Topic, "reason", reason, "err", err)
-		in.deadMu.Lock()
-		in.deadByReason[reason]++
-		in.deadMu.Unlock()
-		in.metrics.deadLetters.WithLabelValues(reason).Inc()
+		in.countDead(pub.Topic, proto.Reason(err), err)
 		err = in.dead.Add(ctx, warehouse.DeadLetterRowOf(pub.Topic, pub.Payload, err, now), ack)
 	}
 	// Add fails only once the writers stopped, at shutdown: the message then
 	// stays unacknowledged and the broker redelivers it.
 	_ = err
 	return true, nil
+}
+
+// checkTS returns an error wrapping proto.ErrTSOutOfRange when ts is
+// outside the window around now that the config allows.
+func (in *Ingestor) checkTS(ts, now time.Time) error {
+	switch {
+	case ts.Before(now.Add(-in.cfg.MaxTSAge)):
+		return fmt.Errorf("%w: ts %s is %s behind the receiver's clock, more than the %s allowed",
+			proto.ErrTSOutOfRange, ts.UTC().Format(time.RFC3339Nano), now.Sub(ts).Round(time.Second), in.cfg.MaxTSAge)
+	case ts.After(now.Add(in.cfg.MaxTSAhead)):
+		return fmt.Errorf("%w: ts %s is %s ahead of the receiver's clock, more than the %s allowed",
+			proto.ErrTSOutOfRange, ts.UTC().Format(time.RFC3339Nano), ts.Sub(now).Round(time.Second), in.cfg.MaxTSAhead)
+	}
+	return nil
+}
+
+// countDead logs and counts one dead letter. It must not block: it runs on
+// paho's goroutine, or on a writer's for a row the warehouse refused.
+func (in *Ingestor) countDead(topic, reason string, err error) {
+	in.cfg.Logger.Warn("dead letter", "topic", topic, "reason", reason, "err", err)
+	in.deadMu.Lock()
+	in.deadByReason[reason]++
+	in.deadMu.Unlock()
+	in.metrics.deadLetters.WithLabelValues(reason).Inc()
 }

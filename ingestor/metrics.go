@@ -65,7 +65,7 @@ func newMetrics(in *Ingestor) *metrics {
 		return float64(s.Received - s.Acked - s.AcksDropped)
 	})
 	degraded := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("degraded",
-		"1 while the warehouse refuses writes (inserts retried, nothing acknowledged), else 0.")), func() float64 {
+		"1 while the warehouse refuses writes (inserts retried, nothing acknowledged) or a commit has been outstanding longer than the bound (a warehouse that hangs), else 0.")), func() float64 {
 		if in.Stats().Degraded {
 			return 1
 		}

@@ -84,6 +84,9 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	conns := fs.Int("connections", ingestor.DefaultConnections, "MQTT connections into the share group (client IDs CLIENT-ID-0, -1, ...)")
 	var window uint16
 	uintVar(fs, &window, "receive-maximum", 0, "unacknowledged messages per connection (0: two batches over the connections, at most 4096; keep it well below the broker's per-session store)")
+	tsAge := fs.Duration("ts-max-age", ingestor.DefaultMaxTSAge, "a reading or status whose ts is further behind this host's clock is a dead letter (ts_out_of_range)")
+	tsAhead := fs.Duration("ts-max-ahead", ingestor.DefaultMaxTSAhead, "a reading or status whose ts is further ahead of this host's clock is a dead letter (ts_out_of_range)")
+	degradedAfter := fs.Duration("degraded-after", 0, fmt.Sprintf("report degraded once a commit has been outstanding this long (0: --batch-delay + %s)", warehouse.DefaultDegradedSlack))
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9101); empty: off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -99,8 +102,9 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	defer db.Close()
 	in, err := ingestor.New(ingestor.Config{
 		Broker: c.broker, ClientID: *clientID, Username: *username, Password: *password,
-		Batch:       warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay, MaxBytes: *bytes},
+		Batch:       warehouse.WriterConfig{MaxRows: *rows, MaxDelay: *delay, MaxBytes: *bytes, DegradedAfter: *degradedAfter},
 		Connections: *conns, ReceiveMaximum: window,
+		MaxTSAge: *tsAge, MaxTSAhead: *tsAhead,
 		Logger: log,
 	}, db)
 	if err != nil {
