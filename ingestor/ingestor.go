@@ -38,6 +38,18 @@ const (
 	DefaultClientID = "sentinel-ingestor"
 	// DefaultConnections is Config.Connections's default.
 	DefaultConnections = 4
+	// DefaultMaxTSAge bounds how old a reading may be when it arrives: a
+	// device that was offline for up to a month still delivers what it
+	// buffered. The window keeps every stored ts inside the columns' range
+	// (DateTime64(3) covers 1900-2299) and keeps one device with a wrong
+	// clock from scattering rows over years of daily partitions: 30 days
+	// back and one ahead are 32 partitions, under the 100 one insert may
+	// span (warehouse.DefaultMaxPartitions), so in-window rows never need
+	// splitting.
+	DefaultMaxTSAge = 30 * 24 * time.Hour
+	// DefaultMaxTSAhead allows for a device clock running ahead of the
+	// receiver's, and for the receiver's own clock being behind.
+	DefaultMaxTSAhead = time.Hour
 )
 
 // Config configures an Ingestor. The zero value works on a laptop.
@@ -95,22 +107,6 @@ type Config struct {
 	// Logger receives events. Default: discarded.
 	Logger *slog.Logger
 }
-
-// Defaults of Config that the command line's flags reuse.
-const (
-	// DefaultMaxTSAge bounds how old a reading may be when it arrives: a
-	// device that was offline for up to a month still delivers what it
-	// buffered. The window keeps every stored ts inside the columns' range
-	// (DateTime64(3) covers 1900-2299) and keeps one device with a wrong
-	// clock from scattering rows over years of daily partitions: 30 days
-	// back and one ahead are 32 partitions, under the 100 one insert may
-	// span (warehouse.DefaultMaxPartitions), so in-window rows never need
-	// splitting.
-	DefaultMaxTSAge = 30 * 24 * time.Hour
-	// DefaultMaxTSAhead allows for a device clock running ahead of the
-	// receiver's, and for the receiver's own clock being behind.
-	DefaultMaxTSAhead = time.Hour
-)
 
 func (c *Config) ensureDefaults() {
 	if c.Broker == "" {

@@ -69,8 +69,8 @@ type FlushInfo struct {
 	Err error
 }
 
-// The defaults of a zero WriterConfig's batch bounds, exported so that
-// flags state them once.
+// The defaults of a zero WriterConfig, exported so that flags state them
+// once.
 const (
 	// DefaultMaxRows is WriterConfig.MaxRows's default.
 	DefaultMaxRows = 10000
@@ -78,6 +78,15 @@ const (
 	DefaultMaxDelay = 250 * time.Millisecond
 	// DefaultMaxBytes is WriterConfig.MaxBytes's default: 16 MiB.
 	DefaultMaxBytes = 16 << 20
+	// DefaultMaxPartitions is ClickHouse's default
+	// max_partitions_per_insert_block (100; "Settings", ClickHouse docs).
+	DefaultMaxPartitions = 100
+	// DefaultDegradedSlack is how much longer than MaxDelay a commit may
+	// be outstanding before the writer is degraded: a full batch of 10,000
+	// rows takes about 0.1 s to insert on the embedded engine (BENCHMARKS.md,
+	// about 100k rows/s on 2 cores), so 5 s over the flush interval is a
+	// warehouse in trouble, not a slow insert.
+	DefaultDegradedSlack = 5 * time.Second
 )
 
 // WriterConfig configures a Writer. The zero value works.
@@ -120,19 +129,6 @@ type WriterConfig struct {
 	// returns. Default MaxDelay + DefaultDegradedSlack.
 	DegradedAfter time.Duration
 }
-
-// Defaults of WriterConfig that other modules' flags reuse.
-const (
-	// DefaultMaxPartitions is ClickHouse's default
-	// max_partitions_per_insert_block (100; "Settings", ClickHouse docs).
-	DefaultMaxPartitions = 100
-	// DefaultDegradedSlack is how much longer than MaxDelay a commit may
-	// be outstanding before the writer is degraded: an insert of a full
-	// batch takes well under a second on the embedded engine (BENCHMARKS.md),
-	// so 5 s over the flush interval is a warehouse in trouble, not a slow
-	// insert.
-	DefaultDegradedSlack = 5 * time.Second
-)
 
 func (c *WriterConfig) ensureDefaults() {
 	if c.MaxRows <= 0 {
