@@ -43,9 +43,8 @@ const (
 	// buffered. The window keeps every stored ts inside the columns' range
 	// (DateTime64(3) covers 1900-2299) and keeps one device with a wrong
 	// clock from scattering rows over years of daily partitions: 30 days
-	// back and one ahead are 32 partitions, under the 100 one insert may
-	// span (warehouse.DefaultMaxPartitions), so in-window rows never need
-	// splitting.
+	// back and one ahead are 32 partitions, a few inserts of
+	// warehouse.DefaultMaxPartitions each.
 	DefaultMaxTSAge = 30 * 24 * time.Hour
 	// DefaultMaxTSAhead allows for a device clock running ahead of the
 	// receiver's, and for the receiver's own clock being behind.

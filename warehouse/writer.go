@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -78,9 +79,16 @@ const (
 	DefaultMaxDelay = 250 * time.Millisecond
 	// DefaultMaxBytes is WriterConfig.MaxBytes's default: 16 MiB.
 	DefaultMaxBytes = 16 << 20
-	// DefaultMaxPartitions is ClickHouse's default
-	// max_partitions_per_insert_block (100; "Settings", ClickHouse docs).
-	DefaultMaxPartitions = 100
+	// DefaultMaxPartitions keeps an insert well under ClickHouse's default
+	// max_partitions_per_insert_block (100; "Settings", ClickHouse docs)
+	// and short: an insert writes a part per partition, in the table and
+	// in each materialised view, so its time grows with its partitions.
+	// Measured on 2 cores (ingestor's TestPoisonDays, embedded engine):
+	// at load 22, inserts of 100 and 67 partitions took 3.5 s and 1.3 s;
+	// at load 10 and falling, 64 took 0.10-0.15 s and 16 took 0.03-0.26 s.
+	// With 16, a burst over many days holds the rows behind it for a
+	// fraction of a second per insert, not seconds.
+	DefaultMaxPartitions = 16
 	// DefaultDegradedSlack is how much longer than MaxDelay a commit may
 	// be outstanding before the writer is degraded: a full batch of 10,000
 	// rows takes about 0.1 s to insert on the embedded engine (BENCHMARKS.md,
@@ -116,9 +124,9 @@ type WriterConfig struct {
 	OnFlush func(FlushInfo)
 	// Fault, when set, fails inserts while it is tripped. Default: none.
 	Fault *FaultSwitch
-	// MaxPartitions is the most partitions one insert may span: rows of a
-	// batch spanning more are grouped by partition into several inserts.
-	// It must not exceed the engine's max_partitions_per_insert_block, over
+	// MaxPartitions is the most partitions one insert may span: a batch
+	// spanning several is grouped by partition into several inserts. It
+	// must not exceed the engine's max_partitions_per_insert_block, over
 	// which ClickHouse refuses the whole insert (TOO_MANY_PARTS); an insert
 	// refused that way is split further anyway. Default
 	// DefaultMaxPartitions.
@@ -186,9 +194,11 @@ type WriterStats struct {
 }
 
 // Writer batches rows of one table and inserts them, flushing on MaxRows,
-// MaxBytes or MaxDelay, whichever comes first. A batch spanning more than
-// MaxPartitions partitions goes in as several inserts, grouped by
-// partition. A failed insert is told apart by its ClickHouse error code
+// MaxBytes or MaxDelay, whichever comes first. A batch spanning several
+// partitions goes in as several inserts grouped by partition, hot ones
+// first, none spanning more than MaxPartitions, and the inserts of a burst
+// over many partitions are spread over flushes so they never hold up the
+// rows behind them for long (see flush). A failed insert is told apart by its ClickHouse error code
 // (ClassifyInsertError): a retryable one is retried with capped exponential
 // backoff until it succeeds or the writer stops; one that blames the data is
 // bisected until the rows at fault are found, and those are stored in
@@ -202,6 +212,7 @@ type Writer[T any] struct {
 	cfg   WriterConfig
 	in    chan item[T]
 	done  chan struct{}
+	carry [][]item[T] // inserts a flush left to the next; Run's goroutine only
 
 	rows, batches, failures atomic.Int64
 	rejected                atomic.Int64
@@ -304,7 +315,7 @@ func (w *Writer[T]) Run(ctx context.Context) error {
 		case it := <-w.in:
 			if len(batch) == 0 {
 				timer.Reset(w.cfg.MaxDelay)
-				w.oldest.Store(it.taken)
+				w.oldest.CompareAndSwap(0, it.taken)
 			}
 			batch = append(batch, it)
 			bytes += it.size
@@ -321,6 +332,11 @@ func (w *Writer[T]) Run(ctx context.Context) error {
 			return w.drain(rest)
 		}
 		batch, bytes = batch[:0], 0
+		if len(w.carry) > 0 {
+			// Rows left for later: go on with them at once, unless new
+			// rows come first, which go ahead of them.
+			timer.Reset(0)
+		}
 	}
 }
 
@@ -357,7 +373,8 @@ func (w *Writer[T]) watch() (stop func()) {
 	return func() { close(quit); <-exited }
 }
 
-// drain flushes batch and everything already queued, with a fresh deadline.
+// drain flushes batch, the rows carried over and everything already
+// queued, with a fresh deadline.
 func (w *Writer[T]) drain(batch []item[T]) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
 	defer cancel()
@@ -376,11 +393,11 @@ func (w *Writer[T]) drain(batch []item[T]) error {
 			}
 			break
 		}
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(w.carry) == 0 {
 			return nil
 		}
-		if w.oldest.Load() == 0 {
-			w.oldest.Store(batch[0].taken)
+		if len(batch) > 0 {
+			w.oldest.CompareAndSwap(0, batch[0].taken)
 		}
 		rest, ok := w.flush(ctx, batch)
 		if !ok {
@@ -391,23 +408,43 @@ func (w *Writer[T]) drain(batch []item[T]) error {
 	}
 }
 
-// flush commits batch: grouped into inserts of at most MaxPartitions
-// partitions, each retried while its error is retryable, split on a
-// non-retryable one, down to the single rows at fault, which go to
-// dead_letters. It runs each row's done callback once the row is settled
-// (committed or dead-lettered). It reports whether the whole batch was
-// settled, and when not (ctx ended), the rows that were not.
+// flush commits batch, planned into inserts hot partitions first (see
+// plan), then the inserts carried over from the last flush, each retried while
+// its error is retryable, split on a non-retryable one down to the single
+// rows at fault, which go to dead_letters. It runs each row's done
+// callback once the row is settled (committed or dead-lettered). Once it
+// has spent MaxDelay, the planned inserts still to make are carried over
+// to the next flush, so rows arriving meanwhile go ahead of them: a burst
+// over many partitions (a device replaying weeks of readings) costs every
+// other row at most one flush interval. It reports whether every row was
+// settled or carried over, and when not (ctx ended), the rows that were
+// not.
 func (w *Writer[T]) flush(ctx context.Context, batch []item[T]) (rest []item[T], ok bool) {
-	if len(batch) == 0 {
+	var todo [][]item[T]
+	if len(batch) > 0 {
+		todo = plan(batch, w.cfg.MaxPartitions)
+	}
+	todo = append(todo, w.carry...)
+	w.carry = nil
+	if len(todo) == 0 {
 		return nil, true
 	}
-	defer w.oldest.Store(0)
-	// A stack of inserts still to make, the next on top.
-	todo := byPartition(batch, w.cfg.MaxPartitions)
+	start := time.Now()
+	// A stack of inserts still to make, the next on top; the bottom
+	// planned of them are planned ones, the rest splits of a refused one.
 	slices.Reverse(todo)
+	planned, made := len(todo), 0
 	for len(todo) > 0 {
+		// Carry over once the budget is spent: after the first planned
+		// insert, and never while a refused one is being split.
+		if len(todo) == planned && made > 0 && time.Since(start) >= w.cfg.MaxDelay {
+			break
+		}
 		chunk := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
+		if len(todo) < planned {
+			planned, made = len(todo), made+1
+		}
 		kind, err := w.insert(ctx, chunk)
 		switch {
 		case err == nil:
@@ -420,6 +457,7 @@ func (w *Writer[T]) flush(ctx context.Context, batch []item[T]) (rest []item[T],
 				}
 			}
 		case kind == Retryable: // ctx ended
+			w.oldest.Store(0)
 			return unsettled(chunk, todo), false
 		case kind == TooManyPartitions:
 			a, b := splitPartitions(chunk)
@@ -430,10 +468,24 @@ func (w *Writer[T]) flush(ctx context.Context, batch []item[T]) (rest []item[T],
 			todo = append(todo, chunk[half:], chunk[:half])
 		default:
 			if !w.reject(ctx, chunk[0], err) {
+				w.oldest.Store(0)
 				return unsettled(chunk, todo), false
 			}
 		}
 	}
+	if len(todo) > 0 {
+		// Copies: batch's array is the caller's to reuse.
+		oldest := todo[0][0].taken
+		for _, c := range slices.Backward(todo) {
+			w.carry = append(w.carry, slices.Clone(c))
+			for _, it := range c {
+				oldest = min(oldest, it.taken)
+			}
+		}
+		w.oldest.Store(oldest)
+		return nil, true
+	}
+	w.oldest.Store(0)
 	if w.degraded.Swap(false) {
 		since := time.Unix(0, w.degradedSince.Swap(0))
 		w.cfg.Logger.Info("warehouse insert recovered", "table", w.table, "degraded_for", time.Since(since).Round(time.Millisecond))
@@ -561,36 +613,45 @@ func unsettled[T any](chunk []item[T], todo [][]item[T]) []item[T] {
 	return rest
 }
 
-// byPartition groups batch into inserts of at most max partitions each:
-// the batch itself when it spans no more, else its rows sorted by
-// partition (stable, so one partition's rows keep their order) and cut.
-func byPartition[T any](batch []item[T], max int) [][]item[T] {
-	parts := map[int64]struct{}{}
-	last := batch[0].part
-	parts[last] = struct{}{}
-	for _, it := range batch {
-		if it.part != last {
-			last = it.part
-			parts[last] = struct{}{}
+// plan orders the inserts of rows hot partitions first: partitions by
+// the rows they hold, most first (ties: the later day first); the first
+// insert holds one partition, each next one twice as many as the one
+// before, up to max. The live stream's partition (today's) goes in the
+// first, small, insert, and a burst spread over many days follows it in a
+// few inserts (about log2 of its partitions), none spanning more than max.
+// Rows of one partition keep their order.
+func plan[T any](rows []item[T], max int) [][]item[T] {
+	counts := map[int64]int{}
+	for _, it := range rows {
+		counts[it.part]++
+	}
+	if len(counts) == 1 {
+		return [][]item[T]{rows}
+	}
+	parts := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(parts, func(a, b int64) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
 		}
+		return cmp.Compare(b, a)
+	})
+	rank := make(map[int64]int, len(parts))
+	for i, p := range parts {
+		rank[p] = i
 	}
-	if len(parts) <= max {
-		return [][]item[T]{batch}
-	}
-	slices.SortStableFunc(batch, func(a, b item[T]) int { return cmp.Compare(a.part, b.part) })
+	slices.SortStableFunc(rows, func(a, b item[T]) int { return cmp.Compare(rank[a.part], rank[b.part]) })
 	var chunks [][]item[T]
-	start, n := 0, 1
-	for i := 1; i < len(batch); i++ {
-		if batch[i].part == batch[i-1].part {
+	start, n, size := 0, 0, 1
+	for i := 1; i < len(rows); i++ {
+		if rows[i].part == rows[i-1].part {
 			continue
 		}
-		if n == max {
-			chunks = append(chunks, batch[start:i])
-			start, n = i, 0
+		if n++; n == size {
+			chunks = append(chunks, rows[start:i])
+			start, n, size = i, 0, min(2*size, max)
 		}
-		n++
 	}
-	return append(chunks, batch[start:])
+	return append(chunks, rows[start:])
 }
 
 // splitPartitions sorts chunk by partition and cuts it in two, each half

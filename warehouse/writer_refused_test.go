@@ -51,17 +51,19 @@ func (l *flushLog) all() []warehouse.FlushInfo {
 // TestWriterSplitsByPartition: one batch of readings over 150 days, more
 // partitions than ClickHouse takes in one INSERT block (error 252), goes in
 // as inserts of at most MaxPartitions partitions, none refused; with
-// MaxPartitions set above the engine's limit, the refused insert is split
+// MaxPartitions set above the engine's limit, a refused insert is split
 // until it fits. Either way every row commits where it belongs.
 func TestWriterSplitsByPartition(t *testing.T) {
 	db := warehousetest.Open(t)
 	tests := []struct {
 		name          string
 		maxPartitions int
+		days          int
 		wantRefused   bool
 	}{
-		{"grouped under the engine's limit", 0, false},
-		{"split after the engine refuses", 1000, true},
+		{"grouped under the engine's limit", 0, 150, false},
+		// Inserts of 1, 2, 4, ... 128 partitions: the last is refused.
+		{"split after the engine refuses", 1000, 260, true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +74,7 @@ func TestWriterSplitsByPartition(t *testing.T) {
 				MaxRows: 1000, MaxDelay: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxPartitions: tc.maxPartitions, OnFlush: log.add,
 			})
 			ctx := runWriter(t, w)
-			const days, today = 150, 50
+			days, today := tc.days, 50
 			now := time.Now().UTC()
 			var committed atomic.Int64
 			add := func(seq int, ts time.Time) {
@@ -85,7 +87,7 @@ func TestWriterSplitsByPartition(t *testing.T) {
 					add(1000+d, now)
 				}
 			}
-			require.Eventually(t, func() bool { return committed.Load() == days+today }, 30*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return committed.Load() == int64(days+today) }, 30*time.Second, 5*time.Millisecond)
 			n, err := db.QueryInt(ctx, "SELECT count() FROM "+table)
 			require.NoError(t, err)
 			require.EqualValues(t, days+today, n)
@@ -109,7 +111,7 @@ func TestWriterSplitsByPartition(t *testing.T) {
 				}
 			}
 			require.Equal(t, tc.wantRefused, refused > 0, "refused inserts: %d", refused)
-			require.GreaterOrEqual(t, len(log.all())-refused, 2, "151 partitions take two inserts at least")
+			require.GreaterOrEqual(t, len(log.all())-refused, 2, "%d partitions take two inserts at least", days+1)
 			st := w.Stats()
 			require.Zero(t, st.Rejected)
 			require.Zero(t, st.Pending)
