@@ -222,14 +222,10 @@ func TestTimestampWindow(t *testing.T) {
 	}
 	for i, tc := range tests {
 		m := reading("eu-west", "dev-clock", uint64(i+1))
-		m.TS = proto.NewTime(tc.ts.Truncate(time.Millisecond))
-		b, err := proto.Encode(m)
-		require.NoError(t, err)
-		publish(t, ctx, pub, proto.TelemetryTopic("eu-west", "dev-clock"), b)
-		st := &proto.StatusEvent{Header: proto.NewHeader("dev-clock", tc.ts, uint64(100+i)), Region: "eu-west", State: proto.StateIdle, Firmware: "1.4.2"}
-		b, err = proto.Encode(st)
-		require.NoError(t, err)
-		publish(t, ctx, pub, proto.StatusTopic("eu-west", "dev-clock"), b)
+		m.TS = proto.NewTime(placeholderTS)
+		publish(t, ctx, pub, proto.TelemetryTopic("eu-west", "dev-clock"), encodeAt(t, m, tc.ts))
+		st := &proto.StatusEvent{Header: proto.NewHeader("dev-clock", placeholderTS, uint64(100+i)), Region: "eu-west", State: proto.StateIdle, Firmware: "1.4.2"}
+		publish(t, ctx, pub, proto.StatusTopic("eu-west", "dev-clock"), encodeAt(t, st, tc.ts))
 	}
 	var rejected int64
 	for _, tc := range tests {
@@ -258,6 +254,22 @@ func TestTimestampWindow(t *testing.T) {
 	require.Zero(t, count(t, db, "SELECT count() FROM telemetry WHERE device_id = 'dev-clock' AND (ts < now() - INTERVAL 31 DAY OR ts > now() + INTERVAL 2 HOUR)"),
 		"nothing outside the window is stored")
 	stop()
+}
+
+// placeholderTS is the ts encodeAt encodes a message with before putting
+// the one it is given in its place.
+var placeholderTS = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// encodeAt encodes m, made with placeholderTS, with ts in its place: proto's
+// encoder refuses a ts outside the column's range (year 9999), which a
+// device on the wire may still send.
+func encodeAt(t *testing.T, m proto.Message, ts time.Time) []byte {
+	t.Helper()
+	b, err := proto.Encode(m)
+	require.NoError(t, err)
+	const was = `"ts":"2000-01-01T00:00:00.000Z"`
+	require.Contains(t, string(b), was)
+	return bytes.Replace(b, []byte(was), []byte(`"ts":"`+ts.UTC().Format("2006-01-02T15:04:05.000Z07:00")+`"`), 1)
 }
 
 // TestDegradedWhileWarehouseHangs: the warehouse (a real engine behind the
