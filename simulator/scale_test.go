@@ -68,11 +68,12 @@ func TestFleetOf2000(t *testing.T) {
 		t.Skip("2,000 connections")
 	}
 	const n = 2000
-	srv := startBroker(t)
+	broker, srv := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	fleet, err := New(onBroker(srv, Config{
+	fleet, err := New(Config{
+		Broker:            broker,
 		Devices:           n,
 		Seed:              7,
 		ConnectRate:       2000,
@@ -80,7 +81,7 @@ func TestFleetOf2000(t *testing.T) {
 		RolloutSpread:     time.Second,
 		StepDuration:      200 * time.Millisecond,
 		Logger:            testLogger(t),
-	}))
+	})
 	require.NoError(t, err)
 	devices := fleet.Devices()
 	victim := devices[n/2]
@@ -88,9 +89,9 @@ func TestFleetOf2000(t *testing.T) {
 	// One subscriber counts readings; another watches only the victim's
 	// status, so a busy broker never drops the will on its way to the test.
 	rec := newCounter()
-	sub := connectClient(t, ctx, srv, "test-counter", proto.FilterTelemetry, rec.record)
+	sub := connectClient(t, ctx, broker, "test-counter", proto.FilterTelemetry, rec.record)
 	rec.watch[victim.ID] = nil
-	watcher := connectClient(t, ctx, srv, "test-watcher", proto.StatusTopic(victim.Region, victim.ID), rec.record)
+	watcher := connectClient(t, ctx, broker, "test-watcher", proto.StatusTopic(victim.Region, victim.ID), rec.record)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -107,7 +108,9 @@ func TestFleetOf2000(t *testing.T) {
 	// DISCONNECT, so the broker publishes its will.
 	before := len(rec.statuses(victim.ID))
 	require.Positive(t, before)
-	require.NoError(t, srv.DropConnection(victim.ID))
+	cl, ok := srv.Clients.Get(victim.ID)
+	require.True(t, ok)
+	require.NoError(t, cl.Net.Conn.Close())
 
 	var will *proto.StatusEvent
 	require.Eventually(t, func() bool {
@@ -161,17 +164,18 @@ func TestFleetOf2000(t *testing.T) {
 // TestSharedConnections multiplexes 300 devices over 3 connections: all
 // publish, and a command reaches its device through the shared connection.
 func TestSharedConnections(t *testing.T) {
-	srv := startBroker(t)
+	broker, _ := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	fleet, err := New(onBroker(srv, Config{Devices: 300, Conns: 3, Seed: 3, FailureShare: 0.5, ConnectRate: 3000,
+	fleet, err := New(Config{
+		Broker: broker, Devices: 300, Conns: 3, Seed: 3, FailureShare: 0.5, ConnectRate: 3000,
 		TelemetryInterval: 300 * time.Millisecond, RolloutSpread: 200 * time.Millisecond, StepDuration: 30 * time.Millisecond,
 		Waves: []float64{100}, Logger: testLogger(t),
-	}))
+	})
 	require.NoError(t, err)
 	rec := newRecorder(t)
-	sub := connectClient(t, ctx, srv, "test-subscriber", "fleet/#", rec.record)
+	sub := connectClient(t, ctx, broker, "test-subscriber", "fleet/#", rec.record)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

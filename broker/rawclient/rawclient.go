@@ -2,10 +2,9 @@
 // and benchmark: one TCP connection, QoS 0 and 1, pipelined publishes whose
 // PUBACKs are reported per message, and a message callback that runs
 // before the PUBACK is sent. It encodes and decodes with mochi's packets
-// package and writes through mqttconn.QueuedConn, and costs two goroutines
-// and a few kilobytes per connection, so a benchmark process can hold
-// 10,000 device connections without taking the CPU the broker under test
-// needs. Services use paho; this is not for them.
+// package, and costs one goroutine and a few kilobytes per connection, so a
+// benchmark process can hold 10,000 device connections without taking the
+// CPU the broker under test needs. Services use paho; this is not for them.
 package rawclient
 
 import (
@@ -20,8 +19,6 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/sentinel-iot/sentinel/mqttconn"
 )
 
 var (
@@ -53,14 +50,15 @@ type Options struct {
 	OnMessage func(topic string, payload []byte, dup bool)
 }
 
-// Client is one MQTT v5 connection. Its two goroutines, the reader and
-// the connection's writer, are owned by the Client: they run from Dial
-// until the connection ends, and Close waits for them.
+// Client is one MQTT v5 connection. Its two goroutines, the reader and the
+// PUBACK writer, are owned by the Client: they run from Dial until the
+// connection ends, and Close waits for them.
 type Client struct {
-	conn net.Conn             // the TCP connection
-	qc   *mqttconn.QueuedConn // conn with queued writes: every packet is written through it
-
+	conn net.Conn
 	opts Options
+
+	wmu sync.Mutex // serialises writes to conn
+	bw  *bufio.Writer
 
 	mu      sync.Mutex
 	nextID  uint16
@@ -68,7 +66,17 @@ type Client struct {
 	window  chan struct{}          // one slot per publish in flight: the broker's receive maximum
 	err     error
 
-	done chan struct{} // closed when reader and writer have exited
+	// PUBACKs for received messages wait here for the ack writer: the
+	// reader never blocks on a write, or a broker blocked writing to us
+	// while we block writing to it would deadlock the connection (mochi's
+	// read loop writes synchronously).
+	ackMu   sync.Mutex
+	ackQ    []uint16
+	ackWake chan struct{} // buffered 1: acks queued
+
+	stopped    chan struct{} // closed by fail
+	writerDone chan struct{} // closed when the ack writer exits
+	done       chan struct{} // closed when reader and ack writer have exited
 }
 
 // Dial connects to addr (host:port), sends CONNECT and waits for CONNACK.
@@ -84,12 +92,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rawclient: dial %s: %w", addr, err)
 	}
-	// Writes are queued, so the reader, which sends the PUBACKs, never
-	// blocks on one: a broker blocked writing to us while we block writing
-	// to it would deadlock the connection (mochi's read loop writes
-	// synchronously).
-	c := &Client{conn: conn, qc: mqttconn.NewQueuedConn(conn, 0), opts: opts, pending: map[uint16]func(error){},
-		done: make(chan struct{})}
+	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, 4096), pending: map[uint16]func(error){},
+		ackWake: make(chan struct{}, 1), stopped: make(chan struct{}), writerDone: make(chan struct{}), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -105,22 +109,22 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		Properties: packets.Properties{SessionExpiryInterval: opts.SessionExpiry, SessionExpiryIntervalFlag: opts.SessionExpiry > 0,
 			ReceiveMaximum: opts.ReceiveMaximum},
 	}
-	if err := c.write(&pk); err != nil {
-		c.qc.Close()
+	if err := c.write(&pk, true); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("rawclient: send CONNECT as %s: %w", opts.ClientID, err)
 	}
-	br := bufio.NewReaderSize(c.qc, 4096)
+	br := bufio.NewReaderSize(conn, 4096)
 	ack, err := readPacket(br)
 	if err != nil {
-		c.qc.Close()
+		conn.Close()
 		return nil, fmt.Errorf("rawclient: read CONNACK for %s: %w", opts.ClientID, err)
 	}
 	if ack.FixedHeader.Type != packets.Connack {
-		c.qc.Close()
+		conn.Close()
 		return nil, fmt.Errorf("rawclient: %s: first packet is type %d, not CONNACK", opts.ClientID, ack.FixedHeader.Type)
 	}
 	if ack.ReasonCode >= 0x80 {
-		c.qc.Close()
+		conn.Close()
 		return nil, fmt.Errorf("rawclient: CONNECT as %s: reason 0x%02x: %w", opts.ClientID, ack.ReasonCode, ErrRefused)
 	}
 	window := int(ack.Properties.ReceiveMaximum)
@@ -131,10 +135,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	// Unhook ctx before clearing the deadline: a ctx ending in between
 	// would otherwise set it again and kill the connection just handed out.
 	if !stop() {
-		c.qc.Close()
+		conn.Close()
 		return nil, fmt.Errorf("rawclient: connect %s: %w", opts.ClientID, ctx.Err())
 	}
 	conn.SetDeadline(time.Time{})
+	go c.writeAcks()
 	go c.read(br)
 	return c, nil
 }
@@ -143,7 +148,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 // receive maximum (waiting for one while ctx lasts), and done runs on the
 // reader goroutine with the PUBACK's verdict: nil when the broker accepted
 // the message, or an error when it refused it or the connection ended
-// first. For QoS 0, done (if not nil) runs once the packet is queued.
+// first. For QoS 0, done (if not nil) runs once the packet is written.
 // done runs exactly once when Publish returns nil, and never when it
 // returns an error.
 func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, done func(error)) error {
@@ -154,7 +159,7 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		Payload:         payload,
 	}
 	if qos == 0 {
-		if err := c.write(&pk); err != nil {
+		if err := c.write(&pk, true); err != nil {
 			return fmt.Errorf("rawclient: publish to %s: %w", topic, err)
 		}
 		if done != nil {
@@ -180,7 +185,7 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		return err
 	}
 	pk.PacketID = id
-	if err := c.write(&pk); err != nil {
+	if err := c.write(&pk, true); err != nil {
 		c.fail(err) // fails the registered exchange: done reports it
 	}
 	return nil
@@ -213,7 +218,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 		PacketID:        id,
 		Filters:         packets.Subscriptions{{Filter: filter, Qos: qos}},
 	}
-	if err := c.write(&pk); err != nil {
+	if err := c.write(&pk, true); err != nil {
 		c.fail(err)
 		return fmt.Errorf("rawclient: subscribe to %s: %w", filter, err)
 	}
@@ -232,10 +237,8 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 // closes the connection and waits for the client's goroutines.
 func (c *Client) Close() error {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}
-	_ = c.write(&pk)
-	c.end(ErrClosed, true)
-	<-c.done
-	return nil
+	_ = c.write(&pk, true)
+	return c.Abort()
 }
 
 // Abort closes the connection without DISCONNECT, as a crash would, and
@@ -290,13 +293,8 @@ func (c *Client) resolve(id uint16, err error) {
 	}
 }
 
-// fail ends the connection with err at once, as a crash would; pending
-// exchanges fail with it.
-func (c *Client) fail(err error) { c.end(err, false) }
-
-// end ends the connection with err, once, after writing what is queued
-// when flush is set; pending exchanges fail with err.
-func (c *Client) end(err error, flush bool) {
+// fail ends the connection with err, once; pending exchanges fail with it.
+func (c *Client) fail(err error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -306,18 +304,14 @@ func (c *Client) end(err error, flush bool) {
 	pending := c.pending
 	c.pending = map[uint16]func(error){}
 	c.mu.Unlock()
-	if flush {
-		c.qc.Close() // writes what is queued, then closes
-	} else {
-		c.conn.Close() // qc's writer fails on its next write, and stops
-	}
+	close(c.stopped)
+	c.conn.Close()
 	for _, fn := range pending {
 		fn(fmt.Errorf("%w: %w", ErrClosed, err))
 	}
 }
 
-// write encodes pk and queues it for the connection's writer.
-func (c *Client) write(pk *packets.Packet) error {
+func (c *Client) write(pk *packets.Packet, flush bool) error {
 	var buf bytes.Buffer
 	var err error
 	switch pk.FixedHeader.Type {
@@ -337,15 +331,44 @@ func (c *Client) write(pk *packets.Packet) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.qc.Write(buf.Bytes())
-	return err
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.bw.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if flush {
+		return c.bw.Flush()
+	}
+	return nil
 }
 
-// read reads and handles packets until the connection ends; the PUBACKs
-// of a burst it reads leave in one write.
+// writeAcks sends the queued PUBACKs, a burst in one write, until the
+// connection ends.
+func (c *Client) writeAcks() {
+	defer close(c.writerDone)
+	var ids []uint16
+	for {
+		select {
+		case <-c.ackWake:
+		case <-c.stopped:
+			return
+		}
+		c.ackMu.Lock()
+		ids, c.ackQ = c.ackQ, ids[:0]
+		c.ackMu.Unlock()
+		for i, id := range ids {
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: id}
+			if err := c.write(&ack, i == len(ids)-1); err != nil {
+				c.fail(err)
+				return
+			}
+		}
+	}
+}
+
 func (c *Client) read(br *bufio.Reader) {
 	defer close(c.done)
-	defer c.qc.Close() // and wait for the writer
+	defer func() { <-c.writerDone }()
 	for {
 		pk, err := readPacket(br)
 		if err != nil {
@@ -370,10 +393,12 @@ func (c *Client) read(br *bufio.Reader) {
 				c.opts.OnMessage(pk.TopicName, pk.Payload, pk.FixedHeader.Dup)
 			}
 			if pk.FixedHeader.Qos > 0 {
-				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: pk.PacketID}
-				if err := c.write(&ack); err != nil { // queued: never blocks the reader
-					c.fail(err)
-					return
+				c.ackMu.Lock()
+				c.ackQ = append(c.ackQ, pk.PacketID)
+				c.ackMu.Unlock()
+				select {
+				case c.ackWake <- struct{}{}:
+				default:
 				}
 			}
 		case packets.Disconnect:

@@ -54,7 +54,6 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/sentinel-iot/sentinel/credentials v0.0.0 // indirect
-	github.com/sentinel-iot/sentinel/mqttconn v0.0.0 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	github.com/wcharczuk/go-chart/v2 v2.1.2 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
@@ -84,5 +83,3 @@ replace (
 	github.com/sentinel-iot/sentinel/simulator => ../../simulator
 	github.com/sentinel-iot/sentinel/warehouse => ../../warehouse
 )
-
-replace github.com/sentinel-iot/sentinel/mqttconn => ../../mqttconn
