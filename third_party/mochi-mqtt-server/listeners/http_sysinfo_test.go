@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/mochi-mqtt/server/v2/system"
 
@@ -117,8 +116,12 @@ func TestHTTPStatsServeTLSAndClose(t *testing.T) {
 		o <- true
 	}(o)
 
-	time.Sleep(time.Millisecond)
+	// Close only once it serves, and return only once Serve has: a Close
+	// racing Serve's start raced inside net/http (-race), and a server
+	// left running on testAddr answered the next test's request.
+	waitServing(t, tlsConfig.Address)
 	l.Close(MockCloser)
+	<-o
 }
 
 func TestHTTPStatsFailedToServe(t *testing.T) {
