@@ -48,35 +48,11 @@ func start(t *testing.T, db *warehouse.DB, cfg ingestor.Config) (*ingestor.Inges
 }
 
 // running starts in and returns a stop function that cancels it and
-// requires a clean return.
+// requires a clean return (launch, for a test that only wants it clean).
 func running(t *testing.T, in *ingestor.Ingestor) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	select {
-	case <-in.Ready():
-	case err := <-done:
-		t.Fatalf("ingestor stopped before subscribing: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("ingestor never subscribed")
-	}
-	var stopped bool
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("Run did not return after cancel")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	stopErr := launch(t, in)
+	return func() { require.NoError(t, stopErr()) }
 }
 
 // publishReadings publishes n readings of one device, seq from first.

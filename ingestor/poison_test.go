@@ -150,19 +150,29 @@ func runIngestor(t *testing.T, db *warehouse.DB, cfg ingestor.Config) (*ingestor
 	t.Helper()
 	in, err := ingestor.New(cfg, db)
 	require.NoError(t, err)
+	return in, launch(t, in)
+}
+
+// launch runs in until its subscriptions are up and returns a stop that
+// cancels it and returns Run's error, once; the test's end stops it too and
+// requires a clean return unless the test stopped it itself.
+func launch(t *testing.T, in *ingestor.Ingestor) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
 	select {
 	case <-in.Ready():
 	case err := <-done:
+		cancel()
 		t.Fatalf("ingestor stopped before subscribing: %v", err)
 	case <-time.After(30 * time.Second):
+		cancel()
 		t.Fatal("ingestor never subscribed")
 	}
 	var once sync.Once
 	var runErr error
-	stop := func() error {
+	stopOnce := func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -176,10 +186,10 @@ func runIngestor(t *testing.T, db *warehouse.DB, cfg ingestor.Config) (*ingestor
 	var stoppedByTest bool
 	t.Cleanup(func() {
 		if !stoppedByTest {
-			require.NoError(t, stop())
+			require.NoError(t, stopOnce())
 		}
 	})
-	return in, func() error { stoppedByTest = true; return stop() }
+	return func() error { stoppedByTest = true; return stopOnce() }
 }
 
 // requireSettled requires every reading of dev-poison with seq (days
@@ -284,7 +294,7 @@ func TestDegradedWhileWarehouseHangs(t *testing.T) {
 	wdb, err := warehouse.Open(ctx, warehousetest.ServeHTTP(t, db, gate.Wrap), warehouse.Options{})
 	require.NoError(t, err)
 	defer wdb.Close()
-	var logs syncBuffer
+	var logs warehousetest.LogBuffer
 	// The default bound: the batch delay and a few seconds.
 	in, stop := start(t, wdb, ingestor.Config{Broker: broker, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Batch: warehouse.WriterConfig{MaxRows: 50, MaxDelay: 10 * time.Millisecond}})
@@ -326,22 +336,4 @@ func sample(t *testing.T, in *ingestor.Ingestor, name string) string {
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(scrape(t, in))
 	require.NotNil(t, m, "no sample of %s", name)
 	return m[1]
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf.Bytes()...)
 }

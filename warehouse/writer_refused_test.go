@@ -302,7 +302,7 @@ func TestWriterDegradedWhileInsertHangs(t *testing.T) {
 	sdb, err := warehouse.Open(context.Background(), warehousetest.ServeHTTP(t, db, gate.Wrap), warehouse.Options{})
 	require.NoError(t, err)
 	defer sdb.Close()
-	var logs syncBuffer
+	var logs warehousetest.LogBuffer
 	w := warehouse.NewWriter[warehouse.TelemetryRow](sdb, warehouse.TableTelemetry, warehouse.WriterConfig{
 		MaxRows: 10, MaxDelay: 10 * time.Millisecond, DegradedAfter: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -328,24 +328,6 @@ func TestWriterDegradedWhileInsertHangs(t *testing.T) {
 	require.Eventually(t, func() bool { return committed.Load() == 5 }, 30*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return !w.Stats().Degraded }, 10*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return bytes.Contains(logs.Bytes(), []byte("commit no longer outstanding")) }, 10*time.Second, 5*time.Millisecond)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf.Bytes()...)
 }
 
 // TestRowPartitionMatchesSchema: the writer groups rows by the partition

@@ -5,6 +5,7 @@
 package warehousetest
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -124,4 +125,25 @@ func (g *Gate) Wrap(h http.Handler) http.Handler {
 		g.served.Add(1)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// LogBuffer collects what a logger writes, for a test to read while the
+// component under test still logs: a bytes.Buffer behind a lock.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; the logger calls it from any goroutine.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of everything written so far.
+func (b *LogBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
 }
