@@ -31,23 +31,7 @@ HTTP=127.0.0.1:18124
 BROKER_METRICS=127.0.0.1:19100
 INGEST_METRICS=127.0.0.1:19101
 DIR=$(mktemp -d /tmp/sentinel-outage.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-# await_port waits up to 60 s for a TCP port to accept connections.
-await_port() {
-	for _ in $(seq 600); do
-		if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing listens on $1 after 60 s; see $DIR/*.log" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
 
 # sql runs a query on the warehouse server and prints the result.
 sql() { curl -sS --fail "http://$HTTP/" --data-binary "$1"; }
@@ -59,7 +43,7 @@ start_warehouse() {
 	"$BIN" warehouse --data "$DIR/warehouse" --listen "$HTTP" --allow-anonymous --log-level warn >>"$DIR/warehouse.log" 2>&1 &
 	warehouse=$!
 	pids+=("$warehouse")
-	await_port "$HTTP"
+	await_port "$HTTP" 60
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -67,11 +51,11 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 	--log-level warn >"$DIR/broker.log" 2>&1 &
 pids+=($!)
 start_warehouse
-await_port "$MQTT"
+await_port "$MQTT" 60
 "$BIN" ingest --dsn "http://$HTTP/default" --broker "tcp://$MQTT" --metrics-listen "$INGEST_METRICS" \
 	--log-level info >"$DIR/ingest.log" 2>&1 &
 pids+=($!)
-await_port "$INGEST_METRICS"
+await_port "$INGEST_METRICS" 60
 
 run=$((WARMUP + OUTAGE + COOLDOWN))
 echo "fleet: $DEVICES devices for ${run}s; warehouse down from ${WARMUP}s to $((WARMUP + OUTAGE))s"

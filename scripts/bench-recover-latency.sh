@@ -23,23 +23,7 @@ DURATION=${DURATION:-120s}
 MQTT=127.0.0.1:18830
 HTTP=127.0.0.1:18123
 DIR=$(mktemp -d /tmp/sentinel-latency.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-# await_port waits up to 30 s for a TCP port to accept connections.
-await_port() {
-	for _ in $(seq 300); do
-		if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing listens on $1 after 30 s; see $DIR/*.log" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
 
 # await_log waits up to 30 s for a line matching $2 in log file $1.
 await_log() {
