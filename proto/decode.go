@@ -160,6 +160,9 @@ func decodeReference(b []byte, max int, m Message) error {
 // says it is missing.
 func validateDecoded(m Message) error {
 	err := m.Validate()
+	if err == nil {
+		return nil // the hot path: no errors.As, whose target escapes to the heap
+	}
 	var fe *FieldError
 	if errors.As(err, &fe) && fe.Field == "ts" && fe.Err == ErrMissingField {
 		return tsRangeErr(m.header().TS)
