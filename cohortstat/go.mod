@@ -1,0 +1,3 @@
+module github.com/sentinel-iot/sentinel/cohortstat
+
+go 1.26
