@@ -48,6 +48,12 @@ type Options struct {
 	// OnMessage receives every PUBLISH from the broker, on the connection's
 	// reader goroutine; a QoS 1 message is acknowledged after it returns.
 	OnMessage func(topic string, payload []byte, dup bool)
+	// MaxInflight caps the QoS 1 publishes in flight below the broker's
+	// receive maximum. Default 0: the broker's.
+	MaxInflight int
+	// WriteBufferSize is the size of the buffer PublishBuffered fills
+	// before it writes. Default 4096 bytes.
+	WriteBufferSize int
 }
 
 // Client is one MQTT v5 connection. Its two goroutines, the reader and the
@@ -87,12 +93,15 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.KeepAlive == 0 {
 		opts.KeepAlive = 60
 	}
+	if opts.WriteBufferSize <= 0 {
+		opts.WriteBufferSize = 4096
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rawclient: dial %s: %w", addr, err)
 	}
-	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, 4096), pending: map[uint16]func(error){},
+	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, opts.WriteBufferSize), pending: map[uint16]func(error){},
 		ackWake: make(chan struct{}, 1), stopped: make(chan struct{}), writerDone: make(chan struct{}), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -131,6 +140,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if window == 0 {
 		window = 65535
 	}
+	if opts.MaxInflight > 0 {
+		window = min(window, opts.MaxInflight)
+	}
 	c.window = make(chan struct{}, window)
 	// Unhook ctx before clearing the deadline: a ctx ending in between
 	// would otherwise set it again and kill the connection just handed out.
@@ -167,12 +179,56 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		}
 		return nil
 	}
+	return c.publish1(ctx, &pk, done, true)
+}
+
+// PublishBuffered is Publish at QoS 1 for a load generator: the packet
+// waits in the write buffer (Options.WriteBufferSize) until the buffer
+// fills, Flush is called, or a publish has to wait for a slot of the
+// receive window, when it flushes first so that what it waits for is on
+// its way. A batch of packets then costs one write, not one each; call
+// Flush after the last.
+func (c *Client) PublishBuffered(ctx context.Context, topic string, payload []byte, done func(error)) error {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		ProtocolVersion: 5,
+		TopicName:       topic,
+		Payload:         payload,
+	}
+	return c.publish1(ctx, &pk, done, false)
+}
+
+// Flush writes what PublishBuffered left in the write buffer.
+func (c *Client) Flush() error {
+	c.wmu.Lock()
+	err := c.bw.Flush()
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return fmt.Errorf("rawclient: flush: %w", err)
+	}
+	return nil
+}
+
+// publish1 sends a QoS 1 publish once a slot of the window is free,
+// flushing first when it must wait for one (unless flush, when nothing
+// waits in the buffer).
+func (c *Client) publish1(ctx context.Context, pk *packets.Packet, done func(error), flush bool) error {
 	select {
 	case c.window <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return c.Err()
+	default:
+		if !flush {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+		}
+		select {
+		case c.window <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return c.Err()
+		}
 	}
 	id, err := c.register(func(err error) {
 		<-c.window
@@ -185,7 +241,7 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		return err
 	}
 	pk.PacketID = id
-	if err := c.write(&pk, true); err != nil {
+	if err := c.write(pk, flush); err != nil {
 		c.fail(err) // fails the registered exchange: done reports it
 	}
 	return nil

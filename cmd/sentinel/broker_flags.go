@@ -88,13 +88,13 @@ func (f *brokerFlags) apply(cfg *broker.Config) error {
 	return nil
 }
 
-// serve serves the broker's metrics when asked; stopped closes when the
-// server has stopped after ctx ends.
-func (f *brokerFlags) serve(ctx context.Context, b *broker.Broker, out io.Writer) (stopped <-chan struct{}, err error) {
+// serve serves the broker's metrics when asked, and says where in
+// listening; stopped closes when the server has stopped after ctx ends.
+func (f *brokerFlags) serve(ctx context.Context, b *broker.Broker, out io.Writer) (listening string, stopped <-chan struct{}, err error) {
 	if f.metricsListen == "" {
 		done := make(chan struct{})
 		close(done)
-		return done, nil
+		return "", done, nil
 	}
 	return serveMetrics(ctx, f.metricsListen, b.Handler(), out)
 }

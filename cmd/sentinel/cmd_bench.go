@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -11,19 +12,40 @@ import (
 	"github.com/sentinel-iot/sentinel/analytics"
 )
 
+// benchTargets are the targets of `sentinel bench`, in the order its
+// usage lists them.
+var benchTargets = []command{
+	{"analytics", "time the SQL library's queries over generated status events", cmdBenchAnalytics},
+	{"ingest", "the ingestor end to end: a broker and an ingestor in child processes, offered rates, lag, CPU, zero loss", cmdBenchIngest},
+	{"recover", "the same seeded fleet once per recovery controller, scored against the simulator's ground truth", cmdBenchRecover},
+	{"broker", "QoS 1 fan-in against Sentinel's broker and Mosquitto, each in a child process", cmdBenchBroker},
+}
+
 func cmdBench(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "ingest" {
-		return cmdBenchIngest(ctx, args[1:], out)
+	if len(args) > 0 {
+		for _, t := range benchTargets {
+			if t.name == args[0] {
+				return t.run(ctx, args[1:], out)
+			}
+		}
 	}
-	if len(args) > 0 && args[0] == "recover" {
-		return cmdBenchRecover(ctx, args[1:], out)
+	w := out
+	if len(args) == 0 || (args[0] != "-h" && args[0] != "--help" && args[0] != "help") {
+		w = os.Stderr
 	}
-	if len(args) > 0 && args[0] == "broker" {
-		return cmdBenchBroker(ctx, args[1:], out)
+	fmt.Fprint(w, "Usage: sentinel bench <target> [flags]\n\nTargets:\n")
+	for _, t := range benchTargets {
+		fmt.Fprintf(w, "  %-9s %s\n", t.name, t.summary)
 	}
-	if len(args) == 0 || args[0] != "analytics" {
-		return fmt.Errorf("bench: want a target: `sentinel bench analytics`, `ingest`, `recover` or `broker`")
+	fmt.Fprint(w, "\nRun `sentinel bench <target> -h` for a target's flags.\n")
+	if w == out {
+		return nil
 	}
+	return fmt.Errorf("bench: want a target: `sentinel bench analytics`, `ingest`, `recover` or `broker`")
+}
+
+// cmdBenchAnalytics is `sentinel bench analytics`.
+func cmdBenchAnalytics(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("bench analytics", "[flags]")
 	var c common
 	c.addLog(fs, "warn")
@@ -33,7 +55,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer) error {
 	runs := fs.Int("runs", 5, "timed runs per query, after one warm-up")
 	queries := fs.String("queries", "regional_ranking,failure_clusters", "comma-separated library queries to time")
 	optimize := fs.Bool("optimize", false, "OPTIMIZE TABLE status_events FINAL before timing (parts merged, as after background merges settle)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	db, err := openWarehouse(ctx, *dsn, &c)

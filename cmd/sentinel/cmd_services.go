@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
+	"github.com/sentinel-iot/sentinel/bench/proc"
 	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/broker/hooks/store"
 	"github.com/sentinel-iot/sentinel/ingestor"
@@ -24,6 +27,7 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	var bf brokerFlags
 	bf.add(fs)
 	backlogBytes := fs.Int64("backlog-bytes", broker.DefaultBacklogBytes, "with --store-dir, disk budget for the backlogs of sessions whose in-flight window is full (a stalled ingestor's queue); past it publishes for them are refused with 0x97 and their publishers keep them; negative: no backlog")
+	addrFile := addAddrFile(fs)
 	acks := fs.String("acks", "durable", "with --store-dir, when a QoS 1/2 publish is acknowledged: durable (after an fsync, group commit), immediate (before, as upstream mochi), blocking (after an fsync, one publish per connection at a time; for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -50,13 +54,20 @@ func cmdBroker(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopped, err := bf.serve(ctx, b, out)
+	metricsAt, stopped, err := bf.serve(ctx, b, out)
 	if err != nil {
 		return err
 	}
 	defer func() { <-stopped }()
 	defer func(reloader <-chan struct{}) { <-reloader }(bf.reloadOnHangup(ctx, b, log))
-	return b.Run(ctx)
+	if err := b.Start(); err != nil {
+		return errors.Join(err, b.Close())
+	}
+	if err := writeAddrFile(*addrFile, map[string]string{"mqtt": b.Addr(), "tls": b.TLSAddr(), "metrics": metricsAt}); err != nil {
+		return errors.Join(err, b.Close())
+	}
+	<-ctx.Done()
+	return b.Close()
 }
 
 // parseAckMode reads --acks.
@@ -88,6 +99,7 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	tsAhead := fs.Duration("ts-max-ahead", ingestor.DefaultMaxTSAhead, "a reading or status whose ts is further ahead of this host's clock is a dead letter (ts_out_of_range)")
 	degradedAfter := fs.Duration("degraded-after", 0, fmt.Sprintf("report degraded once a commit has been outstanding this long (0: --batch-delay + %s)", warehouse.DefaultDegradedSlack))
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9101); empty: off")
+	addrFile := addAddrFile(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -110,15 +122,46 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	metricsAt := ""
 	if *metricsAddr != "" {
-		stopped, err := serveMetrics(ctx, *metricsAddr, in.Handler(), out)
-		if err != nil {
+		var stopped <-chan struct{}
+		if metricsAt, stopped, err = serveMetrics(ctx, *metricsAddr, in.Handler(), out); err != nil {
 			return err
 		}
 		defer func() { <-stopped }()
 	}
-	if err := in.Run(ctx); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- in.Run(ctx) }()
+	select {
+	case <-in.Ready():
+		if err := writeAddrFile(*addrFile, map[string]string{"metrics": metricsAt}); err != nil {
+			cancel()
+			return errors.Join(err, <-ran)
+		}
+	case err := <-ran:
 		return fmt.Errorf("ingest: %w", err)
+	}
+	if err := <-ran; err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	return nil
+}
+
+// addAddrFile adds --addr-file, how a parent process (`sentinel bench`)
+// learns the ports a child picked, instead of reading its log.
+func addAddrFile(fs *flag.FlagSet) *string {
+	return fs.String("addr-file", "", "once ready (listening; the ingestor: subscribed too), write the listen addresses to this file, one `name host:port` line each (mqtt, tls, metrics)")
+}
+
+// writeAddrFile writes --addr-file, when given.
+func writeAddrFile(path string, addrs map[string]string) error {
+	if path == "" {
+		return nil
+	}
+	if err := proc.WriteAddrFile(path, addrs); err != nil {
+		return fmt.Errorf("--addr-file: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/sentinel-iot/sentinel/analytics v0.0.0
+	github.com/sentinel-iot/sentinel/bench v0.0.0
 	github.com/sentinel-iot/sentinel/broker v0.0.0
 	github.com/sentinel-iot/sentinel/ingestor v0.0.0
 	github.com/sentinel-iot/sentinel/proto v0.0.0
@@ -74,6 +75,7 @@ replace github.com/mochi-mqtt/server/v2 v2.7.9 => ../../third_party/mochi-mqtt-s
 
 replace (
 	github.com/sentinel-iot/sentinel/analytics => ../../analytics
+	github.com/sentinel-iot/sentinel/bench => ../../bench
 	github.com/sentinel-iot/sentinel/broker => ../../broker
 	github.com/sentinel-iot/sentinel/credentials => ../../credentials
 	github.com/sentinel-iot/sentinel/ingestor => ../../ingestor

@@ -11,13 +11,14 @@ import (
 	"time"
 )
 
-// serveMetrics serves h at /metrics, and pprof at /debug/pprof/, on addr until ctx ends, and says where
-// on out (the port is chosen by the system when addr ends in :0). It
-// returns once listening; the server stops when ctx ends.
-func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Writer) (stopped <-chan struct{}, err error) {
+// serveMetrics serves h at /metrics, and pprof at /debug/pprof/, on addr
+// until ctx ends, and says where on out and in listening (the port is
+// chosen by the system when addr ends in :0). It returns once listening;
+// the server stops when ctx ends.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Writer) (listening string, stopped <-chan struct{}, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+		return "", nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
@@ -39,5 +40,5 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, out io.Write
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(out, "metrics listening on http://%s/metrics\n", ln.Addr())
-	return done, nil
+	return ln.Addr().String(), done, nil
 }

@@ -32,7 +32,7 @@ func commands() []command {
 		{"simulate", "run the simulated fleet against an MQTT broker", cmdSimulate},
 		{"ingest", "run the ingestor: MQTT telemetry and status into the warehouse", cmdIngest},
 		{"recover", "run the recoverer: status in, guarded commands and audit out", cmdRecover},
-		{"bench", "measure: `bench analytics` times the SQL library over generated rows", cmdBench},
+		{"bench", "measure: `bench analytics`, `ingest`, `recover` or `broker` (`bench -h` says what each does)", cmdBench},
 	}
 }
 

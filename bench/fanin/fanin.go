@@ -1,10 +1,11 @@
-// Package bench measures an MQTT broker under a device fleet's load: QoS 1
+// Package fanin measures an MQTT broker under a device fleet's load: QoS 1
 // fan-in from many device connections into one persistent-session
 // subscriber (the ingestor's place), on loopback. It drives any MQTT v5
-// broker at an address, so `sentinel bench broker` runs the same load
+// broker at an address, so `sentinel bench broker` (Run) runs the same load
 // against Sentinel's broker (durable acks on and off) and Mosquitto, each in
-// a child process whose CPU time and resident memory it reads from /proc.
-package bench
+// a child process (bench/proc) whose CPU time and resident memory it reads
+// from /proc.
+package fanin
 
 import (
 	"context"
@@ -22,7 +23,7 @@ import (
 
 // ErrIncomplete means a run ended (its timeout) before every message was
 // acknowledged or delivered; the Result says how far it got.
-var ErrIncomplete = errors.New("bench: run incomplete")
+var ErrIncomplete = errors.New("fanin: run incomplete")
 
 // Topic of device i's telemetry; SubscriberFilter matches every device's.
 func Topic(i int) string { return "fleet/bench/dev-" + strconv.Itoa(i) + "/telemetry" }
@@ -51,12 +52,12 @@ func Connect(ctx context.Context, addr string, n, parallel int) (*Fleet, error) 
 		ReceiveMaximum: 1024, KeepAlive: 600,
 		OnMessage: func(string, []byte, bool) { f.delivered.Add(1) }})
 	if err != nil {
-		return nil, fmt.Errorf("bench: connect the subscriber: %w", err)
+		return nil, fmt.Errorf("fanin: connect the subscriber: %w", err)
 	}
 	f.sub = sub
 	if err := sub.Subscribe(ctx, SubscriberFilter, 1); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("bench: subscribe: %w", err)
+		return nil, fmt.Errorf("fanin: subscribe: %w", err)
 	}
 	if parallel < 1 {
 		parallel = 1
@@ -82,7 +83,7 @@ func Connect(ctx context.Context, addr string, n, parallel int) (*Fleet, error) 
 				if err != nil {
 					errMu.Lock()
 					if first == nil {
-						first = fmt.Errorf("bench: connect device %d of %d: %w", i, n, err)
+						first = fmt.Errorf("fanin: connect device %d of %d: %w", i, n, err)
 					}
 					errMu.Unlock()
 					next.Store(int64(n)) // stop the others
@@ -95,7 +96,7 @@ func Connect(ctx context.Context, addr string, n, parallel int) (*Fleet, error) 
 	wg.Wait()
 	f.ConnectTime = time.Since(start)
 	if first == nil && ctx.Err() != nil {
-		first = fmt.Errorf("bench: connect %d devices: %w", n, ctx.Err())
+		first = fmt.Errorf("fanin: connect %d devices: %w", n, ctx.Err())
 	}
 	if first != nil {
 		f.Close()

@@ -1,16 +1,15 @@
-package bench_test
+package fanin_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sentinel-iot/sentinel/bench/fanin"
 	"github.com/sentinel-iot/sentinel/broker"
-	"github.com/sentinel-iot/sentinel/broker/bench"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,7 +25,7 @@ func TestFanIn(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f, err := bench.Connect(ctx, b.Addr(), 20, 4)
+	f, err := fanin.Connect(ctx, b.Addr(), 20, 4)
 	require.NoError(t, err)
 	defer f.Close()
 	res, err := f.Publish(ctx, 10, 2, 20*time.Second)
@@ -38,13 +37,4 @@ func TestFanIn(t *testing.T) {
 	st, ok := b.StoreStats()
 	require.True(t, ok)
 	require.GreaterOrEqual(t, st.Released, uint64(200), "durable acks by default with a store")
-}
-
-func TestProcUsage(t *testing.T) {
-	u, err := bench.ProcUsage(os.Getpid())
-	require.NoError(t, err)
-	require.Positive(t, u.RSS)
-	lim, err := bench.RaiseFileLimit()
-	require.NoError(t, err)
-	require.Positive(t, lim)
 }
