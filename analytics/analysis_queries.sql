@@ -149,6 +149,23 @@ ORDER BY tripped DESC, failure_rate DESC, firmware, region;
 
 -- ==========================================================================
 
+-- name: command_outcomes
+-- title: Command outcomes reported by devices
+-- Why: a command is idempotent and measurable because the device reports
+-- its result on its status topic with the command's ID; this counts those
+-- results by command and outcome. `sentinel run` prints it after the
+-- ranking.
+SELECT action, outcome, count() AS results
+FROM status_events FINAL
+WHERE command_id != ''
+  AND ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+  AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+  AND ({region:String} = '' OR region = {region:String})
+GROUP BY action, outcome
+ORDER BY action, outcome;
+
+-- ==========================================================================
+
 -- name: failure_clusters
 -- title: Devices failing repeatedly: failure episodes (gaps and islands)
 -- Why: one failure is noise, a device that keeps falling back into a failed
@@ -245,6 +262,25 @@ ORDER BY region, rank_in_region, hour;
 
 -- ==========================================================================
 
+-- name: fleet_final_states
+-- title: Where the fleet ended up (latest state per device)
+-- Why: the end of a rollout in one table: each device's latest OTA state
+-- (by sequence number, so a late redelivery cannot rewind it) in the
+-- window, counted by state. `sentinel run` prints it after the ranking.
+SELECT state, count() AS devices
+FROM (
+    SELECT device_id, argMax(state, seq) AS state
+    FROM status_events FINAL
+    WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR target_firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+    GROUP BY device_id
+)
+GROUP BY state
+ORDER BY devices DESC, state;
+
+-- ==========================================================================
+
 -- name: moving_failure_rate
 -- title: Failure rate per minute and its 5-minute moving rate, per firmware
 -- Why: a dashboard line that shows a bad build as it spreads. Per target
@@ -280,6 +316,22 @@ SELECT
 FROM per_minute
 WINDOW w AS (PARTITION BY firmware ORDER BY minute ROWS BETWEEN 4 PRECEDING AND CURRENT ROW)
 ORDER BY firmware, minute;
+
+-- ==========================================================================
+
+-- name: recovery_decisions
+-- title: Recovery decisions
+-- Why: what the controller did, and why, over the fleet: every decision
+-- (including "do nothing because ...") by action and reason, with the
+-- devices each touched. `sentinel run` prints it after the ranking.
+SELECT action, reason, count() AS decisions, uniqExact(device_id) AS devices
+FROM decisions FINAL
+WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+  AND ({region:String} = '' OR region = {region:String})
+  AND ({firmware:String} = '' OR device_id IN
+        (SELECT device_id FROM status_events FINAL WHERE target_firmware = {firmware:String}))
+GROUP BY action, reason
+ORDER BY decisions DESC, action, reason;
 
 -- ==========================================================================
 

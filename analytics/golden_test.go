@@ -33,6 +33,9 @@ var golden = map[string]expected{
 	"cohort_failure_rate":      onEvents(wantCohortFailureRate),
 	"retry_success_by_attempt": wantRetrySuccess,
 	"battery_deferrals":        wantBatteryDeferrals,
+	"recovery_decisions":       wantRecoveryDecisions,
+	"command_outcomes":         onEvents(wantCommandOutcomes),
+	"fleet_final_states":       onEvents(wantFleetFinalStates),
 }
 
 // onEvents adapts a reference that needs only the filtered status events.
@@ -809,6 +812,96 @@ func cohortCounts(events []event) map[cohortKey]cohortCount {
 			}
 		}
 		out[k] = c
+	}
+	return out
+}
+
+func wantRecoveryDecisions(_ []event, decisions []decision, _ analytics.Filter) [][]string {
+	type key struct{ action, reason string }
+	n := map[key]int{}
+	devs := map[key]map[string]bool{}
+	for _, d := range decisions {
+		k := key{d.action, d.reason}
+		n[k]++
+		if devs[k] == nil {
+			devs[k] = map[string]bool{}
+		}
+		devs[k][d.device] = true
+	}
+	keys := make([]key, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if n[a] != n[b] {
+			return n[a] > n[b]
+		}
+		if a.action != b.action {
+			return a.action < b.action
+		}
+		return a.reason < b.reason
+	})
+	var out [][]string
+	for _, k := range keys {
+		out = append(out, []string{k.action, k.reason, u(n[k]), u(len(devs[k]))})
+	}
+	return out
+}
+
+func wantCommandOutcomes(events []event, _ analytics.Filter) [][]string {
+	type key struct{ action, outcome string }
+	n := map[key]int{}
+	for _, e := range events {
+		if e.commandID != "" {
+			n[key{e.action, e.outcome}]++
+		}
+	}
+	keys := make([]key, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].action != keys[j].action {
+			return keys[i].action < keys[j].action
+		}
+		return keys[i].outcome < keys[j].outcome
+	})
+	var out [][]string
+	for _, k := range keys {
+		out = append(out, []string{k.action, k.outcome, u(n[k])})
+	}
+	return out
+}
+
+func wantFleetFinalStates(events []event, _ analytics.Filter) [][]string {
+	type latest struct {
+		seq   uint64
+		state string
+	}
+	last := map[string]latest{}
+	for _, e := range events {
+		if l, ok := last[e.device]; !ok || e.seq > l.seq {
+			last[e.device] = latest{e.seq, e.state}
+		}
+	}
+	n := map[string]int{}
+	for _, l := range last {
+		n[l.state]++
+	}
+	states := make([]string, 0, len(n))
+	for st := range n {
+		states = append(states, st)
+	}
+	sort.Slice(states, func(i, j int) bool {
+		if n[states[i]] != n[states[j]] {
+			return n[states[i]] > n[states[j]]
+		}
+		return states[i] < states[j]
+	})
+	var out [][]string
+	for _, st := range states {
+		out = append(out, []string{st, u(n[st])})
 	}
 	return out
 }

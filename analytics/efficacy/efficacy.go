@@ -130,6 +130,23 @@ FROM ground_truth FINAL GROUP BY run_id ORDER BY min(run_started), run_id`)
 	return runs, nil
 }
 
+// Verdicts scores one run against the simulator's ground truth, device
+// by device: how each ended (its verdict) by what would have fixed it
+// (its remedy), with the unsafe commands sent, most devices first. It is
+// the table `sentinel run` prints under the ranking.
+func Verdicts(ctx context.Context, db *warehouse.DB, runID string) (*warehouse.Result, error) {
+	res, err := db.Query(ctx, `
+SELECT verdict, remedy, count() AS devices, sum(unsafe_commands) AS unsafe_commands
+FROM ground_truth FINAL
+WHERE run_id = {run:String}
+GROUP BY verdict, remedy
+ORDER BY devices DESC, verdict, remedy`, warehouse.WithParams(map[string]string{"run": runID}))
+	if err != nil {
+		return nil, fmt.Errorf("efficacy: verdicts of run %s: %w", runID, err)
+	}
+	return res, nil
+}
+
 func parseTime(s string) (time.Time, error) {
 	for _, layout := range []string{timeLayout, "2006-01-02 15:04:05", time.RFC3339Nano} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {

@@ -114,6 +114,25 @@ func TestCompute(t *testing.T) {
 	require.Contains(t, out.String(), "| sentinel | 1 / 1 = 100.0 % |")
 }
 
+func TestVerdicts(t *testing.T) {
+	db := warehousetest.Open(t)
+	fleet(t, db)
+	res, err := efficacy.Verdicts(context.Background(), db, "sentinel@1")
+	require.NoError(t, err)
+	require.Equal(t, [][]string{
+		{"bricked_by_command", "retry", "1", "1"},
+		{"healthy", "none", "1", "0"},
+		{"left_broken", "charge_first", "1", "0"},
+		{"left_broken", "retry", "1", "0"},
+		{"left_broken", "rollback", "1", "0"},
+		{"left_broken", "unrecoverable", "1", "0"},
+		{"recovered", "retry", "1", "0"},
+	}, res.Rows, "the first run's devices only")
+	res, err = efficacy.Verdicts(context.Background(), db, "no such run")
+	require.NoError(t, err)
+	require.Empty(t, res.Rows)
+}
+
 func TestRunsEmpty(t *testing.T) {
 	db := warehousetest.Open(t)
 	_, err := efficacy.Runs(context.Background(), db)

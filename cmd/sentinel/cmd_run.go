@@ -164,47 +164,24 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// Summary queries printed after the ranking: what the controller did and
-// where the fleet ended up.
-var summaries = []struct{ title, sql string }{
-	{"Recovery decisions", `
-SELECT action, reason, count() AS decisions, uniqExact(device_id) AS devices
-FROM decisions FINAL
-GROUP BY action, reason
-ORDER BY decisions DESC, action, reason`},
-	{"Command outcomes reported by devices", `
-SELECT action, outcome, count() AS results
-FROM status_events FINAL
-WHERE command_id != ''
-GROUP BY action, outcome
-ORDER BY action, outcome`},
-	{"Where the fleet ended up (latest state per device)", `
-SELECT state, count() AS devices
-FROM (SELECT device_id, argMax(state, seq) AS state FROM status_events FINAL GROUP BY device_id)
-GROUP BY state
-ORDER BY devices DESC, state`},
-}
+// reportQueries are the library queries `sentinel run` prints, the
+// ranking first, then what the controller did and where the fleet ended up.
+var reportQueries = []string{"regional_ranking", "recovery_decisions", "command_outcomes", "fleet_final_states"}
 
 func printReport(ctx context.Context, out io.Writer, db *warehouse.DB) error {
-	q, err := analytics.Get("regional_ranking")
-	if err != nil {
-		return err
-	}
-	res, err := analytics.Run(ctx, db, q.Name, analytics.Filter{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s\n%s\n", q.Title, strings.Repeat("=", len(q.Title)))
-	if err := res.WriteTable(out); err != nil {
-		return err
-	}
-	for _, s := range summaries {
-		res, err := db.Query(ctx, s.sql)
+	for i, name := range reportQueries {
+		q, err := analytics.Get(name)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\n%s\n%s\n", s.title, strings.Repeat("=", len(s.title)))
-		if err := res.WriteTable(out); err != nil {
+		res, err := analytics.Run(ctx, db, q.Name, analytics.Filter{})
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		if err := printTable(out, q.Title, res); err != nil {
 			return err
 		}
 	}
@@ -214,17 +191,17 @@ func printReport(ctx context.Context, out io.Writer, db *warehouse.DB) error {
 // printScore scores the run against the simulator's ground truth: how
 // each device ended, by what would have fixed it.
 func printScore(ctx context.Context, out io.Writer, db *warehouse.DB, runID string) error {
-	res, err := db.Query(ctx, `
-SELECT verdict, remedy, count() AS devices, sum(unsafe_commands) AS unsafe_commands
-FROM ground_truth FINAL
-WHERE run_id = {run:String}
-GROUP BY verdict, remedy
-ORDER BY devices DESC, verdict, remedy`, warehouse.WithParams(map[string]string{"run": runID}))
+	res, err := efficacy.Verdicts(ctx, db, runID)
 	if err != nil {
 		return err
 	}
-	title := "Scored against the simulator's ground truth (run " + runID + ")"
-	fmt.Fprintf(out, "\n%s\n%s\n", title, strings.Repeat("=", len(title)))
+	fmt.Fprintln(out)
+	return printTable(out, "Scored against the simulator's ground truth (run "+runID+")", res)
+}
+
+// printTable prints a titled, underlined table.
+func printTable(out io.Writer, title string, res *warehouse.Result) error {
+	fmt.Fprintf(out, "%s\n%s\n", title, strings.Repeat("=", len(title)))
 	return res.WriteTable(out)
 }
 
