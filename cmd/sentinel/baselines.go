@@ -8,41 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 )
-
-// controllers are the recovery controllers a run can use, by name:
-// Sentinel's guarded policy and the baselines it is measured against.
-var controllers = map[string]policy.Func{
-	"sentinel":            policy.Decide,
-	"retry-then-rollback": policy.RetryThenRollback,
-	"retry-only":          policy.RetryOnly,
-	"none":                policy.Observe,
-}
-
-// controllerNames lists the controllers in the order tables print them.
-var controllerNames = []string{"sentinel", "retry-then-rollback", "retry-only", "none"}
-
-// parseControllers splits a comma-separated list of controller names.
-func parseControllers(list string) ([]string, error) {
-	var names []string
-	for _, n := range strings.Split(list, ",") {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		if _, ok := controllers[n]; !ok {
-			return nil, fmt.Errorf("unknown controller %q (known: %s)", n, strings.Join(controllerNames, ", "))
-		}
-		names = append(names, n)
-	}
-	return names, nil
-}
 
 // recoverConfigDefaults is the recoverer configuration of `sentinel run`:
 // the policy defaults, with a backoff short enough that a one-minute demo
@@ -57,13 +28,13 @@ func recoverConfigDefaults() recoverer.Config {
 // the defaults of `sentinel run`, with a baseline's decision rule and no
 // cohort breaker for a baseline (the breaker is part of Sentinel).
 func controllerConfig(name string) (recoverer.Config, error) {
-	fn, ok := controllers[name]
-	if !ok {
-		return recoverer.Config{}, fmt.Errorf("--controller: unknown controller %q (known: %s)", name, strings.Join(controllerNames, ", "))
+	c, err := policy.LookupController(name)
+	if err != nil {
+		return recoverer.Config{}, fmt.Errorf("--controller: %w", err)
 	}
 	rc := recoverConfigDefaults()
-	rc.Decide = fn
-	if name != "sentinel" {
+	rc.Decide = c.Decide
+	if c.Baseline {
 		rc.BreakerInterval = -1
 	}
 	return rc, nil
@@ -82,7 +53,7 @@ func guards(pc policy.Config) efficacy.Guards {
 // the runs reuse device IDs and sequence numbers, so sharing the parent's
 // warehouse would overwrite its data. It returns the scores the children
 // wrote; the scratch directory is removed unless a run failed.
-func runBaselines(ctx context.Context, names, args []string, out io.Writer) ([]efficacy.Score, error) {
+func runBaselines(ctx context.Context, baselines []policy.Controller, args []string, out io.Writer) ([]efficacy.Score, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the sentinel binary for the baseline runs: %w", err)
@@ -98,7 +69,8 @@ func runBaselines(ctx context.Context, names, args []string, out io.Writer) ([]e
 		}
 	}()
 	var scores []efficacy.Score
-	for _, name := range names {
+	for _, c := range baselines {
+		name := c.Name
 		start := time.Now()
 		fmt.Fprintf(out, "  baseline %-20s running...", name)
 		scoreFile := filepath.Join(dir, name+".json")

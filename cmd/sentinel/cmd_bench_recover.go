@@ -25,7 +25,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	c.addLog(fs, "warn")
 	dsn := fs.String("dsn", "chdb://./data/bench-recover", "warehouse the runs write to")
 	duration := fs.Duration("duration", 90*time.Second, "how long each run's fleet runs")
-	list := fs.String("controllers", "sentinel,retry-then-rollback,retry-only,none", "comma-separated controllers to run, in order")
+	list := fs.String("controllers", strings.Join(policy.ControllerNames(), ","), "comma-separated controllers to run, in order")
 	backoff := fs.Duration("backoff", 2*time.Second, "the guarded policy's first backoff")
 	breaker := recoverer.Config{BreakerInterval: time.Second}
 	fs.DurationVar(&breaker.BreakerInterval, "breaker-interval", breaker.BreakerInterval, "how often the guarded controller's cohort breaker queries the warehouse")
@@ -51,12 +51,12 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	var scores []efficacy.Score
 	var sentinelStats recoverer.Stats
 	for _, name := range strings.Split(*list, ",") {
-		fn, ok := controllers[name]
-		if !ok {
-			return fmt.Errorf("bench recover: unknown controller %q (known: %s)", name, strings.Join(controllerNames, ", "))
+		ctl, err := policy.LookupController(name)
+		if err != nil {
+			return fmt.Errorf("bench recover: %w", err)
 		}
-		rc := recoverer.Config{Policy: pc, Decide: fn, NoRebuild: true, BreakerInterval: -1}
-		if name == "sentinel" {
+		rc := recoverer.Config{Policy: pc, Decide: ctl.Decide, NoRebuild: true, BreakerInterval: -1}
+		if !ctl.Baseline {
 			rc.BreakerInterval, rc.BreakerMinSample, rc.BreakerThreshold = breaker.BreakerInterval, breaker.BreakerMinSample, breaker.BreakerThreshold
 		}
 		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
@@ -64,7 +64,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if name == "sentinel" {
+		if name == policy.SentinelController {
 			sentinelStats = st
 		}
 		scores = append(scores, e)

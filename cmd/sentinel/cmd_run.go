@@ -12,6 +12,7 @@ import (
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/broker"
+	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -25,7 +26,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 60*time.Second, "how long the fleet runs before the report (Ctrl-C ends it early)")
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
-	controller := fs.String("controller", "sentinel", "recovery controller: sentinel, or a baseline to compare it with (retry-then-rollback, retry-only, none)")
+	controller := fs.String("controller", policy.SentinelController, "recovery controller: sentinel, or a baseline to compare it with (retry-then-rollback, retry-only, none)")
 	baselines := fs.String("baselines", "retry-then-rollback,retry-only,none", "after the run, run these baselines on the same seeded fleet, each in a child process with a scratch embedded warehouse, and print the comparison (empty: none)")
 	scoreJSON := fs.String("score-json", "", "also write the run's efficacy score to this file as JSON")
 	wh := serverFlags{prefix: "warehouse-"}
@@ -37,7 +38,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	baselineNames, err := parseControllers(*baselines)
+	baselineControllers, err := policy.ParseControllers(*baselines)
 	if err != nil {
 		return fmt.Errorf("--baselines: %w", err)
 	}
@@ -106,9 +107,9 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	scores := []efficacy.Score{score}
-	if len(baselineNames) > 0 && ctx.Err() == nil {
+	if len(baselineControllers) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(out, "\nBaselines: the same seeded fleet for %s under each, one child process and scratch warehouse each\n", *duration)
-		bs, err := runBaselines(ctx, baselineNames, args, out)
+		bs, err := runBaselines(ctx, baselineControllers, args, out)
 		if err != nil {
 			fmt.Fprintln(out, "warning: baselines incomplete:", err)
 		}
