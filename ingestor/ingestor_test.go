@@ -121,7 +121,11 @@ func TestIngest(t *testing.T) {
 	for _, payload := range bad {
 		publish(t, ctx, pub, proto.TelemetryTopic("eu-west", "dev-00"), payload)
 	}
-	b, _ = proto.Encode(reading("eu-west", "after-poison", 1))
+	// The last reading carries the optional device-physics fields, which
+	// land in their columns (migration 11).
+	physics := reading("eu-west", "after-poison", 1)
+	physics.BatteryMV, physics.BatteryCycles, physics.HWModel, physics.Storage, physics.BootCount = 3712, 431, "meter-m2", proto.StorageSingle, 97
+	b, _ = proto.Encode(physics)
 	publish(t, ctx, pub, proto.TelemetryTopic("eu-west", "after-poison"), b)
 
 	require.Eventually(t, func() bool {
@@ -131,7 +135,14 @@ func TestIngest(t *testing.T) {
 			count(t, db, "SELECT count() FROM telemetry WHERE device_id = 'after-poison'") == 1
 	}, 30*time.Second, 50*time.Millisecond)
 
-	res, err := db.Query(ctx, "SELECT reason, count() FROM dead_letters GROUP BY reason ORDER BY reason")
+	res, err := db.Query(ctx, "SELECT battery_mv, battery_cycles, hw_model, storage, boot_count FROM telemetry WHERE device_id = 'after-poison'")
+	require.NoError(t, err)
+	require.Equal(t, [][]string{{"3712", "431", "meter-m2", "single", "97"}}, res.Rows)
+	res, err = db.Query(ctx, "SELECT DISTINCT battery_mv, battery_cycles, hw_model, storage, boot_count FROM telemetry WHERE device_id LIKE 'dev-%'")
+	require.NoError(t, err)
+	require.Equal(t, [][]string{{"0", "0", "", "", "0"}}, res.Rows, "a v1 reading without the fields stores unknown")
+
+	res, err = db.Query(ctx, "SELECT reason, count() FROM dead_letters GROUP BY reason ORDER BY reason")
 	require.NoError(t, err)
 	var reasons []string
 	for _, r := range res.Rows {

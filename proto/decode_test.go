@@ -28,7 +28,22 @@ func telemetryFixture() *proto.Telemetry {
 		RSSI:         -71,
 		TemperatureC: 41.25,
 		UptimeS:      3600,
+		// The optional device-physics fields, so every table below runs
+		// over them too; v1Telemetry is the reading without them.
+		BatteryMV:     3912,
+		BatteryCycles: 212,
+		HWModel:       "tracker-t1",
+		Storage:       proto.StorageSingle,
+		BootCount:     48,
 	}
+}
+
+// v1Telemetry is a reading from firmware that predates the device-physics
+// fields: it decodes exactly as before, the new fields unknown (zero).
+func v1Telemetry() *proto.Telemetry {
+	m := telemetryFixture()
+	m.BatteryMV, m.BatteryCycles, m.HWModel, m.Storage, m.BootCount = 0, 0, "", "", 0
+	return m
 }
 
 func statusFixture() *proto.StatusEvent {
@@ -399,6 +414,7 @@ func TestDecodePresence(t *testing.T) {
 		{
 			name: "telemetry", m: telemetryFixture(), decode: kinds[0].decode,
 			required: withHeader("region", "firmware", "state", "battery_pct", "charging", "rssi_dbm", "temperature_c", "uptime_s"),
+			optional: []string{"battery_mv", "battery_cycles", "hw_model", "storage", "boot_count"},
 		},
 		{
 			name: "status", m: status, decode: kinds[1].decode,
@@ -476,7 +492,59 @@ func TestDecodeTelemetry(t *testing.T) {
 		{name: "firmware not UTF-8", payload: swap(t, edit(t, m), `"2.4.1"`, "\"2.4.1\xff\""), want: proto.ErrInvalidUTF8, field: "firmware"},
 		{name: "firmware lone surrogate", payload: swap(t, edit(t, m), `"2.4.1"`, `"2.4.1\udfff"`), want: proto.ErrInvalidUTF8, field: "firmware"},
 		{name: "state twice", payload: swap(t, edit(t, m), `"state":"installing"`, `"state":"installing","state":"idle"`), want: proto.ErrDuplicateKey, field: "state"},
+
+		// The optional device-physics fields: absent or zero is unknown,
+		// anything else is range-checked.
+		{name: "v1 reading without physics fields", payload: edit(t, v1Telemetry())},
+		{name: "battery_mv 0 is unknown", payload: edit(t, m, "battery_mv", 0)},
+		{name: "battery_mv 1", payload: edit(t, m, "battery_mv", 1)},
+		{name: "battery_mv max", payload: edit(t, m, "battery_mv", proto.MaxBatteryMV)},
+		{name: "battery_mv over max", payload: edit(t, m, "battery_mv", proto.MaxBatteryMV+1), want: proto.ErrOutOfRange, field: "battery_mv"},
+		{name: "battery_mv adc error code", payload: edit(t, m, "battery_mv", 65535), want: proto.ErrOutOfRange, field: "battery_mv"},
+		{name: "battery_mv negative", payload: edit(t, m, "battery_mv", -1), want: proto.ErrOutOfRange, field: "battery_mv"},
+		{name: "battery_mv volts as a fraction", payload: edit(t, m, "battery_mv", 3.912), want: proto.ErrWrongType, field: "battery_mv"},
+		{name: "battery_mv string", payload: edit(t, m, "battery_mv", "3912"), want: proto.ErrWrongType, field: "battery_mv"},
+		{name: "battery_cycles 0", payload: edit(t, m, "battery_cycles", 0)},
+		{name: "battery_cycles max", payload: edit(t, m, "battery_cycles", proto.MaxBatteryCycles)},
+		{name: "battery_cycles over max", payload: edit(t, m, "battery_cycles", proto.MaxBatteryCycles+1), want: proto.ErrOutOfRange, field: "battery_cycles"},
+		{name: "battery_cycles negative", payload: edit(t, m, "battery_cycles", -3), want: proto.ErrOutOfRange, field: "battery_cycles"},
+		{name: "battery_cycles fraction", payload: edit(t, m, "battery_cycles", 2.5), want: proto.ErrWrongType, field: "battery_cycles"},
+		{name: "boot_count max", payload: edit(t, m, "boot_count", int64(proto.MaxBootCount))},
+		{name: "boot_count over max", payload: edit(t, m, "boot_count", int64(proto.MaxBootCount)+1), want: proto.ErrOutOfRange, field: "boot_count"},
+		{name: "boot_count negative", payload: edit(t, m, "boot_count", -1), want: proto.ErrOutOfRange, field: "boot_count"},
+		{name: "boot_count bool", payload: edit(t, m, "boot_count", true), want: proto.ErrWrongType, field: "boot_count"},
+		{name: "hw_model empty is unknown", payload: edit(t, m, "hw_model", "")},
+		{name: "hw_model newline", payload: edit(t, m, "hw_model", "t1\nx"), want: proto.ErrOutOfRange, field: "hw_model"},
+		{name: "hw_model too long", payload: edit(t, m, "hw_model", strings.Repeat("m", 257)), want: proto.ErrOutOfRange, field: "hw_model"},
+		{name: "hw_model number", payload: edit(t, m, "hw_model", 1), want: proto.ErrWrongType, field: "hw_model"},
+		{name: "storage ab", payload: edit(t, m, "storage", "ab")},
+		{name: "storage single", payload: edit(t, m, "storage", "single")},
+		{name: "storage empty is unknown", payload: edit(t, m, "storage", "")},
+		{name: "storage unknown", payload: edit(t, m, "storage", "dual"), want: proto.ErrUnknownState, field: "storage"},
+		{name: "storage case", payload: edit(t, m, "storage", "AB"), want: proto.ErrUnknownState, field: "storage"},
+		{name: "storage bool", payload: edit(t, m, "storage", true), want: proto.ErrWrongType, field: "storage"},
+		{name: "storage twice", payload: swap(t, edit(t, m), `"storage":"single"`, `"storage":"single","storage":"ab"`), want: proto.ErrDuplicateKey, field: "storage"},
 	})
+}
+
+// TestDecodeV1TelemetryUnchanged: a reading from firmware without the
+// device-physics fields decodes to the same message it always did, and
+// encodes back without them, so old consumers of re-encoded messages see
+// the v1 shape.
+func TestDecodeV1TelemetryUnchanged(t *testing.T) {
+	old := []byte(`{"v":1,"device_id":"dev-1","ts":"2024-05-01T10:00:00.123Z","seq":7,"region":"eu-west","firmware":"2.4.1","state":"installing","battery_pct":87.5,"charging":true,"rssi_dbm":-71,"temperature_c":41.25,"uptime_s":3600}`)
+	for name, decode := range map[string]func([]byte) (*proto.Telemetry, error){
+		"fast": proto.DecodeTelemetry, "reference": proto.DecodeTelemetryReference,
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := decode(old)
+			require.NoError(t, err)
+			require.Equal(t, v1Telemetry(), got)
+			b, err := proto.Encode(got)
+			require.NoError(t, err)
+			require.JSONEq(t, string(old), string(b))
+		})
+	}
 }
 
 // TestDecodeUnicodeKept checks that valid text, escaped or not, decodes to
@@ -731,7 +799,8 @@ func TestDecode(t *testing.T) {
 
 		{name: "over custom cap", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel), max: 64, err: proto.ErrTooLarge},
 		{name: "over default cap", topic: proto.TelemetryTopic(region, device), payload: bytes.Repeat([]byte(" "), proto.DefaultMaxPayload+1), err: proto.ErrTooLarge},
-		{name: "telemetry on status topic", topic: proto.StatusTopic(region, device), payload: edit(t, tel), err: proto.ErrUnknownField, field: "battery_pct"},
+		{name: "telemetry on status topic", topic: proto.StatusTopic(region, device), payload: edit(t, v1Telemetry()), err: proto.ErrUnknownField, field: "battery_pct"},
+		{name: "physics telemetry on status topic", topic: proto.StatusTopic(region, device), payload: edit(t, tel), err: proto.ErrUnknownField, field: "battery_cycles"},
 		{name: "command on telemetry topic", topic: proto.TelemetryTopic(region, device), payload: edit(t, cmd), err: proto.ErrUnknownField, field: "action"},
 		{name: "payload error", topic: proto.TelemetryTopic(region, device), payload: edit(t, tel, "rssi_dbm", 5), err: proto.ErrOutOfRange, field: "rssi_dbm"},
 		{name: "malformed", topic: proto.StatusTopic(region, device), payload: []byte(`{"v":1`), err: proto.ErrMalformed},

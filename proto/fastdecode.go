@@ -43,6 +43,11 @@ const (
 	fWave
 	fDetail
 	fResult
+	fBatteryMV
+	fBatteryCycles
+	fHWModel
+	fStorage
+	fBootCount
 )
 
 const (
@@ -334,6 +339,7 @@ var (
 	fastStates   = []State{StateIdle, StateDownloading, StateVerifying, StateInstalling, StateRebooting, StateUpdated, StateDownloadFailed, StateVerifyFailed, StateInstallFailed, StatePartial, StateBootFailed, StateRollingBack, StateRolledBack, StateBricked, StateOffline}
 	fastActions  = []Action{ActionRetry, ActionRollback, ActionDefer, ActionHalt, ActionNone}
 	fastOutcomes = []Outcome{OutcomeOK, OutcomeFailed, OutcomeRejected, OutcomeDuplicate}
+	fastStorages = []Storage{StorageAB, StorageSingle}
 )
 
 // enum reads a string into dst, one of known when it is one.
@@ -390,6 +396,16 @@ func (lx *lexer) telemetry(m *Telemetry) bool {
 			return keep(fTemperatureC, lx.float(&m.TemperatureC))
 		case "uptime_s":
 			return keep(fUptimeS, lx.int64(&m.UptimeS))
+		case "battery_mv":
+			return keep(fBatteryMV, lx.int(&m.BatteryMV))
+		case "battery_cycles":
+			return keep(fBatteryCycles, lx.int(&m.BatteryCycles))
+		case "hw_model":
+			return keep(fHWModel, lx.str(&m.HWModel))
+		case "storage":
+			return keep(fStorage, enum(lx, &m.Storage, fastStorages))
+		case "boot_count":
+			return keep(fBootCount, lx.int64(&m.BootCount))
 		}
 		return 0
 	})

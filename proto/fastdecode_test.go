@@ -13,11 +13,15 @@ import (
 // statusPayload is a status event with every field, as the ingestor receives it.
 var statusPayload = []byte(`{"v":1,"device_id":"dev-1","ts":"2024-05-01T10:00:00.123Z","seq":8,"region":"eu-west","state":"partial","firmware":"2.4.0","target_firmware":"2.4.1","wave":3,"detail":"E_PART_B","result":{"command_id":"cmd-42","action":"retry","outcome":"failed"}}`)
 
+// physicsPayload is a reading from firmware that reports the optional
+// device-physics fields, as the ingestor receives it.
+var physicsPayload = []byte(`{"v":1,"device_id":"dev-1","ts":"2024-05-01T10:00:00.123Z","seq":7,"region":"eu-west","firmware":"2.4.1","state":"installing","battery_pct":87.5,"charging":true,"rssi_dbm":-71,"temperature_c":41.25,"uptime_s":3600,"battery_mv":3912,"battery_cycles":212,"hw_model":"tracker-t1","storage":"single","boot_count":48}`)
+
 // fastCases are payloads at the edges of the fast path: what it takes,
 // what it leaves to the reference decoder, and what both reject. Each is
 // decoded as telemetry and as a status event.
 var fastCases = func() []struct{ name, payload string } {
-	tel, st := string(telemetryPayload), string(statusPayload)
+	tel, st, ph := string(telemetryPayload), string(statusPayload), string(physicsPayload)
 	edit := func(base, old, new string) string {
 		if !strings.Contains(base, old) {
 			panic("fastCases: " + old + " not in " + base)
@@ -125,6 +129,30 @@ var fastCases = func() []struct{ name, payload string } {
 		{"result bad outcome", edit(st, `"outcome":"failed"`, `"outcome":"meh"`)},
 		{"result action none", edit(st, `"action":"retry"`, `"action":"none"`)},
 		{"result twice", edit(st, `"wave":3`, `"result":{"command_id":"c","action":"halt","outcome":"ok"},"wave":3`)},
+		{"physics", ph},
+		{"physics keys first", `{"boot_count":48,"storage":"ab","hw_model":"m","battery_cycles":0,"battery_mv":0,` + tel[1:]},
+		{"physics battery_mv max", edit(ph, `"battery_mv":3912`, `"battery_mv":30000`)},
+		{"physics battery_mv over max", edit(ph, `"battery_mv":3912`, `"battery_mv":30001`)},
+		{"physics battery_mv negative", edit(ph, `"battery_mv":3912`, `"battery_mv":-1`)},
+		{"physics battery_mv float", edit(ph, `"battery_mv":3912`, `"battery_mv":3912.0`)},
+		{"physics battery_mv null", edit(ph, `"battery_mv":3912`, `"battery_mv":null`)},
+		{"physics battery_mv twice", edit(ph, `"battery_mv":3912`, `"battery_mv":3912,"battery_mv":3900`)},
+		{"physics battery_cycles over max", edit(ph, `"battery_cycles":212`, `"battery_cycles":100001`)},
+		{"physics battery_cycles overflow", edit(ph, `"battery_cycles":212`, `"battery_cycles":9223372036854775808`)},
+		{"physics boot_count max", edit(ph, `"boot_count":48`, `"boot_count":4294967295`)},
+		{"physics boot_count over max", edit(ph, `"boot_count":48`, `"boot_count":4294967296`)},
+		{"physics boot_count negative", edit(ph, `"boot_count":48`, `"boot_count":-48`)},
+		{"physics hw_model empty", edit(ph, `"hw_model":"tracker-t1"`, `"hw_model":""`)},
+		{"physics hw_model escape", edit(ph, `"hw_model":"tracker-t1"`, `"hw_model":"tracker\u002dt1"`)},
+		{"physics hw_model bad utf-8", edit(ph, `"hw_model":"tracker-t1"`, "\"hw_model\":\"t\xff1\"")},
+		{"physics hw_model number", edit(ph, `"hw_model":"tracker-t1"`, `"hw_model":1`)},
+		{"physics storage ab", edit(ph, `"storage":"single"`, `"storage":"ab"`)},
+		{"physics storage empty", edit(ph, `"storage":"single"`, `"storage":""`)},
+		{"physics storage unknown", edit(ph, `"storage":"single"`, `"storage":"nor"`)},
+		{"physics storage case", edit(ph, `"storage":"single"`, `"storage":"Single"`)},
+		{"physics storage escaped", edit(ph, `"storage":"single"`, `"storage":"\u0061b"`)},
+		{"physics storage number", edit(ph, `"storage":"single"`, `"storage":2`)},
+		{"physics in a status", edit(st, `"wave":3`, `"wave":3,"battery_mv":3912`)},
 		{"truncated", tel[:len(tel)-1]},
 		{"too large", `{"detail":"` + strings.Repeat("x", proto.DefaultMaxPayload) + `"}`},
 	}
@@ -215,6 +243,8 @@ func BenchmarkDecode(b *testing.B) {
 	}{
 		{"telemetry/fast", telemetryPayload, func(p []byte) error { _, err := proto.DecodeTelemetry(p); return err }},
 		{"telemetry/reference", telemetryPayload, func(p []byte) error { _, err := proto.DecodeTelemetryReference(p); return err }},
+		{"telemetry-physics/fast", physicsPayload, func(p []byte) error { _, err := proto.DecodeTelemetry(p); return err }},
+		{"telemetry-physics/reference", physicsPayload, func(p []byte) error { _, err := proto.DecodeTelemetryReference(p); return err }},
 		{"status/fast", statusPayload, func(p []byte) error { _, err := proto.DecodeStatus(p); return err }},
 		{"status/reference", statusPayload, func(p []byte) error { _, err := proto.DecodeStatusReference(p); return err }},
 	} {
@@ -242,6 +272,8 @@ func TestFastPathTakes(t *testing.T) {
 	}{
 		{"telemetry", proto.KindTelemetry, string(telemetryPayload), true},
 		{"status", proto.KindStatus, string(statusPayload), true},
+		{"telemetry with physics", proto.KindTelemetry, string(physicsPayload), true},
+		{"physics out of range is Validate's", proto.KindTelemetry, strings.Replace(string(physicsPayload), `"storage":"single"`, `"storage":"nor"`, 1), true},
 		{"status minimal", proto.KindStatus, `{"v":1,"device_id":"d","ts":"2024-05-01T10:00:00Z","seq":1,"region":"eu","state":"offline"}`, true},
 		{"whitespace", proto.KindTelemetry, " {\n" + strings.ReplaceAll(string(telemetryPayload[1:]), ",", " ,\n ") + "\n", true},
 		{"out of range is Validate's", proto.KindTelemetry, strings.Replace(string(telemetryPayload), "87.5", "187.5", 1), true},

@@ -124,7 +124,43 @@ const (
 	MaxTemperature = 150  // degrees Celsius
 	MaxWave        = 1000 // rollout waves
 	maxText        = 256
+
+	// MaxBatteryMV is the highest battery_mv the decoders accept, in
+	// millivolts: a 24 V lead-acid system at its absorption charge (6
+	// cells x 2.4 V = 14.4 V per 12 V battery, so 28.8 V) is the largest
+	// pack an IoT device runs from; a single Li-ion cell stops at 4.2 V
+	// (4.45 V for high-voltage cells). Anything above is an ADC error code
+	// (0xFFFF) or a unit mistake (volts sent as centivolts).
+	MaxBatteryMV = 30000
+	// MaxBatteryCycles is the highest battery_cycles the decoders accept:
+	// LiFePO4 cells are rated for a few thousand full cycles and Li-ion
+	// for 300 to 1,000, so 100,000 is no battery still in service.
+	MaxBatteryCycles = 100000
+	// MaxBootCount is the highest boot_count the decoders accept, the
+	// largest UInt32, the warehouse's column type: a device rebooting
+	// every minute for 8,000 years.
+	MaxBootCount = 1<<32 - 1
 )
+
+// Storage is a device's flash layout, the optional "storage" field of its
+// telemetry: whether a power loss mid-write, or a rollback, can brick it.
+type Storage string
+
+// The storage layouts.
+const (
+	// StorageAB is a dual-bank (A/B) layout: an update writes the inactive
+	// slot, so a power loss mid-write leaves the old slot to boot from and
+	// a rollback is a slot switch that writes no image.
+	StorageAB Storage = "ab"
+	// StorageSingle is a single-bank layout: an update overwrites the only
+	// image, so a power loss mid-write bricks the device, and a rollback
+	// rewrites the old image with the same risk.
+	StorageSingle Storage = "single"
+)
+
+// Valid reports whether s is a defined layout. The empty layout, unknown,
+// is not one: a device that does not know leaves the field out.
+func (s Storage) Valid() bool { return s == StorageAB || s == StorageSingle }
 
 // Telemetry is a device's periodic reading, on fleet/<region>/<device>/telemetry.
 type Telemetry struct {
@@ -145,6 +181,31 @@ type Telemetry struct {
 	TemperatureC float64 `json:"temperature_c"`
 	// UptimeS is the number of seconds since the last boot.
 	UptimeS int64 `json:"uptime_s"`
+
+	// The device-physics fields below are optional: firmware that does not
+	// measure them leaves them out (and older firmware does not know
+	// them), and 0 or "" means unknown. The recovery policy estimates a
+	// command's brick risk from them; without them it falls back to
+	// battery_pct and its thresholds.
+
+	// BatteryMV is the battery's terminal voltage at rest, in millivolts,
+	// 1 to MaxBatteryMV; 0 when unknown. A fleet's low-battery guard is on
+	// voltage, which (unlike a fuel gauge's percentage) is what a brown-out
+	// detector trips on.
+	BatteryMV int `json:"battery_mv,omitempty"`
+	// BatteryCycles is the battery's full-equivalent charge cycles, 0 to
+	// MaxBatteryCycles: its age, which raises its internal resistance and
+	// so the sag under a flash write's current.
+	BatteryCycles int `json:"battery_cycles,omitempty"`
+	// HWModel is the device's hardware model; empty when unknown.
+	HWModel string `json:"hw_model,omitempty"`
+	// Storage is the device's flash layout, StorageAB or StorageSingle;
+	// empty when unknown.
+	Storage Storage `json:"storage,omitempty"`
+	// BootCount is the number of boots since manufacture, 0 to
+	// MaxBootCount; it only grows, so a jump between readings counts
+	// reboots (a crash loop) the uptime alone would hide.
+	BootCount int64 `json:"boot_count,omitempty"`
 }
 
 // Validate checks every field's presence and range.
@@ -170,6 +231,18 @@ func (m *Telemetry) Validate() error {
 		return fieldErr("temperature_c", ErrOutOfRange, "%g not in %d..%d", m.TemperatureC, MinTemperature, MaxTemperature)
 	case m.UptimeS < 0:
 		return fieldErr("uptime_s", ErrOutOfRange, "%d is negative", m.UptimeS)
+	case m.BatteryMV < 0 || m.BatteryMV > MaxBatteryMV:
+		return fieldErr("battery_mv", ErrOutOfRange, "%d not in 0..%d", m.BatteryMV, MaxBatteryMV)
+	case m.BatteryCycles < 0 || m.BatteryCycles > MaxBatteryCycles:
+		return fieldErr("battery_cycles", ErrOutOfRange, "%d not in 0..%d", m.BatteryCycles, MaxBatteryCycles)
+	case m.BootCount < 0 || m.BootCount > MaxBootCount:
+		return fieldErr("boot_count", ErrOutOfRange, "%d not in 0..%d", m.BootCount, int64(MaxBootCount))
+	}
+	if err := checkText("hw_model", m.HWModel, false); err != nil {
+		return err
+	}
+	if m.Storage != "" && !m.Storage.Valid() {
+		return fieldErr("storage", ErrUnknownState, "%q is not a storage layout (%q or %q)", m.Storage, StorageAB, StorageSingle)
 	}
 	return nil
 }

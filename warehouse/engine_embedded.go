@@ -95,7 +95,7 @@ func (e *embedded) insert(ctx context.Context, table string, rows []any) error {
 }
 
 const (
-	telemetryColumns = "device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at"
+	telemetryColumns = "device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at, battery_mv, battery_cycles, hw_model, storage, boot_count"
 	statusColumns    = "device_id, region, ts, seq, state, firmware, target_firmware, detail, command_id, action, outcome, received_at, wave"
 )
 
@@ -123,7 +123,7 @@ func quoteString(s string) string {
 }
 
 func appendTelemetryRowBinary(rows []any) []byte {
-	b := make([]byte, 0, len(rows)*96)
+	b := make([]byte, 0, len(rows)*128)
 	for _, r := range rows {
 		t := r.(*TelemetryRow)
 		b = appendRBString(b, t.DeviceID)
@@ -138,6 +138,11 @@ func appendTelemetryRowBinary(rows []any) []byte {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(t.TemperatureC))
 		b = binary.LittleEndian.AppendUint64(b, uint64(t.UptimeS))
 		b = binary.LittleEndian.AppendUint64(b, uint64(t.ReceivedAt.UnixMilli()))
+		b = binary.LittleEndian.AppendUint16(b, t.BatteryMV)
+		b = binary.LittleEndian.AppendUint32(b, t.BatteryCycles)
+		b = appendRBString(b, t.HWModel)
+		b = appendRBString(b, t.Storage)
+		b = binary.LittleEndian.AppendUint32(b, t.BootCount)
 	}
 	return b
 }

@@ -26,12 +26,14 @@ func TestInsertRoundTrip(t *testing.T) {
 	}{
 		{"telemetry", warehouse.TableTelemetry, []warehouse.TelemetryRow{
 			{DeviceID: "dev-\t\n'\\\"ü", Region: "eu-west", Firmware: "1.5.0", State: "partial", TS: ts, Seq: 1<<63 + 5,
-				BatteryPct: 12.5, Charging: true, RSSI: -140, TemperatureC: -20.25, UptimeS: -1, ReceivedAt: ts.Add(time.Second)},
+				BatteryPct: 12.5, Charging: true, RSSI: -140, TemperatureC: -20.25, UptimeS: -1, ReceivedAt: ts.Add(time.Second),
+				BatteryMV: 65535, BatteryCycles: 1<<32 - 1, HWModel: "tracker-'t1'\n", Storage: "single", BootCount: 1<<32 - 1},
 			{DeviceID: "", Region: "", Firmware: "", State: "idle", TS: ts.In(time.FixedZone("x", 3600)), Seq: 0, ReceivedAt: ts},
-		}, "SELECT device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at FROM telemetry ORDER BY seq DESC",
+		}, "SELECT device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at, battery_mv, battery_cycles, hw_model, storage, boot_count FROM telemetry ORDER BY seq DESC",
 			[][]string{
-				{"dev-\t\n'\\\"ü", "eu-west", "1.5.0", "partial", "2026-11-27 10:11:12.345", "9223372036854775813", "12.5", "true", "-140", "-20.25", "-1", "2026-11-27 10:11:13.345"},
-				{"", "", "", "idle", "2026-11-27 10:11:12.345", "0", "0", "false", "0", "0", "0", "2026-11-27 10:11:12.345"},
+				{"dev-\t\n'\\\"ü", "eu-west", "1.5.0", "partial", "2026-11-27 10:11:12.345", "9223372036854775813", "12.5", "true", "-140", "-20.25", "-1", "2026-11-27 10:11:13.345",
+					"65535", "4294967295", "tracker-'t1'\n", "single", "4294967295"},
+				{"", "", "", "idle", "2026-11-27 10:11:12.345", "0", "0", "false", "0", "0", "0", "2026-11-27 10:11:12.345", "0", "0", "", "", "0"},
 			}},
 		{"status", warehouse.TableStatusEvents, []warehouse.StatusRow{
 			{DeviceID: "dev-1", Region: "us-east", TS: ts, Seq: 7, State: "install_failed", Firmware: "1.4.2", TargetFirmware: "1.5.0",

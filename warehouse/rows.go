@@ -22,6 +22,19 @@ type TelemetryRow struct {
 	TemperatureC float32   `ch:"temperature_c" json:"temperature_c"`
 	UptimeS      int64     `ch:"uptime_s" json:"uptime_s"`
 	ReceivedAt   time.Time `ch:"received_at" json:"received_at"`
+	// The device-physics fields (migration 11), 0 or "" when the device
+	// did not report them.
+
+	// BatteryMV is the battery voltage at rest in millivolts.
+	BatteryMV uint16 `ch:"battery_mv" json:"battery_mv"`
+	// BatteryCycles is the battery's full-equivalent charge cycles.
+	BatteryCycles uint32 `ch:"battery_cycles" json:"battery_cycles"`
+	// HWModel is the hardware model.
+	HWModel string `ch:"hw_model" json:"hw_model"`
+	// Storage is the flash layout, "ab" or "single".
+	Storage string `ch:"storage" json:"storage"`
+	// BootCount is the number of boots since manufacture.
+	BootCount uint32 `ch:"boot_count" json:"boot_count"`
 }
 
 // TelemetryRowOf maps a decoded reading to its row.
@@ -31,6 +44,9 @@ func TelemetryRowOf(m *proto.Telemetry, received time.Time) TelemetryRow {
 		TS: m.TS.Time, Seq: m.Seq, BatteryPct: float32(m.BatteryPct), Charging: m.Charging,
 		RSSI: int16(m.RSSI), TemperatureC: float32(m.TemperatureC), UptimeS: m.UptimeS,
 		ReceivedAt: received.UTC(),
+		// The decoders hold these in the columns' ranges.
+		BatteryMV: uint16(m.BatteryMV), BatteryCycles: uint32(m.BatteryCycles), HWModel: m.HWModel,
+		Storage: string(m.Storage), BootCount: uint32(m.BootCount),
 	}
 }
 

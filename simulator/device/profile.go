@@ -172,6 +172,8 @@ type Profile struct {
 	Region string
 	// Model is the name of the device's hardware model.
 	Model string
+	// Storage is the flash layout of the device's model.
+	Storage proto.Storage
 	// FromFirmware is the version the device runs before the rollout.
 	FromFirmware string
 	// ToFirmware is the version the rollout installs.
@@ -295,6 +297,7 @@ func Generate(spec Spec) ([]Profile, error) {
 			ID:             fmt.Sprintf("dev-%05d-%06x", i, suffix),
 			Region:         r.Name,
 			Model:          m.Name,
+			Storage:        m.Storage,
 			FromFirmware:   spec.FromFirmware,
 			ToFirmware:     spec.ToFirmware,
 			BatteryPct:     math.Round(battery*10) / 10,
@@ -406,6 +409,9 @@ func (s Spec) check() ([]Region, []Model, error) {
 	for _, m := range models {
 		if m.Name == "" || !(m.Weight > 0) || !(m.CapacityMAh > 0) {
 			return nil, nil, fmt.Errorf("%w: model %q needs a name, a positive weight and a positive capacity", ErrSpec, m.Name)
+		}
+		if m.Storage != "" && !m.Storage.Valid() {
+			return nil, nil, fmt.Errorf("%w: model %q: storage %q is not %q or %q", ErrSpec, m.Name, m.Storage, proto.StorageAB, proto.StorageSingle)
 		}
 	}
 	return regions, models, nil

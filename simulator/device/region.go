@@ -1,5 +1,7 @@
 package device
 
+import "github.com/sentinel-iot/sentinel/proto"
+
 // Region is a geographic cohort of the fleet. Regions differ in how many
 // devices they hold, how often the rollout fails there and how good and how
 // steady the radio signal is, so that cohort analytics have something to
@@ -45,15 +47,18 @@ type Model struct {
 	// CapacityMAh is the nominal capacity of the model's battery: the same
 	// current drains a small battery faster.
 	CapacityMAh float64
+	// Storage is the model's flash layout, proto.StorageAB or
+	// proto.StorageSingle.
+	Storage proto.Storage
 }
 
 // DefaultModels returns the hardware models a generated fleet is built
 // from, a fresh copy each call.
 func DefaultModels() []Model {
 	return []Model{
-		{Name: "tracker-t1", Weight: 0.35, TemperatureC: 31, CapacityMAh: 1200},
-		{Name: "meter-m2", Weight: 0.30, TemperatureC: 28, CapacityMAh: 3000},
-		{Name: "gateway-g3", Weight: 0.20, TemperatureC: 42, CapacityMAh: 5000},
-		{Name: "camera-c1", Weight: 0.15, TemperatureC: 47, CapacityMAh: 2400},
+		{Name: "tracker-t1", Weight: 0.35, TemperatureC: 31, CapacityMAh: 1200, Storage: proto.StorageSingle},
+		{Name: "meter-m2", Weight: 0.30, TemperatureC: 28, CapacityMAh: 3000, Storage: proto.StorageSingle},
+		{Name: "gateway-g3", Weight: 0.20, TemperatureC: 42, CapacityMAh: 5000, Storage: proto.StorageAB},
+		{Name: "camera-c1", Weight: 0.15, TemperatureC: 47, CapacityMAh: 2400, Storage: proto.StorageAB},
 	}
 }

@@ -312,6 +312,13 @@ func (d *Device) telemetry(wall time.Time) Msg {
 		RSSI:         s.RSSI,
 		TemperatureC: s.TemperatureC,
 		UptimeS:      int64(s.Uptime / time.Second),
+		// The device-physics fields: what a fuel gauge and the boot
+		// loader's counters report.
+		BatteryMV:     int(math.Round(Voltage(s.BatteryPct, restCurrentMA) * 1000)),
+		BatteryCycles: s.ChargeCycles,
+		HWModel:       d.p.Model,
+		Storage:       d.p.Storage,
+		BootCount:     int64(s.BootCount),
 	}}
 }
 
