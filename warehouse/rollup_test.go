@@ -3,6 +3,7 @@ package warehouse_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,11 +52,19 @@ func redeliveryRows() (tel []warehouse.TelemetryRow, st []warehouse.StatusRow, r
 // everything in flight and the new batches need not match the old.
 func redeliver(t *testing.T, db *warehouse.DB, tel []warehouse.TelemetryRow, st []warehouse.StatusRow) {
 	t.Helper()
+	redeliverWith(t, db, tel, st, func(rows []warehouse.TelemetryRow) error {
+		return warehouse.Insert(context.Background(), db, warehouse.TableTelemetry, rows)
+	})
+}
+
+// redeliverWith is redeliver, inserting telemetry with insertTel.
+func redeliverWith(t *testing.T, db *warehouse.DB, tel []warehouse.TelemetryRow, st []warehouse.StatusRow, insertTel func([]warehouse.TelemetryRow) error) {
+	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableTelemetry, tel))
+	require.NoError(t, insertTel(tel))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, st))
 	for i := 0; i < len(tel); i += 47 {
-		require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableTelemetry, tel[i:min(i+47, len(tel))]))
+		require.NoError(t, insertTel(tel[i:min(i+47, len(tel))]))
 	}
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, st[:len(st)/2]))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, st[len(st)/2:]))
@@ -142,7 +151,11 @@ func TestRollupBackfillOnUpgrade(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	require.NoError(t, db.MigrateTo(ctx, 9))
 	tel, st, wantReadings, wantEvents := redeliveryRows()
-	redeliver(t, db, tel[:len(tel)/2], st[:len(st)/2])
+	// Written as the ingestor of migration 9's day wrote them: without
+	// the columns later migrations add (11's device physics).
+	redeliverWith(t, db, tel[:len(tel)/2], st[:len(st)/2], func(rows []warehouse.TelemetryRow) error {
+		return insertPreV11Telemetry(ctx, db, rows)
+	})
 
 	require.NoError(t, db.Migrate(ctx))
 	redeliver(t, db, tel[len(tel)/2:], st[len(st)/2:])
@@ -154,4 +167,20 @@ func TestRollupBackfillOnUpgrade(t *testing.T) {
 	n, err := db.QueryInt(ctx, "SELECT max(version) FROM schema_migrations FINAL")
 	require.NoError(t, err)
 	require.EqualValues(t, len(warehouse.Migrations), n)
+}
+
+// insertPreV11Telemetry inserts rows with the telemetry columns of
+// migration 1, the ones a warehouse before migration 11 has.
+func insertPreV11Telemetry(ctx context.Context, db *warehouse.DB, rows []warehouse.TelemetryRow) error {
+	var b strings.Builder
+	b.WriteString("INSERT INTO telemetry (device_id, region, firmware, state, ts, seq, battery_pct, charging, rssi_dbm, temperature_c, uptime_s, received_at) VALUES ")
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		// The test's strings are plain identifiers: no quoting needed.
+		fmt.Fprintf(&b, "('%s', '%s', '%s', '%s', fromUnixTimestamp64Milli(%d), %d, %g, %t, %d, %g, %d, fromUnixTimestamp64Milli(%d))",
+			r.DeviceID, r.Region, r.Firmware, r.State, r.TS.UnixMilli(), r.Seq, r.BatteryPct, r.Charging, r.RSSI, r.TemperatureC, r.UptimeS, r.ReceivedAt.UnixMilli())
+	}
+	return db.Exec(ctx, b.String())
 }
