@@ -174,12 +174,24 @@ ORDER BY action, outcome;
 -- starts where a failed state follows a non-failed one (lagInFrame), and a
 -- running sum of starts numbers the islands. Lists devices with two or more
 -- episodes, worst first.
+-- Unit: one row per device with at least two episodes. An episode is a run
+-- of consecutive failed states (download_failed, verify_failed,
+-- install_failed, partial, boot_failed) in the device's status events of
+-- [since, until) by seq; failure_events counts the events in them,
+-- longest_episode the events of the longest, first/last_failure their ts.
+-- Denominator: none; counts.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- so a failed state re-reported after a defer does not lengthen an
+-- episode; and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 flagged AS (
     SELECT
@@ -229,12 +241,24 @@ ORDER BY episodes DESC, failure_events DESC, region, device_id;
 -- failure events, their share of the region's failures, and how many times
 -- the region's average hour that is (window aggregates over the region).
 -- The {top} worst hours per region, ties sharing a rank.
+-- Unit: one row per (region, hour) with at least one failure event
+-- (download_failed, verify_failed, install_failed, partial, boot_failed),
+-- hour the UTC hour of ts, ts in [since, until).
+-- Denominators: share_of_region divides by the region's failure events in
+-- the window; vs_average_hour by the mean failure events of the region's
+-- hours that had any status event in the window (hours with none are not
+-- in the mean).
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_hour AS (
     SELECT region, toStartOfHour(ts) AS hour, countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failures
@@ -294,6 +318,7 @@ WITH events AS (
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_minute AS (
     SELECT
@@ -560,12 +585,24 @@ ORDER BY silent_s DESC, region, device_id;
 -- `rolled_back` after it. Percentiles use the nearest-rank method on the
 -- sorted durations (the value at rank ceil(p * n)), so they are values
 -- that occurred; NULL where no device of the region recovered.
+-- Unit: seconds, to the millisecond; one row per region. A failure is a
+-- status event in download_failed, verify_failed, install_failed, partial
+-- or boot_failed with ts in [since, until); recovery the first updated or
+-- rolled_back event after it in the same window.
+-- Denominator: recovered_share is recovered_devices over failed_devices
+-- (devices with a failure in the window); percentiles are over recovered
+-- devices only.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- and redelivered copies (the aggregates are idempotent).
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_device AS (
     SELECT
@@ -614,12 +651,23 @@ ORDER BY region;
 -- within their region by failure events, then by how recently they failed;
 -- ROW_NUMBER (not RANK) keeps exactly {top} per region even on ties, and
 -- device_id breaks ties so the list is stable.
+-- Unit: one row per device, at most {top} per region. failure_events counts
+-- the device's status events in a failed state (download_failed,
+-- verify_failed, install_failed, partial, boot_failed) with ts in [since,
+-- until); last_failure is the latest one's ts; current_state the device's
+-- latest state in the window (by seq).
+-- Denominator: none; counts, not rates.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- redelivered copies (FINAL), and devices without a failure event.
 WITH events AS (
     SELECT *
     FROM status_events FINAL
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_device AS (
     SELECT

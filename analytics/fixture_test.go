@@ -22,10 +22,10 @@ type event struct {
 }
 
 type decision struct {
-	device, region, firmware, action, reason, commandID string
-	seq                                                 uint64
-	attempt                                             int
-	ts                                                  time.Time
+	device, region, firmware, action, reason, commandID, state string
+	seq                                                        uint64
+	attempt                                                    int
+	ts                                                         time.Time
 }
 
 var (
@@ -43,10 +43,29 @@ func load() ([]event, []decision, []warehouse.StatusRow, []warehouse.DecisionRow
 	}
 	decisions := make([]decision, len(fd))
 	for i, d := range fd {
-		decisions[i] = decision{d.Device, d.Region, d.Firmware, d.Action, d.Reason, d.CommandID, d.Seq, d.Attempt, d.TS}
+		decisions[i] = decision{d.Device, d.Region, d.Firmware, d.Action, d.Reason, d.CommandID, d.State, d.Seq, d.Attempt, d.TS}
 	}
 	drows, crows := fixture.DecisionRows(fd)
 	return events, decisions, fixture.StatusRows(fe), drows, crows
+}
+
+// acknowledgement is fixture.Event.Acknowledgement on the local copy: an
+// event answering a defer or halt, or a command the device did not run,
+// by re-reporting the state it is in.
+func (e event) acknowledgement() bool {
+	return fixture.Event{CommandID: e.commandID, Action: e.action, Outcome: e.outcome}.Acknowledgement()
+}
+
+// stateChanges leaves out acknowledgements: the events that count as
+// state changes (and failure events) in the queries that count events.
+func stateChanges(events []event) []event {
+	var out []event
+	for _, e := range events {
+		if !e.acknowledgement() {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // byDevice groups events per device, in seq order.

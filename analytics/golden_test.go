@@ -251,6 +251,7 @@ func wantRolloutFunnel(events []event, _ analytics.Filter) [][]string {
 }
 
 func wantFailureClusters(events []event, _ analytics.Filter) [][]string {
+	events = stateChanges(events)
 	m, ids := byDevice(events)
 	type row struct {
 		region, dev, fw             string
@@ -303,6 +304,7 @@ func wantFailureClusters(events []event, _ analytics.Filter) [][]string {
 }
 
 func wantTopProblemDevices(events []event, f analytics.Filter) [][]string {
+	events = stateChanges(events)
 	top := f.Top
 	if top == 0 {
 		top = 5
@@ -353,6 +355,7 @@ func wantTopProblemDevices(events []event, f analytics.Filter) [][]string {
 }
 
 func wantMovingFailureRate(events []event, _ analytics.Filter) [][]string {
+	events = stateChanges(events)
 	type bucket struct{ ota, failures int }
 	per := map[string]map[time.Time]*bucket{}
 	for _, e := range events {
@@ -455,6 +458,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func wantTimeToRecover(events []event, _ analytics.Filter) [][]string {
+	events = stateChanges(events)
 	m, ids := byDevice(events)
 	type agg struct {
 		failed, recovered int
@@ -554,6 +558,7 @@ func wantStuckDevices(events []event, _ analytics.Filter) [][]string {
 }
 
 func wantFailureHotspots(events []event, f analytics.Filter) [][]string {
+	events = stateChanges(events)
 	top := f.Top
 	if top == 0 {
 		top = 5

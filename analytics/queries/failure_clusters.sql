@@ -6,12 +6,24 @@
 -- starts where a failed state follows a non-failed one (lagInFrame), and a
 -- running sum of starts numbers the islands. Lists devices with two or more
 -- episodes, worst first.
+-- Unit: one row per device with at least two episodes. An episode is a run
+-- of consecutive failed states (download_failed, verify_failed,
+-- install_failed, partial, boot_failed) in the device's status events of
+-- [since, until) by seq; failure_events counts the events in them,
+-- longest_episode the events of the longest, first/last_failure their ts.
+-- Denominator: none; counts.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- so a failed state re-reported after a defer does not lengthen an
+-- episode; and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 flagged AS (
     SELECT

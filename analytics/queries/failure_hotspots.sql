@@ -5,12 +5,24 @@
 -- failure events, their share of the region's failures, and how many times
 -- the region's average hour that is (window aggregates over the region).
 -- The {top} worst hours per region, ties sharing a rank.
+-- Unit: one row per (region, hour) with at least one failure event
+-- (download_failed, verify_failed, install_failed, partial, boot_failed),
+-- hour the UTC hour of ts, ts in [since, until).
+-- Denominators: share_of_region divides by the region's failure events in
+-- the window; vs_average_hour by the mean failure events of the region's
+-- hours that had any status event in the window (hours with none are not
+-- in the mean).
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_hour AS (
     SELECT region, toStartOfHour(ts) AS hour, countIf(state IN ('download_failed', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS failures

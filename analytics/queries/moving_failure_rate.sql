@@ -11,6 +11,7 @@ WITH events AS (
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_minute AS (
     SELECT

@@ -5,12 +5,24 @@
 -- `rolled_back` after it. Percentiles use the nearest-rank method on the
 -- sorted durations (the value at rank ceil(p * n)), so they are values
 -- that occurred; NULL where no device of the region recovered.
+-- Unit: seconds, to the millisecond; one row per region. A failure is a
+-- status event in download_failed, verify_failed, install_failed, partial
+-- or boot_failed with ts in [since, until); recovery the first updated or
+-- rolled_back event after it in the same window.
+-- Denominator: recovered_share is recovered_devices over failed_devices
+-- (devices with a failure in the window); percentiles are over recovered
+-- devices only.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run; a true report, but no new failure),
+-- and redelivered copies (the aggregates are idempotent).
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
     WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
       AND ({firmware:String} = '' OR target_firmware = {firmware:String})
       AND ({region:String} = '' OR region = {region:String})
+      AND NOT acknowledgement -- a re-reported state answering a command is no new event (migration 12)
 ),
 per_device AS (
     SELECT
