@@ -17,7 +17,8 @@ import (
 	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
 )
 
-// expected computes a query's full result, as text rows, from the fixture.
+// expected computes a query's full result, as text rows, from the fixture:
+// every status event and every decision, to be filtered by f.
 type expected func(events []event, decisions []decision, f analytics.Filter) [][]string
 
 var golden = map[string]expected{
@@ -32,10 +33,17 @@ var golden = map[string]expected{
 	"failure_hotspots":         onEvents(wantFailureHotspots),
 	"cohort_failure_rate":      onEvents(wantCohortFailureRate),
 	"retry_success_by_attempt": wantRetrySuccess,
-	"battery_deferrals":        wantBatteryDeferrals,
-	"recovery_decisions":       wantRecoveryDecisions,
+	"battery_deferrals":        onDecisions(wantBatteryDeferrals),
+	"recovery_decisions":       onDecisions(wantRecoveryDecisions),
 	"command_outcomes":         onEvents(wantCommandOutcomes),
 	"fleet_final_states":       onEvents(wantFleetFinalStates),
+}
+
+// onDecisions adapts a reference that needs only the filtered decisions.
+func onDecisions(fn func([]event, []decision, analytics.Filter) [][]string) expected {
+	return func(all []event, ds []decision, f analytics.Filter) [][]string {
+		return fn(all, filterDecisions(ds, f), f)
+	}
 }
 
 // onEvents adapts a reference that needs only the filtered status events.
@@ -92,7 +100,7 @@ func TestGolden(t *testing.T) {
 			t.Run(q.Name+"/"+fl.name, func(t *testing.T) {
 				res, err := analytics.Run(ctx, db, q.Name, fl.f)
 				require.NoError(t, err)
-				exp := want(events, filterDecisions(decisions, fl.f), fl.f)
+				exp := want(events, decisions, fl.f)
 				if fl.name == "everything" {
 					require.NotEmpty(t, exp, "the fixture must exercise %s", q.Name)
 				}
@@ -654,7 +662,7 @@ func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
 	return out
 }
 
-func wantRetrySuccess(all []event, decisions []decision, _ analytics.Filter) [][]string {
+func wantRetrySuccess(all []event, decisions []decision, f analytics.Filter) [][]string {
 	type res struct {
 		seq     uint64
 		outcome string
@@ -668,16 +676,41 @@ func wantRetrySuccess(all []event, decisions []decision, _ analytics.Filter) [][
 			results[e.commandID] = res{e.seq, e.outcome}
 		}
 	}
-	type agg struct{ retries, ok, failed, none int }
-	per := map[int]*agg{}
+	// Number each device's retries per kind within its failure episode,
+	// over its whole history: an episode starts at a command of attempt 0.
+	type key struct {
+		kind    string
+		attempt int
+	}
+	number := map[string]int{} // command ID -> attempt number within its kind
+	perDevice := map[string][]decision{}
 	for _, d := range decisions {
+		perDevice[d.device] = append(perDevice[d.device], d)
+	}
+	for _, ds := range perDevice {
+		sort.Slice(ds, func(i, j int) bool { return ds[i].seq < ds[j].seq })
+		n := map[string]int{}
+		for _, d := range ds {
+			if (d.action == "retry" || d.action == "rollback") && d.attempt == 0 {
+				n = map[string]int{}
+			}
+			if d.action == "retry" && d.commandID != "" {
+				n[retryKind(d.state)]++
+				number[d.commandID] = n[retryKind(d.state)]
+			}
+		}
+	}
+	type agg struct{ retries, ok, failed, refused, none int }
+	per := map[key]*agg{}
+	for _, d := range filterDecisions(decisions, f) {
 		if d.action != "retry" || d.commandID == "" {
 			continue
 		}
-		a := per[d.attempt+1]
+		k := key{retryKind(d.state), number[d.commandID]}
+		a := per[k]
 		if a == nil {
 			a = &agg{}
-			per[d.attempt+1] = a
+			per[k] = a
 		}
 		a.retries++
 		switch results[d.commandID].outcome {
@@ -685,23 +718,41 @@ func wantRetrySuccess(all []event, decisions []decision, _ analytics.Filter) [][
 			a.ok++
 		case "":
 			a.none++
-		default:
+		case "failed":
 			a.failed++
+		default:
+			a.refused++
 		}
 	}
-	var attempts []int
-	for n := range per {
-		attempts = append(attempts, n)
+	keys := make([]key, 0, len(per))
+	for k := range per {
+		keys = append(keys, k)
 	}
-	sort.Ints(attempts)
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].kind != keys[j].kind {
+			return keys[i].kind < keys[j].kind
+		}
+		return keys[i].attempt < keys[j].attempt
+	})
 	var out [][]string
-	cum := 0
-	for _, n := range attempts {
-		a := per[n]
-		cum += a.ok
-		out = append(out, []string{u(n), u(a.retries), u(a.ok), u(a.failed), u(a.none), f64(float64(a.ok)/float64(a.retries), 4), u(cum)})
+	cum := map[string]int{}
+	for _, k := range keys {
+		a := per[k]
+		cum[k.kind] += a.ok
+		out = append(out, []string{k.kind, u(k.attempt), u(a.retries), u(a.ok), u(a.failed), u(a.refused), u(a.none),
+			f64(float64(a.ok)/float64(a.retries), 4), u(cum[k.kind])})
 	}
 	return out
+}
+
+// retryKind is what a retry sent to a device in state does: a download
+// retry downloads the image again (from download_failed or verify_failed),
+// a flash retry writes the image it has again.
+func retryKind(state string) string {
+	if state == "download_failed" || state == "verify_failed" {
+		return "download"
+	}
+	return "flash"
 }
 
 func wantBatteryDeferrals(_ []event, decisions []decision, _ analytics.Filter) [][]string {

@@ -183,17 +183,17 @@ func drawFunnel(res *warehouse.Result) (string, error) {
 }
 
 func drawRecovery(res *warehouse.Result) (string, error) {
-	attempt := text(res, "attempt_no")
+	kind, attempt := text(res, "kind"), text(res, "attempt_no")
 	var labels, groups []string
 	var values []float64
 	for i, a := range attempt {
-		for _, c := range []string{"succeeded", "failed", "no_result"} {
-			labels = append(labels, "#"+a+" "+c)
+		for _, c := range []string{"succeeded", "failed", "refused", "no_result"} {
+			labels = append(labels, kind[i]+" #"+a+" "+c)
 			values = append(values, column(res, c)[i])
 			groups = append(groups, c)
 		}
 	}
-	return bars("Retry outcomes by attempt number", labels, values, groups)
+	return bars("Retry outcomes by kind (download, flash) and attempt number", labels, values, groups)
 }
 
 func drawRecoveryTime(res *warehouse.Result) (string, error) {
