@@ -4,9 +4,13 @@ go 1.26.0
 
 require (
 	github.com/eclipse/paho.golang v0.23.0
+	github.com/sentinel-iot/sentinel/analytics v0.0.0
 	github.com/sentinel-iot/sentinel/broker v0.0.0
+	github.com/sentinel-iot/sentinel/ingestor v0.0.0
 	github.com/sentinel-iot/sentinel/proto v0.0.0
 	github.com/sentinel-iot/sentinel/quantile v0.0.0
+	github.com/sentinel-iot/sentinel/recoverer v0.0.0
+	github.com/sentinel-iot/sentinel/simulator v0.0.0
 	github.com/sentinel-iot/sentinel/warehouse v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
@@ -18,6 +22,7 @@ require (
 	github.com/DataDog/zstd v1.4.5 // indirect
 	github.com/andybalholm/brotli v1.2.7 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/brianvoe/gofakeit/v6 v6.28.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cockroachdb/errors v1.11.3 // indirect
 	github.com/cockroachdb/fifo v0.0.0-20240606204812-0bbfbd93a7ce // indirect
@@ -56,6 +61,7 @@ require (
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
 	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
 )
@@ -97,7 +98,7 @@ func TestDeviceKeyFile(t *testing.T) {
 		}
 		require.NoError(t, err)
 		require.Equal(t, "0123456789abcdef0123456789abcdef", string(cfg.Auth.DeviceKey))
-		cred, ok := derivedCredential(cfg.Auth.DeviceKey)("dev-1")
+		cred, ok := inproc.DerivedCredential(cfg.Auth.DeviceKey)("dev-1")
 		require.True(t, ok)
 		require.Equal(t, "dev-1", cred.Username)
 		require.Equal(t, auth.DevicePassword(cfg.Auth.DeviceKey, "dev-1"), cred.Password)

@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/analytics/efficacy"
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
-	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
 // cmdBenchRecover runs the same seeded fleet once per controller, scores
@@ -60,9 +59,9 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 			rc.BreakerInterval, rc.BreakerMinSample, rc.BreakerThreshold = breaker.BreakerInterval, breaker.BreakerMinSample, breaker.BreakerThreshold
 		}
 		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
-		e, st, err := benchRun(ctx, db, name, rc, fleet, *duration, log)
+		e, st, err := inproc.Trial(ctx, db, name, inproc.Config{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log}, *duration, guards(rc.Policy))
 		if err != nil {
-			return err
+			return fleetFlagError(err)
 		}
 		if name == policy.SentinelController {
 			sentinelStats = st
@@ -79,33 +78,4 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 		printLatency(out, sentinelStats)
 	}
 	return nil
-}
-
-// benchRun runs the whole pipeline once with one controller and scores it.
-func benchRun(ctx context.Context, db *warehouse.DB, name string, rc recoverer.Config, fleet simulator.Config, d time.Duration, log *slog.Logger) (efficacy.Score, recoverer.Stats, error) {
-	p, err := startPipeline(ctx, db, pipelineConfig{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log})
-	if err != nil {
-		return efficacy.Score{}, recoverer.Stats{}, err
-	}
-	fleetCtx, stop := context.WithTimeout(ctx, d)
-	defer stop()
-	p.runFleet(fleetCtx)
-	<-fleetCtx.Done()
-	if err := p.drain(30 * time.Second); err != nil {
-		log.Warn("drain", "err", err)
-	}
-	shutdownErr := p.shutdown()
-	st := p.recov.Stats()
-	run := efficacy.Run{ID: name + "@" + p.started.UTC().Format(time.RFC3339), Controller: name, Started: p.started, Ended: time.Now()}
-	if err := warehouse.Insert(context.WithoutCancel(ctx), db, warehouse.TableGroundTruth, truthRows(run, p.fleet.GroundTruth())); err != nil {
-		return efficacy.Score{}, st, fmt.Errorf("store ground truth: %w", err)
-	}
-	e, err := efficacy.Compute(context.WithoutCancel(ctx), db, run, guards(rc.Policy))
-	if err != nil {
-		return e, st, err
-	}
-	if shutdownErr != nil {
-		log.Warn("pipeline shutdown", "err", shutdownErr)
-	}
-	return e, st, nil
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/quantile"
 	"github.com/sentinel-iot/sentinel/recoverer"
@@ -50,7 +51,7 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.DeviceCredential = derivedCredential(key)
+		cfg.DeviceCredential = inproc.DerivedCredential(key)
 	}
 	fleet, err := simulator.New(cfg)
 	if err != nil {

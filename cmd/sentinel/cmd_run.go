@@ -11,6 +11,7 @@ import (
 
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/analytics/efficacy"
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/simulator"
@@ -58,37 +59,37 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer stopServer()
 
-	p, err := startPipeline(ctx, db, pipelineConfig{
+	p, err := inproc.Start(ctx, db, inproc.Config{
 		Listen:    *listen,
 		Fleet:     fleet,
 		Recoverer: rc,
 		Logger:    log,
 	})
 	if err != nil {
-		return err
+		return fleetFlagError(err)
 	}
-	h, port, _ := net.SplitHostPort(p.broker.Addr())
+	h, port, _ := net.SplitHostPort(p.Broker().Addr())
 	fmt.Fprintf(out, "broker: %s (watch decisions: mosquitto_sub -V mqttv5 -h %s -p %s -u %s -P %s -t 'sentinel/recovery/#' -v)\n",
-		p.broker.URL(), h, port, runOpsUser, p.creds.passwords[runOpsUser])
+		p.Broker().URL(), h, port, inproc.OpsUser, p.Password(inproc.OpsUser))
 
 	fleetCtx, stopFleet := context.WithTimeout(ctx, *duration)
 	defer stopFleet()
-	p.runFleet(fleetCtx)
+	p.RunFleet(fleetCtx)
 	showProgress(fleetCtx, out, p)
 	fmt.Fprintln(out, "\nstopping the fleet; committing what is in flight...")
 	stopFleet()
-	if err := p.drain(15 * time.Second); err != nil {
+	if err := p.Drain(15 * time.Second); err != nil {
 		fmt.Fprintln(out, "warning:", err)
 	}
-	shutdownErr := p.shutdown()
-	final := p.status()
+	shutdownErr := p.Shutdown()
+	final := p.Status()
 	fmt.Fprintf(out, "done: %d devices, %d messages published, %d rows stored, %d decisions, %d commands, %d dead letters\n\n",
 		final.Devices, final.Published, final.Rows, final.Decisions, final.Commands, final.DeadLetters)
 
 	// The report reads the warehouse, not the counters: what analysts see.
 	reportCtx := context.WithoutCancel(ctx)
-	run := efficacy.Run{ID: *controller + "@" + p.started.UTC().Format(time.RFC3339), Controller: *controller, Started: p.started, Ended: time.Now()}
-	if err := warehouse.Insert(reportCtx, db, warehouse.TableGroundTruth, truthRows(run, p.fleet.GroundTruth())); err != nil {
+	run := p.Run(*controller)
+	if err := inproc.StoreTruth(reportCtx, db, run, p.Fleet().GroundTruth()); err != nil {
 		return fmt.Errorf("store the simulator's ground truth: %w", err)
 	}
 	if err := printReport(reportCtx, out, db); err != nil {
@@ -125,7 +126,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 
 // showProgress prints a status line every second until ctx ends: in place
 // on a terminal, one line every 10 seconds otherwise (logs, CI).
-func showProgress(ctx context.Context, out io.Writer, p *pipeline) {
+func showProgress(ctx context.Context, out io.Writer, p *inproc.Pipeline) {
 	tty := isTerminal(out)
 	every := time.Second
 	if !tty {
@@ -133,14 +134,14 @@ func showProgress(ctx context.Context, out io.Writer, p *pipeline) {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var last status
+	var last inproc.Status
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		s := p.status()
+		s := p.Status()
 		rate := float64(s.Published-last.Published) / every.Seconds()
 		line := fmt.Sprintf("%4.0fs  devices %d/%d connected  %6.0f msg/s  rows %d  decisions %d  commands %d  dead letters %d",
 			s.Elapsed.Seconds(), s.Connected, s.Devices, rate, s.Rows, s.Decisions, s.Commands, s.DeadLetters)
@@ -204,22 +205,4 @@ func printScore(ctx context.Context, out io.Writer, db *warehouse.DB, runID stri
 func printTable(out io.Writer, title string, res *warehouse.Result) error {
 	fmt.Fprintf(out, "%s\n%s\n", title, strings.Repeat("=", len(title)))
 	return res.WriteTable(out)
-}
-
-// truthRows maps the simulator's ground truth of one run onto warehouse rows.
-func truthRows(run efficacy.Run, ts []simulator.Truth) []warehouse.GroundTruthRow {
-	rows := make([]warehouse.GroundTruthRow, len(ts))
-	for i, t := range ts {
-		rows[i] = warehouse.GroundTruthRow{
-			RunID: run.ID, Controller: run.Controller, RunStarted: run.Started, RunEnded: run.Ended, DeviceID: t.DeviceID, Region: t.Region, Model: t.Model, ToFirmware: t.ToFirmware,
-			Wave: uint16(t.Wave), BadBuild: t.BadBuild, Power: t.Power, WeakSignal: t.WeakSignal,
-			Fate: string(t.Fate), Cause: t.Cause, Started: t.Started, Remedy: string(t.Remedy),
-			RetriesToFix: uint16(t.RetriesToFix), BatteryAtFailure: float32(t.BatteryAtFailure),
-			ChargingAtFailure: t.ChargingAtFailure, FinalState: string(t.FinalState), FinalFirmware: t.FinalFirmware,
-			BatteryPct: float32(t.BatteryPct), Commands: uint32(t.Commands), Retries: uint32(t.Retries),
-			Rollbacks: uint32(t.Rollbacks), Defers: uint32(t.Defers), Halts: uint32(t.Halts),
-			UnsafeCommands: uint32(t.UnsafeCommands), BrickedBy: t.BrickedBy, Verdict: string(t.Verdict),
-		}
-	}
-	return rows
 }

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-
-	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
-	"github.com/sentinel-iot/sentinel/simulator"
 )
 
 // readDeviceKey reads a fleet's device key: the file's content without
@@ -25,11 +22,4 @@ func readDeviceKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("device key %s: %d bytes, want at least 16", path, len(key))
 	}
 	return key, nil
-}
-
-// derivedCredential gives each simulated device the password derived from key.
-func derivedCredential(key []byte) func(id string) (simulator.Credential, bool) {
-	return func(id string) (simulator.Credential, bool) {
-		return simulator.Credential{Username: id, Password: auth.DevicePassword(key, id)}, true
-	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
@@ -131,10 +132,15 @@ func TestIngestThroughWarehouseServer(t *testing.T) {
 	defer db.Close()
 	require.NoError(t, db.Migrate(ctx))
 	require.Contains(t, db.Engine(), "ClickHouse server at "+addr)
+	count := func(q string) int64 {
+		n, err := db.QueryInt(context.Background(), q)
+		require.NoError(t, err)
+		return n
+	}
 
 	pc := policy.DefaultConfig()
 	pc.BackoffBase = 300 * time.Millisecond
-	p, err := startPipeline(ctx, db, pipelineConfig{
+	p, err := inproc.Start(ctx, db, inproc.Config{
 		Listen:    "127.0.0.1:0",
 		Ingestor:  ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 500, MaxDelay: 50 * time.Millisecond}},
 		Recoverer: recoverer.Config{Policy: pc},
@@ -146,24 +152,24 @@ func TestIngestThroughWarehouseServer(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			p.shutdown()
+			p.Shutdown()
 		}
 	})
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	p.runFleet(fleetCtx)
+	p.RunFleet(fleetCtx)
 	require.Eventually(t, func() bool {
-		return count(t, db, "SELECT uniqExact(device_id) FROM telemetry FINAL") == devices &&
-			count(t, db, "SELECT uniqExact(region) FROM status_events FINAL WHERE state IN ('partial', 'install_failed', 'download_failed')") >= 3
+		return count("SELECT uniqExact(device_id) FROM telemetry FINAL") == devices &&
+			count("SELECT uniqExact(region) FROM status_events FINAL WHERE state IN ('partial', 'install_failed', 'download_failed')") >= 3
 	}, 2*time.Minute, 100*time.Millisecond, "every device's telemetry, and failures in several regions, reach the server")
 	stopFleet()
-	require.NoError(t, p.drain(30*time.Second))
+	require.NoError(t, p.Drain(30*time.Second))
 	stopped = true
-	require.NoError(t, p.shutdown())
+	require.NoError(t, p.Shutdown())
 
 	// Nothing acknowledged to a device was lost on the way through HTTP.
-	f := p.fleet.Stats()
-	stored := count(t, db, "SELECT (SELECT count() FROM telemetry FINAL) + (SELECT count() FROM status_events FINAL)")
+	f := p.Fleet().Stats()
+	stored := count("SELECT (SELECT count() FROM telemetry FINAL) + (SELECT count() FROM status_events FINAL)")
 	require.GreaterOrEqual(t, stored, int64(f.Published))
 
 	// The analytics run unchanged over the same path, as the service user

@@ -1,4 +1,9 @@
-package main
+// Package inproc runs every Sentinel component in one process, as
+// `sentinel run` and `sentinel bench recover` start them: the broker, the
+// ingestor, the recoverer and the simulated fleet, sharing one warehouse,
+// each client with credentials of its own. The end-to-end tests drive the
+// same wiring.
+package inproc
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sentinel-iot/sentinel/analytics/efficacy"
 	"github.com/sentinel-iot/sentinel/broker"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/recoverer"
@@ -15,10 +21,10 @@ import (
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
 
-// pipeline is every component in one process, as `sentinel run` starts
-// them: broker, ingestor, recoverer and the simulated fleet, sharing one
-// warehouse. The end-to-end test drives the same wiring.
-type pipeline struct {
+// Pipeline is every component in one process: broker, ingestor, recoverer
+// and the simulated fleet, sharing one warehouse. Start it, RunFleet, then
+// Drain and Shutdown.
+type Pipeline struct {
 	db     *warehouse.DB
 	broker *broker.Broker
 	ingest *ingestor.Ingestor
@@ -32,11 +38,13 @@ type pipeline struct {
 
 	fleetDone chan error
 	started   time.Time
-	creds     *runCredentials
+	creds     *credentials
 }
 
-// pipelineConfig is what differs between `sentinel run` and the tests.
-type pipelineConfig struct {
+// Config is what differs between `sentinel run`, the bench and the tests.
+// Start fills in the broker's address, the services' credentials and the
+// loggers; a client's credentials set here are kept.
+type Config struct {
 	Listen    string // broker address; port 0 picks one
 	Broker    broker.Config
 	Ingestor  ingestor.Config
@@ -45,11 +53,13 @@ type pipelineConfig struct {
 	Logger    *slog.Logger
 }
 
-// startPipeline starts the broker and the services on db and waits until
-// both services are subscribed, so nothing the fleet publishes is missed.
-func startPipeline(ctx context.Context, db *warehouse.DB, cfg pipelineConfig) (*pipeline, error) {
-	p := &pipeline{db: db, log: cfg.Logger, serviceErrs: make(chan error, 2)}
-	creds, err := newRunCredentials()
+// Start starts the broker and the services on db and waits until both
+// services are subscribed, so nothing the fleet publishes is missed. An
+// invalid fleet configuration is simulator.New's error, unwrapped, so a
+// caller can name the flag (simulator.ConfigError).
+func Start(ctx context.Context, db *warehouse.DB, cfg Config) (*Pipeline, error) {
+	p := &Pipeline{db: db, log: cfg.Logger, serviceErrs: make(chan error, 2)}
+	creds, err := newCredentials()
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +103,10 @@ func startPipeline(ctx context.Context, db *warehouse.DB, cfg pipelineConfig) (*
 		select {
 		case <-ready:
 		case err := <-p.serviceErrs:
-			p.shutdown()
+			p.Shutdown()
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		case <-wait.Done():
-			p.shutdown()
+			p.Shutdown()
 			return nil, fmt.Errorf("start %s: not subscribed after 30s: %w", name, wait.Err())
 		}
 	}
@@ -106,22 +116,23 @@ func startPipeline(ctx context.Context, db *warehouse.DB, cfg pipelineConfig) (*
 		cfg.Fleet.Logger = cfg.Logger
 	}
 	if p.fleet, err = simulator.New(cfg.Fleet); err != nil {
-		p.shutdown()
-		return nil, fleetFlagError(err)
+		p.Shutdown()
+		return nil, err
 	}
 	return p, nil
 }
 
-// runFleet runs the simulated fleet until ctx ends; fleetDone reports its end.
-func (p *pipeline) runFleet(ctx context.Context) {
+// RunFleet starts the simulated fleet, which runs until ctx ends; Shutdown
+// waits for its end.
+func (p *Pipeline) RunFleet(ctx context.Context) {
 	p.started = time.Now()
 	p.fleetDone = make(chan error, 1)
 	go func() { p.fleetDone <- p.fleet.Run(ctx) }()
 }
 
-// drain waits (up to timeout) until the ingestor has committed and
+// Drain waits (up to timeout) until the ingestor has committed and
 // acknowledged everything it received, so the report counts every reading.
-func (p *pipeline) drain(timeout time.Duration) error {
+func (p *Pipeline) Drain(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -137,9 +148,10 @@ func (p *pipeline) drain(timeout time.Duration) error {
 	}
 }
 
-// shutdown stops the fleet's wait, the services and the broker, in that
-// order, and returns the first error any of them reported.
-func (p *pipeline) shutdown() error {
+// Shutdown waits for the fleet's end (RunFleet's ctx must end first), then
+// stops the services and the broker, in that order, and returns the errors
+// any of them reported.
+func (p *Pipeline) Shutdown() error {
 	var errs []error
 	if p.fleetDone != nil {
 		if err := <-p.fleetDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -159,8 +171,8 @@ func (p *pipeline) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// status is one progress snapshot.
-type status struct {
+// Status is one progress snapshot, summed over the components' counters.
+type Status struct {
 	Elapsed            time.Duration
 	Connected, Devices int
 	Published          uint64
@@ -171,7 +183,8 @@ type status struct {
 	Degraded           bool
 }
 
-func (p *pipeline) status() status {
+// Status returns a snapshot of the components' counters.
+func (p *Pipeline) Status() Status {
 	f, in, r := p.fleet.Stats(), p.ingest.Stats(), p.recov.Stats()
 	var dead int64
 	for _, n := range in.DeadLetters {
@@ -184,9 +197,38 @@ func (p *pipeline) status() status {
 	for _, n := range r.Commands {
 		commands += n
 	}
-	return status{
+	return Status{
 		Elapsed: time.Since(p.started), Connected: f.Connected, Devices: len(p.fleet.Devices()),
 		Published: f.Published, Rows: in.Telemetry + in.Status, Decisions: decisions, Commands: commands,
 		DeadLetters: dead, Degraded: in.Degraded,
 	}
+}
+
+// Broker is the pipeline's broker.
+func (p *Pipeline) Broker() *broker.Broker { return p.broker }
+
+// Ingestor is the pipeline's ingestor.
+func (p *Pipeline) Ingestor() *ingestor.Ingestor { return p.ingest }
+
+// Recoverer is the pipeline's recoverer.
+func (p *Pipeline) Recoverer() *recoverer.Recoverer { return p.recov }
+
+// Fleet is the pipeline's simulated fleet.
+func (p *Pipeline) Fleet() *simulator.Fleet { return p.fleet }
+
+// Started is when RunFleet started the fleet.
+func (p *Pipeline) Started() time.Time { return p.started }
+
+// Password is the generated password of one of the pipeline's users
+// (IngestorUser, RecovererUser, GatewayUser, OpsUser); empty for another.
+func (p *Pipeline) Password(user string) string { return p.creds.passwords[user] }
+
+// DeviceKey is the key the devices' passwords derive from
+// (auth.DevicePassword), so a test can speak as any device.
+func (p *Pipeline) DeviceKey() []byte { return p.creds.deviceKey }
+
+// Run names the fleet's run for scoring, after the controller: from the
+// fleet's start until now.
+func (p *Pipeline) Run(controller string) efficacy.Run {
+	return efficacy.Run{ID: controller + "@" + p.started.UTC().Format(time.RFC3339), Controller: controller, Started: p.started, Ended: time.Now()}
 }

@@ -1,4 +1,4 @@
-package main
+package inproc_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
@@ -30,7 +31,7 @@ func TestClosedLoop(t *testing.T) {
 
 	pc := policy.DefaultConfig()
 	pc.BackoffBase = 200 * time.Millisecond
-	p, err := startPipeline(ctx, db, pipelineConfig{
+	p, err := inproc.Start(ctx, db, inproc.Config{
 		Listen:    "127.0.0.1:0",
 		Ingestor:  ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 2000, MaxDelay: 50 * time.Millisecond}},
 		Recoverer: recoverer.Config{Policy: pc, BreakerInterval: 500 * time.Millisecond},
@@ -43,12 +44,12 @@ func TestClosedLoop(t *testing.T) {
 	require.NoError(t, err)
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	p.runFleet(fleetCtx)
+	p.RunFleet(fleetCtx)
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
 			stopFleet()
-			p.shutdown()
+			p.Shutdown()
 		}
 	})
 
@@ -74,7 +75,7 @@ func TestClosedLoop(t *testing.T) {
 	// calls it again to report.
 	progress := func() (pending []string, done bool) {
 		started, failed := 0, 0
-		for _, tr := range p.fleet.GroundTruth() {
+		for _, tr := range p.Fleet().GroundTruth() {
 			if tr.Started {
 				started++
 			}
@@ -111,12 +112,12 @@ func TestClosedLoop(t *testing.T) {
 
 	require.False(t, t.Failed())
 	stopFleet()
-	require.NoError(t, p.drain(15*time.Second))
-	require.NoError(t, p.shutdown())
+	require.NoError(t, p.Drain(15*time.Second))
+	require.NoError(t, p.Shutdown())
 	stopped = true
 
 	var fixed, rolledBack int
-	for _, tr := range p.fleet.GroundTruth() {
+	for _, tr := range p.Fleet().GroundTruth() {
 		require.NotEqual(t, "bricked_by_command", string(tr.Verdict), "%s bricked by %s", tr.DeviceID, tr.BrickedBy)
 		require.Zero(t, tr.UnsafeCommands, "%s got a command on an unsafe battery", tr.DeviceID)
 		if fixable(tr) {

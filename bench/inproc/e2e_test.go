@@ -1,7 +1,9 @@
-package main
+package inproc_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/bench/inproc"
 	"github.com/sentinel-iot/sentinel/broker/hooks/auth"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/proto"
@@ -110,6 +113,9 @@ func mosquittoPub(t *testing.T, addr, topic, payloadFile, user, password string)
 	require.NoError(t, err, "mosquitto_pub: %s", out)
 }
 
+// discard is a logger for the pipeline's components that writes nothing.
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func count(t *testing.T, db *warehouse.DB, q string) int64 {
 	t.Helper()
 	n, err := db.QueryInt(context.Background(), q)
@@ -130,7 +136,7 @@ func TestEndToEnd(t *testing.T) {
 
 	pc := policy.DefaultConfig()
 	pc.BackoffBase = 300 * time.Millisecond
-	p, err := startPipeline(ctx, db, pipelineConfig{
+	p, err := inproc.Start(ctx, db, inproc.Config{
 		Listen:    "127.0.0.1:0",
 		Ingestor:  ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 2000, MaxDelay: 50 * time.Millisecond}},
 		Recoverer: recoverer.Config{Policy: pc},
@@ -144,17 +150,17 @@ func TestEndToEnd(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			p.shutdown()
+			p.Shutdown()
 		}
 		if t.Failed() {
-			t.Logf("pipeline at the end: %+v; fleet %+v; ingestor %+v; recoverer %+v", p.status(), p.fleet.Stats(), p.ingest.Stats(), p.recov.Stats())
+			t.Logf("pipeline at the end: %+v; fleet %+v; ingestor %+v; recoverer %+v", p.Status(), p.Fleet().Stats(), p.Ingestor().Stats(), p.Recoverer().Stats())
 		}
 	})
-	audit := subscribeAudit(t, ctx, p.broker.URL(), runOpsUser, p.creds.passwords[runOpsUser])
+	audit := subscribeAudit(t, ctx, p.Broker().URL(), inproc.OpsUser, p.Password(inproc.OpsUser))
 
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	p.runFleet(fleetCtx)
+	p.RunFleet(fleetCtx)
 
 	// Wait until every device has telemetry stored.
 	require.Eventually(t, func() bool {
@@ -171,7 +177,7 @@ func TestEndToEnd(t *testing.T) {
 	for reason, payload := range poison {
 		f := dir + "/" + reason
 		require.NoError(t, os.WriteFile(f, []byte(payload), 0o644))
-		mosquittoPub(t, p.broker.Addr(), proto.TelemetryTopic("eu-west", "dev-x"), f, "dev-x", auth.DevicePassword(p.creds.deviceKey, "dev-x"))
+		mosquittoPub(t, p.Broker().Addr(), proto.TelemetryTopic("eu-west", "dev-x"), f, "dev-x", auth.DevicePassword(p.DeviceKey(), "dev-x"))
 	}
 	rowsAfterPoison := count(t, db, "SELECT count() FROM telemetry")
 	require.Eventually(t, func() bool {
@@ -204,12 +210,12 @@ func TestEndToEnd(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond, "a device reported a retry's result with the command ID")
 
 	stopFleet()
-	require.NoError(t, p.drain(30*time.Second))
+	require.NoError(t, p.Drain(30*time.Second))
 	stopped = true
-	require.NoError(t, p.shutdown())
+	require.NoError(t, p.Shutdown())
 
 	// Everything the broker acknowledged to a device is stored exactly once.
-	f := p.fleet.Stats()
+	f := p.Fleet().Stats()
 	stored := count(t, db, "SELECT (SELECT count() FROM telemetry FINAL) + (SELECT count() FROM status_events FINAL)")
 	require.GreaterOrEqual(t, stored, int64(f.Published), "nothing acknowledged to a device is lost")
 	require.LessOrEqual(t, stored, int64(f.Published+f.PublishErrors), "nothing is stored that was never sent")
