@@ -1,6 +1,8 @@
 package warehouse
 
 import (
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -85,6 +87,40 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "(%d rows)\n", len(r.Rows))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteDelimited writes the result as CSV with a header row, its fields
+// separated by comma (',' for CSV, '\t' for TSV), quoted as encoding/csv
+// quotes them: for spreadsheets and scripts.
+func (r *Result) WriteDelimited(w io.Writer, comma rune) error {
+	cw := csv.NewWriter(w)
+	cw.Comma = comma
+	head := make([]string, len(r.Columns))
+	for i, c := range r.Columns {
+		head[i] = c.Name
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	if err := cw.WriteAll(r.Rows); err != nil {
+		return err
+	}
+	return cw.Error()
+}
+
+// WriteJSON writes the result as an indented JSON array of one object per
+// row, keyed by column, every value a string as ClickHouse prints it.
+func (r *Result) WriteJSON(w io.Writer) error {
+	rows := make([]map[string]string, len(r.Rows))
+	for i, row := range r.Rows {
+		rows[i] = make(map[string]string, len(row))
+		for j, v := range row {
+			rows[i][r.Columns[j].Name] = v
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
 }
 
 func isNumericType(t string) bool {

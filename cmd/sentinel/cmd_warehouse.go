@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -144,38 +142,17 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	return writeResult(out, res, *format)
 }
 
+// writeResult prints res in the --format asked for.
 func writeResult(out io.Writer, res *warehouse.Result, format string) error {
 	switch format {
 	case "table":
 		return res.WriteTable(out)
-	case "csv", "tsv":
-		w := csv.NewWriter(out)
-		if format == "tsv" {
-			w.Comma = '\t'
-		}
-		head := make([]string, len(res.Columns))
-		for i, c := range res.Columns {
-			head[i] = c.Name
-		}
-		if err := w.Write(head); err != nil {
-			return err
-		}
-		if err := w.WriteAll(res.Rows); err != nil {
-			return err
-		}
-		return w.Error()
+	case "csv":
+		return res.WriteDelimited(out, ',')
+	case "tsv":
+		return res.WriteDelimited(out, '\t')
 	case "json":
-		// One object per row, keyed by column, values as ClickHouse prints them.
-		rows := make([]map[string]string, len(res.Rows))
-		for i, r := range res.Rows {
-			rows[i] = make(map[string]string, len(r))
-			for j, v := range r {
-				rows[i][res.Columns[j].Name] = v
-			}
-		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return res.WriteJSON(out)
 	}
 	return fmt.Errorf("--format %q: want table, csv, tsv or json", format)
 }
