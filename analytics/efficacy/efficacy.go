@@ -156,6 +156,25 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("efficacy: cannot parse time %q", s)
 }
 
+// ComputeAll scores every run the warehouse holds ground truth for, oldest
+// first (see Runs), under the same guards, as `sentinel report efficacy`
+// prints them. It returns ErrNoRuns when there is none.
+func ComputeAll(ctx context.Context, db *warehouse.DB, g Guards) ([]Run, []Score, error) {
+	runs, err := Runs(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	scores := make([]Score, 0, len(runs))
+	for _, r := range runs {
+		s, err := Compute(ctx, db, r, g)
+		if err != nil {
+			return runs, scores, err
+		}
+		scores = append(scores, s)
+	}
+	return runs, scores, nil
+}
+
 // Compute scores one run.
 func Compute(ctx context.Context, db *warehouse.DB, run Run, g Guards) (Score, error) {
 	params := warehouse.WithParams(map[string]string{

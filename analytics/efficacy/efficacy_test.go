@@ -109,6 +109,12 @@ func TestCompute(t *testing.T) {
 	require.EqualValues(t, -1, s.BadBuildFailedAtTrip, "no breaker in the later run")
 	require.EqualValues(t, 1, s.Escalated)
 
+	allRuns, all, err := efficacy.ComputeAll(ctx, db, guards)
+	require.NoError(t, err)
+	require.Equal(t, runs, allRuns)
+	require.Len(t, all, 2)
+	require.Equal(t, s, all[1], "ComputeAll scores each run as Compute does")
+
 	var out bytes.Buffer
 	require.NoError(t, efficacy.WriteTable(&out, []efficacy.Score{s}))
 	require.Contains(t, out.String(), "| sentinel | 1 / 1 = 100.0 % |")

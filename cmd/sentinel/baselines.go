@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -96,7 +95,7 @@ func runBaselines(ctx context.Context, baselines []policy.Controller, args []str
 			fmt.Fprintln(out)
 			return scores, fmt.Errorf("baseline %s: %w (its output: %s)", name, err, logFile)
 		}
-		s, err := readScoreFile(scoreFile)
+		s, err := efficacy.ReadScoreFile(scoreFile)
 		if err != nil {
 			keep = true
 			fmt.Fprintln(out)
@@ -112,26 +111,3 @@ func runBaselines(ctx context.Context, baselines []policy.Controller, args []str
 // envRunAsMain makes a test binary behave as the sentinel binary (see
 // TestMain), so runBaselines works under `go test` too.
 const envRunAsMain = "SENTINEL_RUN_AS_MAIN"
-
-func writeScoreFile(path string, s efficacy.Score) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("encode the efficacy score: %w", err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return fmt.Errorf("write the efficacy score: %w", err)
-	}
-	return nil
-}
-
-func readScoreFile(path string) (efficacy.Score, error) {
-	var s efficacy.Score
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return s, fmt.Errorf("read the efficacy score: %w", err)
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("decode the efficacy score %s: %w", path, err)
-	}
-	return s, nil
-}

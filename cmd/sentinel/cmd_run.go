@@ -103,7 +103,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *scoreJSON != "" {
-		if err := writeScoreFile(*scoreJSON, score); err != nil {
+		if err := efficacy.WriteScoreFile(*scoreJSON, score); err != nil {
 			return err
 		}
 	}

@@ -187,18 +187,10 @@ func reportEfficacy(ctx context.Context, c *common, format string, out io.Writer
 		return err
 	}
 	defer db.Close()
-	runs, err := efficacy.Runs(ctx, db)
+	g := guards(policy.DefaultConfig())
+	runs, scores, err := efficacy.ComputeAll(ctx, db, g)
 	if err != nil {
 		return err
-	}
-	g := guards(policy.DefaultConfig())
-	scores := make([]efficacy.Score, 0, len(runs))
-	for _, r := range runs {
-		s, err := efficacy.Compute(ctx, db, r, g)
-		if err != nil {
-			return err
-		}
-		scores = append(scores, s)
 	}
 	switch format {
 	case "json":
