@@ -58,6 +58,8 @@ type Process struct {
 	exited chan struct{} // closed when the child has exited; err says how
 	err    error
 	once   sync.Once
+	// stopErr is what Stop returns.
+	stopErr error
 }
 
 // Start starts the child and returns once it is ready (see Spec). The
@@ -158,18 +160,30 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) Usage() (Usage, error) { return ReadUsage(p.Pid()) }
 
 // Stop interrupts the child and waits for it, killing it after 30 s. It
-// is safe to call more than once.
-func (p *Process) Stop() {
+// returns how the child exited: nil for a clean exit, the exit error
+// otherwise, wrapped in ErrKilled when it had to be killed, so a test can
+// hold a service to stopping cleanly on SIGINT. It is safe to call more
+// than once; every call returns the same.
+func (p *Process) Stop() error {
 	p.once.Do(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-p.exited:
+			if p.err != nil {
+				p.stopErr = fmt.Errorf("proc: %s: %w", p.Name, p.err)
+			}
 		case <-time.After(stopTimeout):
 			_ = p.cmd.Process.Kill()
 			<-p.exited
+			p.stopErr = fmt.Errorf("proc: %s still running %s after SIGINT: %w", p.Name, stopTimeout, ErrKilled)
 		}
 	})
+	return p.stopErr
 }
+
+// ErrKilled means a child did not exit within 30 s of SIGINT and Stop
+// killed it.
+var ErrKilled = errors.New("proc: child killed")
 
 // FreeAddr returns a loopback address nothing listens on, for a program
 // that cannot pick its own port and say which (Mosquitto).

@@ -62,8 +62,8 @@ func TestStart(t *testing.T) {
 	u, err := p.Usage()
 	require.NoError(t, err)
 	require.Positive(t, u.RSS)
-	p.Stop()
-	p.Stop() // a second Stop is a no-op
+	require.NoError(t, p.Stop(), "the child exits 0 on SIGINT")
+	require.NoError(t, p.Stop(), "a second Stop returns the same")
 
 	t.Setenv(envChild, "exit")
 	_, err = proc.StartSentinel(ctx, "child", exe, "-test.run=^$")
@@ -80,7 +80,10 @@ func TestStartListen(t *testing.T) {
 	p, err := proc.Start(ctx, proc.Spec{Name: "sleep", Path: "sleep", Args: []string{"60"}, Listen: ln.Addr().String()})
 	require.NoError(t, err)
 	require.Equal(t, ln.Addr().String(), p.Addr("listen"))
-	p.Stop()
+	err = p.Stop()
+	require.Error(t, err, "sleep dies of the SIGINT: not a clean exit")
+	require.NotErrorIs(t, err, proc.ErrKilled)
+	require.Equal(t, err, p.Stop())
 
 	free, err := proc.FreeAddr()
 	require.NoError(t, err)

@@ -53,7 +53,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer db.Close()
 	fmt.Fprintf(out, "warehouse: %s\n", db.Engine())
-	stopServer, err := wh.start(ctx, db, out, log)
+	_, stopServer, err := wh.start(ctx, db, out, log)
 	if err != nil {
 		return err
 	}

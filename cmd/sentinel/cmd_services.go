@@ -152,7 +152,7 @@ func cmdIngest(ctx context.Context, args []string, out io.Writer) error {
 // addAddrFile adds --addr-file, how a parent process (`sentinel bench`)
 // learns the ports a child picked, instead of reading its log.
 func addAddrFile(fs *flag.FlagSet) *string {
-	return fs.String("addr-file", "", "once ready (listening; the ingestor: subscribed too), write the listen addresses to this file, one `name host:port` line each (mqtt, tls, metrics)")
+	return fs.String("addr-file", "", "once ready (listening; the ingestor: subscribed too), write the listen addresses to this file, one `name host:port` line each (mqtt, tls, metrics; the warehouse: http)")
 }
 
 // writeAddrFile writes --addr-file, when given.

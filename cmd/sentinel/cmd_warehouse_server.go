@@ -53,25 +53,26 @@ func (f *serverFlags) config(log *slog.Logger) httpserver.Config {
 }
 
 // start serves db on f.listen until ctx ends or stop is called; stop waits
-// for the server to finish. An empty listen address serves nothing.
-func (f *serverFlags) start(ctx context.Context, db *warehouse.DB, out io.Writer, log *slog.Logger) (stop func() error, err error) {
+// for the server to finish. It returns the address it listens on; an empty
+// listen address serves nothing.
+func (f *serverFlags) start(ctx context.Context, db *warehouse.DB, out io.Writer, log *slog.Logger) (listening string, stop func() error, err error) {
 	if f.listen == "" {
-		return func() error { return nil }, nil
+		return "", func() error { return nil }, nil
 	}
 	srv, err := httpserver.New(f.config(log), db)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return nil, fmt.Errorf("warehouse server: listen on %s: %w", f.listen, err)
+		return "", nil, fmt.Errorf("warehouse server: listen on %s: %w", f.listen, err)
 	}
 	fmt.Fprintf(out, "warehouse: ClickHouse HTTP interface listening on http://%s (DSN http://USER:PASSWORD@%s/default; try curl 'http://%s/?query=SELECT+1')\n",
 		ln.Addr(), ln.Addr(), ln.Addr())
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	return func() error {
+	return ln.Addr().String(), func() error {
 		cancel()
 		return <-done
 	}, nil
@@ -87,6 +88,7 @@ func cmdWarehouse(ctx context.Context, args []string, out io.Writer) error {
 	data := fs.String("data", "./data/warehouse", "data directory of the embedded engine")
 	var sf serverFlags
 	sf.add(fs, "127.0.0.1:8123", "address of the ClickHouse HTTP interface")
+	addrFile := addAddrFile(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -106,9 +108,12 @@ func cmdWarehouse(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	stop, err := sf.start(ctx, db, out, log)
+	listening, stop, err := sf.start(ctx, db, out, log)
 	if err != nil {
 		return err
+	}
+	if err := writeAddrFile(*addrFile, map[string]string{"http": listening}); err != nil {
+		return errors.Join(err, stop())
 	}
 	<-ctx.Done()
 	return stop()

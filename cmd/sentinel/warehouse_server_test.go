@@ -10,12 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/sentinel-iot/sentinel/analytics"
 	"github.com/sentinel-iot/sentinel/bench/inproc"
+	"github.com/sentinel-iot/sentinel/bench/proc"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
@@ -52,56 +51,23 @@ func TestWarehouseServerProcess(t *testing.T) {
 	}
 }
 
-var listeningRe = regexp.MustCompile(`listening on http://(\S+) `)
-
 // startWarehouseProcess runs `sentinel warehouse args...` as a child process
-// and returns its address once it listens. The child is interrupted when the
-// test ends and must exit cleanly.
+// and returns its address once it listens, as its --addr-file says. The
+// child is interrupted when the test ends and must exit cleanly.
 func startWarehouseProcess(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWarehouseServerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envWarehouseProcess+"="+strings.Join(append([]string{"warehouse"}, args...), "\n"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	addr := make(chan string, 1)
-	var drained sync.WaitGroup
-	drained.Add(1)
-	go func() {
-		defer drained.Done()
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listeningRe.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	exited := make(chan error, 1)
-	go func() {
-		drained.Wait()
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			require.NoError(t, err, "sentinel warehouse exits cleanly on SIGINT; stderr:\n%s", stderr.String())
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("sentinel warehouse did not stop within 30s of SIGINT; stderr:\n%s", stderr.String())
-		}
+	addrFile := filepath.Join(t.TempDir(), "addrs")
+	t.Setenv(envWarehouseProcess, strings.Join(append(append([]string{"warehouse"}, args...), "--addr-file", addrFile), "\n"))
+	var stderr lockedBuffer
+	p, err := proc.Start(context.Background(), proc.Spec{
+		Name: "sentinel warehouse", Path: os.Args[0], Args: []string{"-test.run=^TestWarehouseServerProcess$", "-test.count=1"},
+		Stdout: io.Discard, Stderr: &stderr, AddrFile: addrFile,
 	})
-	select {
-	case a := <-addr:
-		return a
-	case err := <-exited:
-		t.Fatalf("sentinel warehouse exited before listening: %v\n%s", err, stderr.String())
-	case <-time.After(time.Minute):
-		t.Fatalf("sentinel warehouse did not listen within a minute:\n%s", stderr.String())
-	}
-	return ""
+	require.NoError(t, err, "stderr:\n%s", stderr.String())
+	t.Cleanup(func() {
+		require.NoError(t, p.Stop(), "sentinel warehouse exits cleanly on SIGINT; stderr:\n%s", stderr.String())
+	})
+	return p.Addr("http")
 }
 
 // TestIngestThroughWarehouseServer runs the ingestor and the recoverer with
@@ -196,6 +162,10 @@ func TestIngestThroughWarehouseServer(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	require.Equal(t, "\"stored\"\n", string(body))
 }
+
+// listeningRe finds the warehouse's address in what `sentinel run` tells
+// its user.
+var listeningRe = regexp.MustCompile(`listening on http://(\S+) `)
 
 // TestRunServesWarehouse checks `sentinel run --warehouse-listen`: while the
 // demo runs, its live warehouse answers HTTP queries.
