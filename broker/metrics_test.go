@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -57,7 +56,7 @@ func dialPersistent(t *testing.T, b *broker.Broker, user, id string, clean bool)
 	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r := newRaw(t, c, 5)
 	r.write(buf.Bytes())
 	ack := r.read()
 	require.Equal(t, packets.Connack, ack.FixedHeader.Type)

@@ -301,10 +301,17 @@ func TestMosquittoInterop(t *testing.T) {
 // raw is a hand-driven MQTT v5 connection, for packets no well-behaved
 // client library sends.
 type raw struct {
-	t         testing.TB
-	c         net.Conn
-	br        *bufio.Reader
-	maxPacket uint32 // from CONNACK
+	t          testing.TB
+	c          net.Conn
+	br         *bufio.Reader
+	version    byte   // the protocol version packets are encoded and decoded with
+	maxPacket  uint32 // from CONNACK
+	lastReason byte   // of the last DISCONNECT untilClosed read
+}
+
+// newRaw wraps a connection that speaks MQTT version (4: 3.1.1, 5).
+func newRaw(t testing.TB, c net.Conn, version byte) *raw {
+	return &raw{t: t, c: c, br: bufio.NewReader(c), version: version}
 }
 
 func dialRaw(t testing.TB, b *broker.Broker, user, id string) *raw {
@@ -312,7 +319,7 @@ func dialRaw(t testing.TB, b *broker.Broker, user, id string) *raw {
 	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r := newRaw(t, c, 5)
 	r.write(connectPacket(user, id))
 	ack := r.read()
 	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
@@ -341,6 +348,30 @@ func publishPacket(topic string, id uint16, payload []byte) []byte {
 		panic(err)
 	}
 	return buf.Bytes()
+}
+
+// send encodes pk in r's protocol version and writes it.
+func (r *raw) send(pk packets.Packet) {
+	r.t.Helper()
+	pk.ProtocolVersion = r.version
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	default:
+		r.t.Fatalf("send: no encoder for packet type %d", pk.FixedHeader.Type)
+	}
+	require.NoError(r.t, err)
+	r.write(buf.Bytes())
 }
 
 func (r *raw) write(b []byte) {
@@ -372,7 +403,7 @@ func (r *raw) tryRead() (packets.Packet, error) {
 		return pk, err
 	}
 	pk.FixedHeader.Remaining = n
-	pk.ProtocolVersion = 5
+	pk.ProtocolVersion = r.version
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r.br, body); err != nil {
 		return pk, err
@@ -529,7 +560,7 @@ func TestMaxConnections(t *testing.T) {
 	c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 	require.NoError(t, err)
 	defer c.Close()
-	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r := newRaw(t, c, 5)
 	r.write(connectPacket("dev-2", "dev-2"))
 	ack := r.read()
 	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
@@ -547,7 +578,7 @@ func TestTLSListener(t *testing.T) {
 	c, err := tls.Dial("tcp", b.TLSAddr(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
 	require.NoError(t, err)
 	defer c.Close()
-	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r := newRaw(t, c, 5)
 	r.write(connectPacket("dev-1", "dev-1"))
 	ack := r.read()
 	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
@@ -637,7 +668,7 @@ func TestReloadCredentials(t *testing.T) {
 		c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 		require.NoError(t, err)
 		defer c.Close()
-		r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+		r := newRaw(t, c, 5)
 		r.write(connectPacket(user, user))
 		return r.read().ReasonCode == packets.ErrBadUsernameOrPassword.Code
 	}
@@ -715,7 +746,7 @@ func TestOfflineSessionReceivesCommands(t *testing.T) {
 		c, err := net.DialTimeout("tcp", b.Addr(), 5*time.Second)
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
-		r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+		r := newRaw(t, c, 5)
 		r.write(persistent(clean))
 		ack := r.read()
 		require.Zero(t, ack.ReasonCode)

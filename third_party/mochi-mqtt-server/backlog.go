@@ -200,8 +200,7 @@ func (s *Server) drainLocked(cl *Client) {
 			atomic.AddInt32(&cl.State.outboundQty, 1)
 			cl.State.Inflight.DecreaseSendQuota()
 		default:
-			next.Expiry = -1 // the queue is full: sent after cl's next packet
-			cl.State.Inflight.Set(next)
+			cl.State.Inflight.SetWaiting(next) // the queue is full: sent after cl's next packet
 			return
 		}
 	}
@@ -217,8 +216,7 @@ func (s *Server) putInflight(cl *Client, pk packets.Packet) bool {
 		return false
 	}
 	pk.PacketID = uint16(i)
-	pk.Expiry = -1 // as publishToClient marks a message past the send quota
-	if ok := cl.State.Inflight.Set(pk); ok {
+	if ok := cl.State.Inflight.SetWaiting(pk); ok { // as publishToClient marks a message past the send quota
 		atomic.AddInt64(&s.Info.Inflight, 1)
 		s.hooks.OnQosPublish(cl, pk, pk.Created, 0)
 	}

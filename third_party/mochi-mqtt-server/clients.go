@@ -328,9 +328,8 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 		}
 
 		cl.ops.hooks.OnQosPublish(cl, tk, tk.Created, 0)
-		if tk.FixedHeader.Type == packets.Publish && tk.Expiry < 0 {
-			tk.Expiry = 0 // Sentinel patch: sent now, no longer waiting for NextImmediate
-			cl.State.Inflight.Set(tk)
+		if tk.FixedHeader.Type == packets.Publish {
+			cl.State.Inflight.Unwait(tk.PacketID) // Sentinel patch: sent now, no longer waiting for NextImmediate
 		}
 		err := cl.WritePacket(tk)
 		if err != nil {

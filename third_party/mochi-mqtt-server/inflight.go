@@ -20,27 +20,93 @@ type Inflight struct {
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
 	maximumSendQuota    int32                     // maximum allowed send quota
-	immediate           []uint16                  // Sentinel patch: ids waiting for send quota, oldest first
+	immediate           []waitingID               // Sentinel patch: ids waiting for send quota, oldest first
+	waiting             map[uint16]uint64         // Sentinel patch 17: id -> seq of the messages waiting for send quota, see SetWaiting
+	seqs                map[uint16]uint64         // Sentinel patch 17: id -> order the message was stored in, see GetAll
+	seq                 uint64                    // Sentinel patch 17: the last seq given
+}
+
+// waitingID is an entry of Inflight's queue of messages waiting for send
+// quota: the packet ID and the seq it had when queued, so an ID deleted and
+// reused is not taken for the old entry. Sentinel patch 17.
+type waitingID struct {
+	id  uint16
+	seq uint64
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
 func NewInflights() *Inflight {
 	return &Inflight{
 		internal: map[uint16]packets.Packet{},
+		waiting:  map[uint16]uint64{},
+		seqs:     map[uint16]uint64{},
 	}
 }
 
 // Set adds or updates an inflight packet by packet id.
+//
+// Sentinel patch 17: a message new to the store is given the next place in
+// its order (GetAll), and an update keeps its place. Upstream marked a
+// message to be sent when quota allows by setting its Expiry to -1, which
+// lost the expiry [MQTT-3.3.2-5]; SetWaiting marks it instead.
 func (i *Inflight) Set(m packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
+	return i.setLocked(m)
+}
 
-	old, ok := i.internal[m.PacketID]
+// setLocked is Set with the lock held.
+func (i *Inflight) setLocked(m packets.Packet) bool {
+	_, ok := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
-	if m.Expiry < 0 && (!ok || old.Expiry >= 0) { // Sentinel patch: queue for NextImmediate
-		i.immediate = append(i.immediate, m.PacketID)
+	if !ok {
+		i.seq++
+		i.seqs[m.PacketID] = i.seq
 	}
 	return !ok
+}
+
+// SetWaiting adds or updates an inflight packet, as Set does, and marks it
+// to be sent when the client's send quota allows (NextImmediate), behind
+// the messages stored before it. A message is marked when it could not be
+// sent: out of send quota, its client disconnected, or its outbound queue
+// full. Sentinel patch 17: upstream marked such a message with Expiry -1.
+func (i *Inflight) SetWaiting(m packets.Packet) bool {
+	i.Lock()
+	defer i.Unlock()
+	added := i.setLocked(m)
+	seq := i.seqs[m.PacketID]
+	if _, ok := i.waiting[m.PacketID]; ok {
+		return added
+	}
+	i.waiting[m.PacketID] = seq
+	// In store order: mostly appended at the end; a message sent once and
+	// deferred again at a reconnect goes back to its place.
+	at := len(i.immediate)
+	for at > 0 && i.immediate[at-1].seq > seq {
+		at--
+	}
+	i.immediate = append(i.immediate, waitingID{})
+	copy(i.immediate[at+1:], i.immediate[at:])
+	i.immediate[at] = waitingID{id: m.PacketID, seq: seq}
+	return added
+}
+
+// Waiting reports whether the message under packet id is marked to be sent
+// when quota allows (SetWaiting). Sentinel patch 17.
+func (i *Inflight) Waiting(id uint16) bool {
+	i.RLock()
+	defer i.RUnlock()
+	_, ok := i.waiting[id]
+	return ok
+}
+
+// Unwait clears the mark SetWaiting set on the message under packet id: it
+// is being sent. Sentinel patch 17.
+func (i *Inflight) Unwait(id uint16) {
+	i.Lock()
+	defer i.Unlock()
+	delete(i.waiting, id)
 }
 
 // Get returns an inflight packet by packet id.
@@ -71,17 +137,26 @@ func (i *Inflight) Clone() *Inflight {
 	for k, v := range i.internal {
 		c.internal[k] = v
 	}
+	for k, v := range i.waiting {
+		c.waiting[k] = v
+	}
+	for k, v := range i.seqs {
+		c.seqs[k] = v
+	}
+	c.seq = i.seq
+	c.immediate = append([]waitingID(nil), i.immediate...)
 	return c
 }
 
-// GetAll returns all the inflight messages.
+// GetAll returns all the inflight messages, or with immediate only those
+// waiting for send quota (SetWaiting).
 func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 	i.RLock()
 	defer i.RUnlock()
 
 	m := []packets.Packet{}
-	for _, v := range i.internal {
-		if !immediate || (immediate && v.Expiry < 0) {
+	for id, v := range i.internal {
+		if _, waiting := i.waiting[id]; !immediate || waiting {
 			m = append(m, v)
 		}
 	}
@@ -100,17 +175,17 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // Sentinel patch: the packet returned stays in flight, no longer marked
 // immediate, so its PUBACK returns the send quota and a reconnect resends
 // it; the ids waiting are kept in a queue instead of sorting the whole map
-// on every call.
+// on every call. Patch 17: the mark is SetWaiting's, not Expiry -1, so the
+// packet keeps its expiry.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
 	i.Lock()
 	defer i.Unlock()
 	for len(i.immediate) > 0 {
-		id := i.immediate[0]
+		w := i.immediate[0]
 		i.immediate = i.immediate[1:]
-		if m, ok := i.internal[id]; ok && m.Expiry < 0 {
-			m.Expiry = 0
-			i.internal[id] = m
-			return m, true
+		if seq, ok := i.waiting[w.id]; ok && seq == w.seq {
+			delete(i.waiting, w.id)
+			return i.internal[w.id], true
 		}
 	}
 	i.immediate = nil
@@ -124,6 +199,8 @@ func (i *Inflight) Delete(id uint16) bool {
 
 	_, ok := i.internal[id]
 	delete(i.internal, id)
+	delete(i.waiting, id) // Sentinel patch 17
+	delete(i.seqs, id)
 
 	return ok
 }

@@ -34,24 +34,26 @@ func TestInflightGet(t *testing.T) {
 }
 
 func TestInflightGetAllAndImmediate(t *testing.T) {
+	// Sentinel patch 17 (README.sentinel.md): a message waiting for quota is
+	// marked by SetWaiting, where upstream set Expiry -1.
 	cl, _, _ := newTestClient()
 	cl.State.Inflight.Set(packets.Packet{PacketID: 1, Created: 1})
 	cl.State.Inflight.Set(packets.Packet{PacketID: 2, Created: 2})
-	cl.State.Inflight.Set(packets.Packet{PacketID: 3, Created: 3, Expiry: -1})
-	cl.State.Inflight.Set(packets.Packet{PacketID: 4, Created: 4, Expiry: -1})
+	cl.State.Inflight.SetWaiting(packets.Packet{PacketID: 3, Created: 3})
+	cl.State.Inflight.SetWaiting(packets.Packet{PacketID: 4, Created: 4})
 	cl.State.Inflight.Set(packets.Packet{PacketID: 5, Created: 5})
 
 	require.Equal(t, []packets.Packet{
 		{PacketID: 1, Created: 1},
 		{PacketID: 2, Created: 2},
-		{PacketID: 3, Created: 3, Expiry: -1},
-		{PacketID: 4, Created: 4, Expiry: -1},
+		{PacketID: 3, Created: 3},
+		{PacketID: 4, Created: 4},
 		{PacketID: 5, Created: 5},
 	}, cl.State.Inflight.GetAll(false))
 
 	require.Equal(t, []packets.Packet{
-		{PacketID: 3, Created: 3, Expiry: -1},
-		{PacketID: 4, Created: 4, Expiry: -1},
+		{PacketID: 3, Created: 3},
+		{PacketID: 4, Created: 4},
 	}, cl.State.Inflight.GetAll(true))
 }
 
@@ -176,19 +178,20 @@ func TestNextImmediate(t *testing.T) {
 	cl, _, _ := newTestClient()
 	cl.State.Inflight.Set(packets.Packet{PacketID: 1, Created: 1})
 	cl.State.Inflight.Set(packets.Packet{PacketID: 2, Created: 2})
-	cl.State.Inflight.Set(packets.Packet{PacketID: 3, Created: 3, Expiry: -1})
-	cl.State.Inflight.Set(packets.Packet{PacketID: 4, Created: 4, Expiry: -1})
+	cl.State.Inflight.SetWaiting(packets.Packet{PacketID: 3, Created: 3, Expiry: 33}) // Sentinel patch 17: upstream's Expiry -1
+	cl.State.Inflight.SetWaiting(packets.Packet{PacketID: 4, Created: 4})
 	cl.State.Inflight.Set(packets.Packet{PacketID: 5, Created: 5})
 
 	// Sentinel patch 3 (README.sentinel.md): the packet returned is no
-	// longer marked immediate (Expiry 0, where upstream returned -1) and
-	// stays in flight until its PUBACK deletes it.
+	// longer marked immediate and stays in flight until its PUBACK deletes
+	// it. Patch 17: it keeps its expiry.
 	pk, ok := cl.State.Inflight.NextImmediate()
 	require.True(t, ok)
-	require.Equal(t, packets.Packet{PacketID: 3, Created: 3, Expiry: 0}, pk)
+	require.Equal(t, packets.Packet{PacketID: 3, Created: 3, Expiry: 33}, pk)
 	stored, ok := cl.State.Inflight.Get(3)
 	require.True(t, ok)
-	require.Equal(t, int64(0), stored.Expiry)
+	require.Equal(t, int64(33), stored.Expiry)
+	require.False(t, cl.State.Inflight.Waiting(3))
 
 	r := cl.State.Inflight.Delete(3)
 	require.True(t, r)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -214,4 +215,50 @@ func TestSharedTurnsStayBounded(t *testing.T) {
 		s.pickSharedMember(fmt.Sprintf("$share/g%d/a/b", i), map[string]packets.Subscription{"c1": {}})
 	}
 	require.LessOrEqual(t, len(s.sharedTurns.next), maxSharedTurns)
+}
+
+func TestOfflineSessionKeepsMessageExpiry(t *testing.T) {
+	// Patch 17, [MQTT-3.3.2-5] and [MQTT-3.3.2-6]: a message stored for a
+	// session whose client is offline (or out of send quota) keeps its
+	// expiry, so it is deleted once expired and forwarded with the time
+	// it has left. Marking it "send when quota allows" set Expiry to -1,
+	// so it was delivered at the reconnect hours later, interval unreduced.
+	now := time.Now().Unix()
+	tests := []struct {
+		name    string
+		prepare func(cl *Client)
+	}{
+		{"offline", func(cl *Client) { cl.Net.Conn = nil }},
+		{"out of send quota", func(cl *Client) { cl.State.Inflight.sendQuota = 0 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer()
+			cl, _, _ := newTestClient()
+			cl.Properties.ProtocolVersion = 5
+			tt.prepare(cl)
+
+			sub := packets.Subscription{Filter: "a/b", Qos: 1}
+			expired := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "a/b",
+				Created: now - 3, Expiry: now - 2, ProtocolVersion: 5,
+				Properties: packets.Properties{MessageExpiryInterval: 1}}
+			live := expired
+			live.Expiry = now + 57
+			live.Properties.MessageExpiryInterval = 60
+			for _, pk := range []packets.Packet{expired, live} {
+				_, _ = s.publishToClient(cl, sub, pk)
+			}
+
+			stored := cl.State.Inflight.GetAll(false)
+			require.Len(t, stored, 2)
+			require.ElementsMatch(t, []int64{expired.Expiry, live.Expiry}, []int64{stored[0].Expiry, stored[1].Expiry})
+			require.Len(t, cl.State.Inflight.GetAll(true), 2, "both wait to be sent")
+
+			deleted := cl.ClearExpiredInflights(now, 0)
+			require.Len(t, deleted, 1, "the expired message is deleted [MQTT-3.3.2-5]")
+			next, ok := cl.State.Inflight.NextImmediate()
+			require.True(t, ok)
+			require.Equal(t, live.Expiry, next.Expiry, "the live one is sent with its expiry, so WritePacket reduces its interval [MQTT-3.3.2-6]")
+		})
+	}
 }

@@ -1181,19 +1181,21 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 
 		if sentQuota == 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 {
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
+			cl.State.Inflight.SetWaiting(out) // Sentinel patch 17: upstream set out.Expiry = -1, losing the expiry
 			return out, nil
 		}
 	}
 
 	if cl.Net.Conn == nil || cl.Closed() {
-		if out.FixedHeader.Qos > 0 && out.Expiry >= 0 {
+		if out.FixedHeader.Qos > 0 {
 			// Sentinel patch: stored for a client whose connection is gone
 			// or being taken over: send it when the session's next
 			// connection has quota, not only at the following reconnect.
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
+			// Patch 17: marked by SetWaiting, where this set out.Expiry to
+			// -1: the message outlived its Message Expiry Interval and was
+			// forwarded with the interval unreduced [MQTT-3.3.2-5]
+			// [MQTT-3.3.2-6].
+			cl.State.Inflight.SetWaiting(out)
 		}
 		return out, packets.CodeDisconnect
 	}
@@ -1207,8 +1209,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 			// store here, lost after its publisher's acknowledgement. It
 			// stays in flight, sent when the client's writes catch up
 			// (NextImmediate), with the send quota it took given back.
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
+			cl.State.Inflight.SetWaiting(out)
 			cl.State.Inflight.IncreaseSendQuota()
 			return out, nil
 		}

@@ -1513,8 +1513,7 @@ func TestServerProcessPacketAndNextImmediate(t *testing.T) {
 	cl, r, w := newTestClient()
 
 	next := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
-	next.Expiry = -1
-	cl.State.Inflight.Set(next)
+	cl.State.Inflight.SetWaiting(next) // Sentinel patch 17: upstream set next.Expiry = -1
 	atomic.StoreInt64(&s.Info.Inflight, 1)
 	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight))
 	require.Equal(t, int32(5), cl.State.Inflight.sendQuota)
@@ -1531,9 +1530,9 @@ func TestServerProcessPacketAndNextImmediate(t *testing.T) {
 	// Sentinel patch 3 (README.sentinel.md): the message sent stays in
 	// flight until its PUBACK (upstream deleted it here, counting 0).
 	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight))
-	stored, ok := cl.State.Inflight.Get(next.PacketID)
+	_, ok := cl.State.Inflight.Get(next.PacketID)
 	require.True(t, ok)
-	require.Equal(t, int64(0), stored.Expiry)
+	require.False(t, cl.State.Inflight.Waiting(next.PacketID))
 	require.Equal(t, int32(4), cl.State.Inflight.sendQuota)
 }
 
@@ -2153,9 +2152,9 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 	out, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}})
 	require.NoError(t, err)
 	require.Equal(t, int32(sendQuota), atomic.LoadInt32(&cl.State.Inflight.sendQuota))
-	kept, ok := cl.State.Inflight.Get(out.PacketID)
+	_, ok := cl.State.Inflight.Get(out.PacketID)
 	require.True(t, ok)
-	require.Equal(t, int64(-1), kept.Expiry)
+	require.True(t, cl.State.Inflight.Waiting(out.PacketID), "patch 17: marked by SetWaiting, not Expiry -1")
 }
 
 func TestPublishToClientServerTopicAlias(t *testing.T) {

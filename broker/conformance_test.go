@@ -1,0 +1,244 @@
+package broker_test
+
+// The MQTT v5 conformance table: normative statements of the MQTT v5.0
+// standard (OASIS, 7 March 2019, chapters 3 and 4) that bind a server,
+// each run against Sentinel's broker in its permissive profile
+// (--allow-anonymous) and against Debian's mosquitto 2.0 as a reference,
+// in the same test, so a divergence shows as a failing row. A row whose
+// divergence from Mosquitto is intended says so in mosquittoDiffers, with
+// the reason, and is listed in broker/README.md.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-iot/sentinel/broker"
+)
+
+// conformanceMaxPacket is the Maximum Packet Size both brokers of the
+// table are configured with, small so a row can exceed it cheaply.
+const conformanceMaxPacket = 4096
+
+// conformanceMaxKeepAlive is the largest keep alive both brokers of the
+// table grant (Mosquitto's max_keepalive).
+const conformanceMaxKeepAlive = 60
+
+// startMosquitto runs Debian's mosquitto broker on a loopback port with
+// the table's limits and returns its address. CI installs it (.ci/run);
+// elsewhere the test skips with the reason.
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/mosquitto"); err == nil {
+			bin = "/usr/sbin/mosquitto"
+		} else if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto is required in CI (apt-get install mosquitto)")
+		} else {
+			t.Skip("mosquitto not installed (apt-get install mosquitto): skipping the conformance table")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(
+		"listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size %d\nmax_keepalive %d\nlog_dest stderr\n",
+		port, conformanceMaxPacket, conformanceMaxKeepAlive)), 0o644))
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	eventually(t, "mosquitto listening", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("mosquitto exited: %s", out.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	})
+	return addr
+}
+
+// startPermissive starts Sentinel's broker in the permissive profile with
+// the table's limits and returns its address.
+func startPermissive(t *testing.T) string {
+	t.Helper()
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", MaxPacketSize: conformanceMaxPacket,
+		Auth: broker.AuthConfig{AllowAnonymous: true}})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	t.Cleanup(func() { b.Close() })
+	return b.Addr()
+}
+
+// conn is the CONNECT a row's client sends.
+type conn struct {
+	id            string
+	version       byte   // 5 unless set
+	resume        bool   // clean start 0
+	sessionExpiry uint32 // seconds
+	receiveMax    uint16 // 0: not sent (65,535)
+	keepAlive     uint16 // 0: 30
+}
+
+// dialConn connects a raw client to addr with c and returns it with the
+// CONNACK.
+func dialConn(t *testing.T, addr string, c conn) (*raw, packets.Packet) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	if c.version == 0 {
+		c.version = 5
+	}
+	if c.keepAlive == 0 {
+		c.keepAlive = 30
+	}
+	r := newRaw(t, nc, c.version)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: c.version,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: !c.resume,
+			Keepalive: c.keepAlive, ClientIdentifier: c.id}}
+	if c.sessionExpiry > 0 {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = c.sessionExpiry, true
+	}
+	pk.Properties.ReceiveMaximum = c.receiveMax
+	r.send(pk)
+	ack := r.read()
+	require.Equal(t, packets.Connack, ack.FixedHeader.Type, "CONNACK")
+	return r, ack
+}
+
+// publish1 publishes a QoS 1 message and waits for its PUBACK, which it
+// returns.
+func (r *raw) publish1(id uint16, topic, payload string, props packets.Properties) packets.Packet {
+	r.t.Helper()
+	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id,
+		TopicName: topic, Payload: []byte(payload), Properties: props})
+	ack := r.read()
+	require.Equal(r.t, packets.Puback, ack.FixedHeader.Type)
+	require.Less(r.t, ack.ReasonCode, byte(0x80), "PUBACK reason code")
+	return ack
+}
+
+// puback acknowledges a QoS 1 message r received.
+func (r *raw) puback(id uint16) {
+	r.t.Helper()
+	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
+}
+
+// quiet reports whether nothing arrives on r within d: for a row that
+// checks a packet is not sent, a bounded wait is the check itself.
+func (r *raw) quiet(d time.Duration) bool {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(d))
+	_, err := r.br.Peek(1)
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// untilClosed reads until the broker closes the connection and returns
+// the types of the packets it sent before closing.
+func (r *raw) untilClosed() []byte {
+	r.t.Helper()
+	var types []byte
+	for {
+		pk, err := r.tryRead()
+		if err != nil {
+			var ne net.Error
+			require.False(r.t, errors.As(err, &ne) && ne.Timeout(), "the broker did not close the connection")
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "reset") {
+				r.t.Logf("read until closed: %v", err)
+			}
+			return types
+		}
+		types = append(types, pk.FixedHeader.Type)
+		if pk.FixedHeader.Type == packets.Disconnect {
+			r.lastReason = pk.ReasonCode
+		}
+	}
+}
+
+// conformanceRow is a normative statement and how to check it: run gets a
+// broker's address and a prefix unique to the row for client IDs and
+// topics.
+type conformanceRow struct {
+	stmt string // the statement's number, or the section for a "SHOULD"/"MAY" the issue asks of us
+	what string
+	run  func(t *testing.T, addr, p string)
+	// mosquittoDiffers, when set, is why Mosquitto is expected to fail the
+	// row (an intended divergence, listed in broker/README.md).
+	mosquittoDiffers string
+}
+
+var conformanceRows = []conformanceRow{
+	{stmt: "MQTT-3.3.2-5", what: "a message past its Message Expiry Interval is not delivered to a session that was offline",
+		run: func(t *testing.T, addr, p string) {
+			sub, _ := dialConn(t, addr, conn{id: p + "sub", sessionExpiry: 300})
+			sub.subscribe(p + "t")
+			sub.disconnect()
+			pub, _ := dialConn(t, addr, conn{id: p + "pub"})
+			pub.publish1(1, p+"t", "short", packets.Properties{MessageExpiryInterval: 1})
+			pub.publish1(2, p+"t", "long", packets.Properties{MessageExpiryInterval: 600})
+			// The row is about time passing: the 1 s message must be past
+			// its expiry (second resolution) when the subscriber returns.
+			time.Sleep(2500 * time.Millisecond)
+			sub, ack := dialConn(t, addr, conn{id: p + "sub", resume: true, sessionExpiry: 300})
+			require.True(t, ack.SessionPresent)
+			got := sub.read()
+			require.Equal(t, packets.Publish, got.FixedHeader.Type)
+			require.Equal(t, "long", string(got.Payload), "the expired message is not delivered")
+			// MQTT-3.3.2-6: the interval forwarded is what is left of it.
+			require.Less(t, got.Properties.MessageExpiryInterval, uint32(600))
+			require.Greater(t, got.Properties.MessageExpiryInterval, uint32(500))
+			sub.puback(got.PacketID)
+			require.True(t, sub.quiet(500*time.Millisecond), "nothing else queued")
+		}},
+}
+
+func TestConformance(t *testing.T) {
+	brokers := []struct {
+		name  string
+		start func(*testing.T) string
+	}{{"sentinel", startPermissive}, {"mosquitto", startMosquitto}}
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			addr := b.start(t)
+			for i, row := range conformanceRows {
+				t.Run(row.stmt, func(t *testing.T) {
+					t.Parallel()
+					prefix := fmt.Sprintf("c%d-", i)
+					if b.name == "mosquitto" && row.mosquittoDiffers != "" {
+						t.Skipf("intended divergence: %s", row.mosquittoDiffers)
+					}
+					row.run(t, addr, prefix)
+				})
+			}
+		})
+	}
+}
