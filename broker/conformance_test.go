@@ -219,6 +219,15 @@ var conformanceRows = []conformanceRow{
 			sub.puback(got.PacketID)
 			require.True(t, sub.quiet(500*time.Millisecond), "nothing else queued")
 		}},
+	{stmt: "MQTT-3.14 (3.1.1)", what: "a 3.1.1 client the server disconnects is sent no DISCONNECT (3.1.1 has none from the server)",
+		run: func(t *testing.T, addr, p string) {
+			c, ack := dialConn(t, addr, conn{id: p + "v311", version: 4})
+			require.Zero(t, ack.ReasonCode)
+			// A wildcard in a PUBLISH topic ends the connection
+			// (3.1.1 MQTT-3.3.2-2).
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: p + "a/+", Payload: []byte("x")})
+			require.Empty(t, c.untilClosed(), "no packet before the close")
+		}},
 }
 
 func TestConformance(t *testing.T) {

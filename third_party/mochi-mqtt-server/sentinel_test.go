@@ -7,6 +7,7 @@ package mqtt
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -259,6 +260,30 @@ func TestOfflineSessionKeepsMessageExpiry(t *testing.T) {
 			next, ok := cl.State.Inflight.NextImmediate()
 			require.True(t, ok)
 			require.Equal(t, live.Expiry, next.Expiry, "the live one is sent with its expiry, so WritePacket reduces its interval [MQTT-3.3.2-6]")
+		})
+	}
+}
+
+func TestNoDisconnectToMQTT311Clients(t *testing.T) {
+	// Patch 18: a server closing a 3.1.1 connection sends nothing first
+	// (MQTT 3.1.1 section 3.14: DISCONNECT is the client's only); a v5
+	// client gets DISCONNECT with the reason code [MQTT-3.14.2-1].
+	for _, tt := range []struct {
+		version byte
+		want    []byte
+	}{{3, []byte{}}, {4, []byte{}}, {5, []byte{0xe0, 0x02, 0x8e, 0x00}}} {
+		t.Run(fmt.Sprint("v", tt.version), func(t *testing.T) {
+			s := newServer()
+			cl, r, w := newTestClient()
+			cl.Properties.ProtocolVersion = tt.version
+			cl.Properties.Props.RequestProblemInfoFlag, cl.Properties.Props.RequestProblemInfo = true, 0 // no reason string
+			go func() {
+				_ = s.DisconnectClient(cl, packets.ErrSessionTakenOver)
+				_ = w.Close()
+			}()
+			buf, err := io.ReadAll(r)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, buf)
 		})
 	}
 }

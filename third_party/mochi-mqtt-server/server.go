@@ -1535,7 +1535,15 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 
 	// We already have a code we are using to disconnect the client, so we are not
 	// interested if the write packet fails due to a closed connection (as we are closing it).
-	err := cl.WritePacket(out)
+	//
+	// Sentinel patch 18: MQTT 3.1.1 has no DISCONNECT from the server
+	// ([MQTT-3.14.0-1] of 3.1.1 is the client's; a 3.1.1 server closes the
+	// connection), so only a v5 client is sent one. Upstream sent it to
+	// every client, which a 3.1.1 client takes for a malformed packet.
+	var err error
+	if cl.Properties.ProtocolVersion == 5 {
+		err = cl.WritePacket(out)
+	}
 	if !s.Options.Capabilities.Compatibilities.PassiveClientDisconnect {
 		cl.Stop(code)
 		if code.Code >= packets.ErrUnspecifiedError.Code {
