@@ -228,6 +228,14 @@ var conformanceRows = []conformanceRow{
 			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: p + "a/+", Payload: []byte("x")})
 			require.Empty(t, c.untilClosed(), "no packet before the close")
 		}},
+	{stmt: "3.2.2.3.6 MQTT-4.13.2-1", what: "a packet over the server's Maximum Packet Size: DISCONNECT 0x95 (Packet too large), then the close",
+		run: func(t *testing.T, addr, p string) {
+			c, _ := dialConn(t, addr, conn{id: p + "big"})
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: p + "t",
+				Payload: bytes.Repeat([]byte("x"), conformanceMaxPacket)})
+			require.Equal(t, []byte{packets.Disconnect}, c.untilClosed())
+			require.Equal(t, packets.ErrPacketTooLarge.Code, c.lastReason)
+		}},
 }
 
 func TestConformance(t *testing.T) {

@@ -287,3 +287,27 @@ func TestNoDisconnectToMQTT311Clients(t *testing.T) {
 		})
 	}
 }
+
+func TestMaximumPacketSizeCountsTheWholePacket(t *testing.T) {
+	// Patch 19: Maximum Packet Size is "the total number of bytes in the
+	// packet" (MQTT v5 3.2.2.3.6): the type byte, the length bytes and
+	// the rest. A packet of 200 bytes has a 2-byte length: 197 remaining.
+	for _, tt := range []struct {
+		max     uint32
+		tooLong bool
+	}{{200, false}, {199, true}} {
+		t.Run(fmt.Sprint(tt.max), func(t *testing.T) {
+			r, w := net.Pipe()
+			defer r.Close()
+			cl := newClient(r, &ops{info: new(system.Info), hooks: new(Hooks), log: logger,
+				options: &Options{Capabilities: &Capabilities{MaximumPacketSize: tt.max}}})
+			go func() { _, _ = w.Write([]byte{0x30, 0xc5, 0x01}) }() // PUBLISH, remaining 197
+			err := cl.ReadFixedHeader(new(packets.FixedHeader))
+			if tt.tooLong {
+				require.ErrorIs(t, err, packets.ErrPacketTooLarge)
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
+}

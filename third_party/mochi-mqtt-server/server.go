@@ -484,6 +484,15 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	s.drainBacklog(cl) // Sentinel patch: messages may wait since before a restart
 
 	err = cl.Read(s.receivePacket)
+	// Sentinel patch 19: a packet refused while it was read (over the
+	// Maximum Packet Size, 0x95; malformed) ended the connection without
+	// a word; a v5 client is now told why before the close (3.2.2.3.6,
+	// [MQTT-4.13.2-1]). A refusal processPacket returned was already
+	// sent (receivePacket), and a closed client is sent nothing again.
+	var refused packets.Code
+	if errors.As(err, &refused) && refused.Code >= packets.ErrUnspecifiedError.Code && !cl.Closed() {
+		_ = s.DisconnectClient(cl, refused)
+	}
 	// Sentinel patch: upstream discarded the will whenever Read returned
 	// nil, which it does when it finds the connection already stopped
 	// between two packets: a client stopped by the server (DisconnectClient,
