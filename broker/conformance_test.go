@@ -236,6 +236,11 @@ var conformanceRows = []conformanceRow{
 			require.Equal(t, []byte{packets.Disconnect}, c.untilClosed())
 			require.Equal(t, packets.ErrPacketTooLarge.Code, c.lastReason)
 		}},
+	{stmt: "MQTT-3.1.3-5", what: "a client ID with a space and ':' is accepted (the server MAY allow more than [0-9a-zA-Z]; ours refuses only / + #)",
+		run: func(t *testing.T, addr, p string) {
+			_, ack := dialConn(t, addr, conn{id: p + "generic client:1"})
+			require.Zero(t, ack.ReasonCode, "CONNACK success")
+		}},
 }
 
 func TestConformance(t *testing.T) {

@@ -144,6 +144,18 @@ func TestValidName(t *testing.T) {
 	}
 }
 
+func TestValidClientID(t *testing.T) {
+	// Only / + # (and U+0000) are refused, as README.md's Broker security
+	// says: MQTT-3.1.3-5 lets a server allow more than [0-9a-zA-Z], and
+	// generic clients use spaces and ':' (issue 14).
+	for id, want := range map[string]bool{
+		"dev-00001-abcdef": true, "a b": true, "a:b": true, "paho 1:2": true, "$x": true, "é": true,
+		"": false, "a/b": false, "a+": false, "#": false, "a\x00b": false,
+	} {
+		require.Equal(t, want, ValidClientID(id), "%q", id)
+	}
+}
+
 func TestRestoredSessionIdentity(t *testing.T) {
 	users := NewUsers()
 	require.NoError(t, users.Add("svc", RoleService, "x", MinCost))

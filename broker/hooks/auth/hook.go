@@ -114,7 +114,7 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 }
 
 func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code, string) {
-	if !ValidName(cl.ID) {
+	if !ValidClientID(cl.ID) {
 		return Identity{}, packets.ErrClientIdentifierNotValid, ReasonClientID
 	}
 	name := string(pk.Connect.Username)
@@ -211,7 +211,7 @@ func (h *Hook) restored(cl *mqtt.Client) (Identity, bool) {
 	} else {
 		return Identity{}, false
 	}
-	if !ValidName(cl.ID) || (id.Role == RoleDevice && cl.ID != name) {
+	if !ValidClientID(cl.ID) || (id.Role == RoleDevice && cl.ID != name) {
 		return Identity{}, false
 	}
 	return id, true

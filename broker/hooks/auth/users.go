@@ -70,8 +70,19 @@ func ValidRole(r Role) bool {
 	return false
 }
 
-// ValidName reports whether s may be a user name or a client ID. Both fill
-// whole topic levels in ACL rules, so they must be non-empty and free of
+// ValidClientID reports whether s may be a client ID: non-empty and free
+// of the topic separator and wildcards (/ + #), since ${clientid} fills a
+// whole topic level in ACL rules, and of U+0000, which no MQTT string may
+// hold [MQTT-1.5.4-2]. Anything else a server may allow [MQTT-3.1.3-5] is
+// allowed: generic clients and test tools use spaces and ':' in their
+// IDs. A device's client ID must also be its user name, so devices stay
+// within ValidName.
+func ValidClientID(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "/+#\x00")
+}
+
+// ValidName reports whether s may be a user name. It fills
+// whole topic levels in ACL rules, so it must be non-empty and free of
 // the topic separator and wildcards (/ + #); the credentials file also
 // rules out ':' and white space (credentials.ValidName), and a leading '$'
 // would look like a broker-reserved topic.
