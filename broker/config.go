@@ -41,6 +41,10 @@ const (
 	DefaultMaxSessionExpiry = 24 * time.Hour
 	// DefaultMaxMessageExpiry is LimitsConfig.MaxMessageExpiry's default.
 	DefaultMaxMessageExpiry = 24 * time.Hour
+	// DefaultMaxKeepAlive is LimitsConfig.MaxKeepAlive's default and
+	// largest value: the protocol's maximum Keep Alive, a 16-bit count of
+	// seconds (MQTT v5 §3.1.2.10; Mosquitto's max_keepalive default).
+	DefaultMaxKeepAlive = math.MaxUint16 * time.Second
 )
 
 // DefaultDeviceRate is LimitsConfig.DeviceRate's default: 20 messages/s
@@ -149,6 +153,13 @@ type LimitsConfig struct {
 	// MaxMessageExpiry caps how long an undelivered message is kept.
 	// Default DefaultMaxMessageExpiry (24h); otherwise at least 1s.
 	MaxMessageExpiry time.Duration
+	// MaxKeepAlive caps the Keep Alive a client asks for. Every CONNACK
+	// announces the keep alive the broker enforces (Server Keep Alive,
+	// MQTT v5 §3.2.2.3.14, which the client must use [MQTT-3.2.2-21]): the
+	// client's own, or this when it asked for more or for none (0), as
+	// Mosquitto's max_keepalive does. Default DefaultMaxKeepAlive
+	// (65,535 s); between 1s and that, in whole seconds.
+	MaxKeepAlive time.Duration
 	// DeviceRate is the publish rate each device connection may sustain,
 	// and its burst; past it the broker disconnects the device with reason
 	// 0x96 (Message rate too high). Default DefaultDeviceRate. Gateways,
@@ -200,6 +211,9 @@ func (c *LimitsConfig) ensureDefaults() {
 	if c.MaxMessageExpiry == 0 {
 		c.MaxMessageExpiry = DefaultMaxMessageExpiry
 	}
+	if c.MaxKeepAlive == 0 {
+		c.MaxKeepAlive = DefaultMaxKeepAlive
+	}
 	if c.DeviceRate.PerSecond == 0 {
 		c.DeviceRate = DefaultDeviceRate
 	}
@@ -217,6 +231,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Limits.MaxSessionExpiry %v: want at least 1s", ErrConfig, l.MaxSessionExpiry)
 	case l.MaxMessageExpiry < time.Second:
 		return fmt.Errorf("%w: Limits.MaxMessageExpiry %v: want at least 1s", ErrConfig, l.MaxMessageExpiry)
+	case l.MaxKeepAlive < time.Second || l.MaxKeepAlive > DefaultMaxKeepAlive || l.MaxKeepAlive%time.Second != 0:
+		return fmt.Errorf("%w: Limits.MaxKeepAlive %v: want whole seconds from 1s to %v", ErrConfig, l.MaxKeepAlive, DefaultMaxKeepAlive)
 	case l.DeviceRate.Burst < 0:
 		return fmt.Errorf("%w: Limits.DeviceRate.Burst %d: want at least 0", ErrConfig, l.DeviceRate.Burst)
 	case t.Addr != "" && (t.CertFile == "" || t.KeyFile == ""):
@@ -236,5 +252,9 @@ func (c *Config) capabilities() *mqtt.Capabilities {
 	caps.MaximumClients = c.Limits.MaxConnections
 	caps.MaximumSessionExpiryInterval = uint32(min(c.Limits.MaxSessionExpiry/time.Second, math.MaxUint32))
 	caps.MaximumMessageExpiryInterval = int64(c.Limits.MaxMessageExpiry / time.Second)
+	// A PUBACK carries the broker's own properties, not the publisher's
+	// user properties echoed back (mochi's default copies them: clients
+	// expecting a 2-4 byte PUBACK broke, issue 14).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	return caps
 }

@@ -90,7 +90,8 @@ func startMosquitto(t *testing.T) string {
 func startPermissive(t *testing.T) string {
 	t.Helper()
 	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", MaxPacketSize: conformanceMaxPacket,
-		Auth: broker.AuthConfig{AllowAnonymous: true}})
+		Auth:   broker.AuthConfig{AllowAnonymous: true},
+		Limits: broker.LimitsConfig{MaxKeepAlive: conformanceMaxKeepAlive * time.Second}})
 	require.NoError(t, err)
 	require.NoError(t, b.Start())
 	t.Cleanup(func() { b.Close() })
@@ -240,6 +241,19 @@ var conformanceRows = []conformanceRow{
 		run: func(t *testing.T, addr, p string) {
 			_, ack := dialConn(t, addr, conn{id: p + "generic client:1"})
 			require.Zero(t, ack.ReasonCode, "CONNACK success")
+		}},
+	{stmt: "3.4.2.2.3", what: "a PUBACK carries no user properties of the publisher's PUBLISH (they are the sender's own)",
+		run: func(t *testing.T, addr, p string) {
+			c, _ := dialConn(t, addr, conn{id: p + "pub"})
+			ack := c.publish1(1, p+"t", "x", packets.Properties{User: []packets.UserProperty{{Key: "k", Val: "v"}}})
+			require.Empty(t, ack.Properties.User)
+			require.LessOrEqual(t, ack.FixedHeader.Remaining, 4, "a 2-4 byte PUBACK")
+		}},
+	{stmt: "MQTT-3.2.2-21 3.2.2.3.14", what: "a keep alive past the server's maximum is answered with Server Keep Alive, which the client must use",
+		run: func(t *testing.T, addr, p string) {
+			_, ack := dialConn(t, addr, conn{id: p + "ka", keepAlive: 2 * conformanceMaxKeepAlive})
+			require.True(t, ack.Properties.ServerKeepAliveFlag, "Server Keep Alive announced")
+			require.Equal(t, uint16(conformanceMaxKeepAlive), ack.Properties.ServerKeepAlive)
 		}},
 }
 

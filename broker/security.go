@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
@@ -73,6 +74,7 @@ func (b *Broker) addSecurityHooks() error {
 			return limits.Rate{}
 		},
 		MaxPacketSize: b.cfg.MaxPacketSize,
+		MaxKeepAlive:  uint16(b.cfg.Limits.MaxKeepAlive / time.Second),
 		Server:        b.server,
 		OnReject:      m.reject,
 	}); err != nil {

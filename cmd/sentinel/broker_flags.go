@@ -35,6 +35,7 @@ type brokerFlags struct {
 	maxConns       int64
 	sessionExpiry  time.Duration
 	messageExpiry  time.Duration
+	maxKeepAlive   time.Duration
 	deviceRate     float64
 	deviceBurst    int
 }
@@ -56,6 +57,7 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxConns, "max-connections", broker.DefaultMaxConnections, "connections past this many are refused (CONNACK 0x89)")
 	fs.DurationVar(&f.sessionExpiry, "max-session-expiry", broker.DefaultMaxSessionExpiry, "longest a disconnected client's session is kept (at least 1s)")
 	fs.DurationVar(&f.messageExpiry, "max-message-expiry", broker.DefaultMaxMessageExpiry, "longest an undelivered message is kept (at least 1s)")
+	fs.DurationVar(&f.maxKeepAlive, "max-keepalive", broker.DefaultMaxKeepAlive, "largest keep alive granted; a client asking for more or for none gets this (CONNACK Server Keep Alive)")
 	fs.Float64Var(&f.deviceRate, "device-rate", broker.DefaultDeviceRate.PerSecond, "messages/s each device may publish; past it (and --device-burst) it is disconnected with 0x96; 0: the default; negative: unlimited")
 	fs.IntVar(&f.deviceBurst, "device-burst", broker.DefaultDeviceRate.Burst, "messages a device may publish at once above --device-rate")
 }
@@ -82,7 +84,7 @@ func (f *brokerFlags) apply(cfg *broker.Config) error {
 	cfg.MaxPacketSize = f.maxPacket
 	cfg.Limits = broker.LimitsConfig{
 		ReceiveMaximum: f.receiveMax, MaxInflight: f.maxInflight, MaxConnections: f.maxConns,
-		MaxSessionExpiry: f.sessionExpiry, MaxMessageExpiry: f.messageExpiry,
+		MaxSessionExpiry: f.sessionExpiry, MaxMessageExpiry: f.messageExpiry, MaxKeepAlive: f.maxKeepAlive,
 		DeviceRate: limits.Rate{PerSecond: f.deviceRate, Burst: f.deviceBurst},
 	}
 	return nil

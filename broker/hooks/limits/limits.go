@@ -1,7 +1,8 @@
 // Package limits is the broker's per-client traffic policing: a mochi hook
 // that refuses wildcard and reserved topics in PUBLISH, disconnects a
 // client publishing faster than its rate (token bucket) with reason 0x96,
-// and tells clients the broker's maximum packet size in CONNACK. Limits
+// caps the keep alive and announces it (Server Keep Alive), and tells
+// clients the broker's maximum packet size in CONNACK. Limits
 // mochi enforces itself (packet size, receive maximum, connections,
 // session and message expiry) are set in its Capabilities.
 package limits
@@ -40,6 +41,11 @@ type Options struct {
 	// Maximum Packet Size), so well-behaved clients never send a bigger
 	// packet. 0: not advertised.
 	MaxPacketSize uint32
+	// MaxKeepAlive caps a client's Keep Alive, in seconds: a client asking
+	// for more, or for none (0), gets this. Either way the keep alive the
+	// broker enforces is announced in CONNACK (Server Keep Alive, MQTT v5
+	// §3.2.2.3.14). 0: no cap, the client's own announced.
+	MaxKeepAlive uint16
 	// Server is the broker the hook runs in, for sending DISCONNECT.
 	// Required.
 	Server *mqtt.Server
@@ -85,7 +91,18 @@ func (h *Hook) ID() string { return "sentinel-limits" }
 
 // Provides says which hook methods the hook implements.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnPacketRead || b == mqtt.OnPacketEncode || b == mqtt.OnDisconnect
+	return b == mqtt.OnConnect || b == mqtt.OnPacketRead || b == mqtt.OnPacketEncode || b == mqtt.OnDisconnect
+}
+
+// OnConnect sets the keep alive the broker enforces on cl (its own, capped
+// at MaxKeepAlive) and marks it to be announced in CONNACK, before mochi
+// sets the connection's read deadline from it.
+func (h *Hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	if m := h.opts.MaxKeepAlive; m > 0 && (cl.State.Keepalive == 0 || cl.State.Keepalive > m) {
+		cl.State.Keepalive = m
+	}
+	cl.State.ServerKeepalive = true
+	return nil
 }
 
 // Init takes an *Options.
