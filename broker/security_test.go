@@ -350,27 +350,21 @@ func publishPacket(topic string, id uint16, payload []byte) []byte {
 	return buf.Bytes()
 }
 
+// encoders are the packets a raw client sends, by type.
+var encoders = map[byte]func(*packets.Packet, *bytes.Buffer) error{
+	packets.Connect: (*packets.Packet).ConnectEncode, packets.Publish: (*packets.Packet).PublishEncode,
+	packets.Puback: (*packets.Packet).PubackEncode, packets.Subscribe: (*packets.Packet).SubscribeEncode,
+	packets.Disconnect: (*packets.Packet).DisconnectEncode,
+}
+
 // send encodes pk in r's protocol version and writes it.
 func (r *raw) send(pk packets.Packet) {
 	r.t.Helper()
 	pk.ProtocolVersion = r.version
+	encode, ok := encoders[pk.FixedHeader.Type]
+	require.True(r.t, ok, "send: no encoder for packet type %d", pk.FixedHeader.Type)
 	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	default:
-		r.t.Fatalf("send: no encoder for packet type %d", pk.FixedHeader.Type)
-	}
-	require.NoError(r.t, err)
+	require.NoError(r.t, encode(&pk, &buf))
 	r.write(buf.Bytes())
 }
 
