@@ -36,7 +36,7 @@ var (
 // load returns the fixture as the warehouse rows to insert and as the
 // local values the references read.
 func load() ([]event, []decision, []warehouse.StatusRow, []warehouse.DecisionRow, []warehouse.CommandRow) {
-	fe, fd := fixture.Decisions(fixture.Events())
+	fe, fd := fixture.Fleet()
 	events := make([]event, len(fe))
 	for i, e := range fe {
 		events[i] = event{e.Device, e.Region, e.Firmware, e.State, e.Seq, e.TS, e.CommandID, e.Action, e.Outcome, e.Wave}

@@ -21,22 +21,26 @@ import (
 // every status event and every decision, to be filtered by f.
 type expected func(events []event, decisions []decision, f analytics.Filter) [][]string
 
-var golden = map[string]expected{
-	"regional_ranking":         onEvents(wantRegionalRanking),
-	"rollout_funnel":           onEvents(wantRolloutFunnel),
-	"failure_clusters":         onEvents(wantFailureClusters),
-	"top_problem_devices":      onEvents(wantTopProblemDevices),
-	"moving_failure_rate":      onEvents(wantMovingFailureRate),
-	"anomalous_regions":        onEvents(wantAnomalousRegions),
-	"time_to_recover":          onEvents(wantTimeToRecover),
-	"stuck_devices":            onEvents(wantStuckDevices),
-	"failure_hotspots":         onEvents(wantFailureHotspots),
-	"cohort_failure_rate":      onEvents(wantCohortFailureRate),
-	"retry_success_by_attempt": wantRetrySuccess,
-	"battery_deferrals":        onDecisions(wantBatteryDeferrals),
-	"recovery_decisions":       onDecisions(wantRecoveryDecisions),
-	"command_outcomes":         onEvents(wantCommandOutcomes),
-	"fleet_final_states":       onEvents(wantFleetFinalStates),
+// goldenRefs returns every query's reference; stuck_devices reads the
+// warehouse's per-state timeouts, as the query and the recoverer do.
+func goldenRefs(timeouts map[string]time.Duration) map[string]expected {
+	return map[string]expected{
+		"regional_ranking":         onEvents(wantRegionalRanking),
+		"rollout_funnel":           onEvents(wantRolloutFunnel),
+		"failure_clusters":         onEvents(wantFailureClusters),
+		"top_problem_devices":      onEvents(wantTopProblemDevices),
+		"moving_failure_rate":      onEvents(wantMovingFailureRate),
+		"anomalous_regions":        onEvents(wantAnomalousRegions),
+		"time_to_recover":          onEvents(wantTimeToRecover),
+		"stuck_devices":            onEvents(wantStuckDevices(timeouts)),
+		"failure_hotspots":         onEvents(wantFailureHotspots),
+		"cohort_failure_rate":      onEvents(wantCohortFailureRate),
+		"retry_success_by_attempt": wantRetrySuccess,
+		"battery_deferrals":        onDecisions(wantBatteryDeferrals),
+		"recovery_decisions":       onDecisions(wantRecoveryDecisions),
+		"command_outcomes":         onEvents(wantCommandOutcomes),
+		"fleet_final_states":       onEvents(wantFleetFinalStates),
+	}
 }
 
 // onDecisions adapts a reference that needs only the filtered decisions.
@@ -76,6 +80,14 @@ func TestGolden(t *testing.T) {
 	// server is reached by: here over HTTP to the embedded engine served
 	// by `sentinel warehouse` (warehouse/httpserver), in this process.
 	viaServer := serveOverHTTP(t, db)
+	golden := goldenRefs(stateTimeouts(t, db))
+	// The fixture's edge cases are where the references say they are.
+	var stuck []string
+	for _, r := range golden["stuck_devices"](events, decisions, analytics.Filter{}) {
+		stuck = append(stuck, r[1])
+	}
+	require.Subset(t, stuck, []string{"dev-120", "dev-121"}, "0.5 s past verifying's and rebooting's timeouts")
+	require.NotContains(t, stuck, "dev-122", "0.5 s short of installing's")
 
 	filters := []struct {
 		name string
@@ -519,50 +531,68 @@ func rank(xs []float64, p float64) string {
 	return strconv.FormatFloat(xs[int(math.Ceil(p*float64(len(xs))))-1], 'f', -1, 64)
 }
 
-func wantStuckDevices(events []event, _ analytics.Filter) [][]string {
-	timeouts := map[string]int{"downloading": 600, "verifying": 120, "installing": 600, "rebooting": 300, "rolling_back": 600}
-	m, ids := byDevice(events)
-	var ref time.Time
-	for _, e := range events {
-		if e.ts.After(ref) {
-			ref = e.ts
-		}
+// stateTimeouts reads the warehouse's per-state timeouts (migration 13).
+func stateTimeouts(t *testing.T, db *warehouse.DB) map[string]time.Duration {
+	t.Helper()
+	res, err := db.Query(context.Background(), "SELECT state, timeout_ms FROM "+warehouse.TableStateTimeouts+" FINAL")
+	require.NoError(t, err)
+	out := map[string]time.Duration{}
+	for _, r := range res.Rows {
+		ms, err := strconv.Atoi(r[1])
+		require.NoError(t, err)
+		out[r[0]] = time.Duration(ms) * time.Millisecond
 	}
-	type row struct {
-		region, dev, fw, state string
-		last                   time.Time
-		silent, timeout        int
-	}
-	var rows []row
-	for _, id := range ids {
-		es := m[id]
-		latest := es[len(es)-1]
-		var lastSeen time.Time
-		for _, e := range es {
-			if e.ts.After(lastSeen) {
-				lastSeen = e.ts
+	require.Equal(t, 3*time.Minute, out["rebooting"], "the fixture's stragglers sit at the recoverer's timeouts")
+	require.Equal(t, 2*time.Minute, out["verifying"], "the fixture's stragglers sit at the recoverer's timeouts")
+	return out
+}
+
+func wantStuckDevices(timeouts map[string]time.Duration) func([]event, analytics.Filter) [][]string {
+	phases := set("downloading", "verifying", "installing", "rebooting", "rolling_back")
+	return func(events []event, _ analytics.Filter) [][]string {
+		m, ids := byDevice(events)
+		var ref time.Time
+		for _, e := range events {
+			if e.ts.After(ref) {
+				ref = e.ts
 			}
 		}
-		silent := int(ref.Sub(lastSeen) / time.Second)
-		if to := timeouts[latest.state]; to > 0 && silent > to {
-			rows = append(rows, row{latest.region, id, latest.firmware, latest.state, lastSeen, silent, to})
+		type row struct {
+			region, dev, fw, state string
+			last                   time.Time
+			silent, timeout        time.Duration
 		}
+		var rows []row
+		for _, id := range ids {
+			es := m[id]
+			latest := es[len(es)-1]
+			var lastSeen time.Time
+			for _, e := range es {
+				if e.ts.After(lastSeen) {
+					lastSeen = e.ts
+				}
+			}
+			silent := ref.Sub(lastSeen)
+			if to := timeouts[latest.state]; phases[latest.state] && to > 0 && silent > to {
+				rows = append(rows, row{latest.region, id, latest.firmware, latest.state, lastSeen, silent, to})
+			}
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			if a.silent != b.silent {
+				return a.silent > b.silent
+			}
+			if a.region != b.region {
+				return a.region < b.region
+			}
+			return a.dev < b.dev
+		})
+		var out [][]string
+		for _, r := range rows {
+			out = append(out, []string{r.region, r.dev, r.fw, r.state, ts(r.last), f64(r.silent.Seconds(), 3), f64(r.timeout.Seconds(), 3)})
+		}
+		return out
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.silent != b.silent {
-			return a.silent > b.silent
-		}
-		if a.region != b.region {
-			return a.region < b.region
-		}
-		return a.dev < b.dev
-	})
-	var out [][]string
-	for _, r := range rows {
-		out = append(out, []string{r.region, r.dev, r.fw, r.state, ts(r.last), u(r.silent), u(r.timeout)})
-	}
-	return out
 }
 
 func wantFailureHotspots(events []event, f analytics.Filter) [][]string {

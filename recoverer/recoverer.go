@@ -60,7 +60,10 @@ type Config struct {
 	// Username and Password authenticate to the broker; empty sends none.
 	Username, Password string
 	// Policy holds the decision thresholds; zero fields take
-	// policy.DefaultConfig's values.
+	// policy.DefaultConfig's values. The states Policy.StateTimeouts does
+	// not list take the warehouse's state_timeouts table (migration 13),
+	// read at start unless NoRebuild, the numbers the analytics query
+	// stuck_devices uses.
 	Policy policy.Config
 	// Decide is the decision rule. Default policy.Decide; the baselines
 	// (policy.RetryOnly, policy.RetryThenRollback, policy.Observe) are for
@@ -82,8 +85,10 @@ type Config struct {
 	// early in a wave failures settle before successes, so 0.4 on the bare
 	// rate tripped a healthy region and rolled back devices a retry fixes.
 	BreakerThreshold float64
-	// NoRebuild skips rebuilding state from the warehouse at start.
-	// Default false: a restart resumes where the last run stopped.
+	// NoRebuild skips reading the warehouse at start: rebuilding state,
+	// and the state_timeouts table (policy.DefaultStateTimeouts, the
+	// table's seed, stand in). Default false: a restart resumes where the
+	// last run stopped.
 	NoRebuild bool
 	// ShutdownTimeout bounds how long Run, once its context ends, waits to
 	// deliver the commands and audit records still queued. Default 5s.
@@ -202,6 +207,13 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	t := newTracker(r.cfg.Policy)
 	t.decideF = r.cfg.Decide
 	if !r.cfg.NoRebuild {
+		timeouts, err := loadStateTimeouts(ctx, r.db)
+		if err != nil {
+			stopWriters()
+			writers.Wait()
+			return err
+		}
+		t.cfg = withStateTimeouts(t.cfg, timeouts)
 		n, err := rebuild(ctx, r.db, t)
 		if err != nil {
 			stopWriters()

@@ -54,6 +54,14 @@ const ViewCohortFailureRate = "cohort_failure_rate"
 // regional_ranking query does).
 const TableRolloutDevicesHourly = "rollout_devices_hourly"
 
+// TableStateTimeouts is the per-state timeout table (migration 13): how
+// long, in milliseconds (timeout_ms), a device may sit in one OTA state
+// before it counts as stuck. The recoverer reads it at start and the
+// analytics query stuck_devices joins it, so the two cannot use different
+// numbers. Read it with FINAL: the row with the latest updated_at of a
+// state wins, so an operator changes a timeout by inserting a row.
+const TableStateTimeouts = "state_timeouts"
+
 // Migrate applies every migration not yet recorded in schema_migrations.
 // It is safe to run at every start, from several processes.
 func (db *DB) Migrate(ctx context.Context) error {

@@ -24,7 +24,7 @@ import (
 func TestHTMLReport(t *testing.T) {
 	ctx := context.Background()
 	db := warehousetest.Open(t)
-	events, decisions := fixture.Decisions(fixture.Events())
+	events, decisions := fixture.Fleet()
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, fixture.StatusRows(events)))
 	drows, crows := fixture.DecisionRows(decisions)
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableDecisions, drows))
