@@ -308,10 +308,21 @@ ORDER BY devices DESC, state;
 -- name: moving_failure_rate
 -- title: Failure rate per minute and its 5-minute moving rate, per firmware
 -- Why: a dashboard line that shows a bad build as it spreads. Per target
--- firmware and minute: OTA events (any state past idle) and failure events;
--- the moving rate sums both over a frame of the current and 4 preceding
--- minutes that had events (ROWS BETWEEN 4 PRECEDING AND CURRENT ROW), so a
--- quiet minute does not divide by zero.
+-- firmware and minute: OTA events and failure events; the moving rate sums
+-- both over five minutes of time, the current minute and the 4 before it,
+-- whether or not those had events (RANGE BETWEEN 4 PRECEDING AND CURRENT
+-- ROW over the minute number), so a quiet stretch never widens the window.
+-- Only minutes with OTA events are listed, so no rate divides by zero.
+-- Unit: one row per (target firmware, UTC minute of ts) in [since, until);
+-- ota_events counts status events in any state but idle and offline,
+-- failures those in download_failed, verify_failed, install_failed,
+-- partial or boot_failed.
+-- Denominators: failure_rate is failures over ota_events of the minute;
+-- moving_rate_5m is the failures of the five minutes over their OTA events.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run: no OTA event, and no failure), events without a
+-- target firmware, and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
@@ -339,7 +350,7 @@ SELECT
     round(failures / ota_events, 4) AS failure_rate,
     round(sum(failures) OVER w / sum(ota_events) OVER w, 4) AS moving_rate_5m
 FROM per_minute
-WINDOW w AS (PARTITION BY firmware ORDER BY minute ROWS BETWEEN 4 PRECEDING AND CURRENT ROW)
+WINDOW w AS (PARTITION BY firmware ORDER BY toRelativeMinuteNum(minute) RANGE BETWEEN 4 PRECEDING AND CURRENT ROW)
 ORDER BY firmware, minute;
 
 -- ==========================================================================
@@ -526,6 +537,17 @@ ORDER BY kind, attempt_no;
 -- are not in the funnel. share_of_started is against
 -- the first stage, step_conversion against the stage before (lagInFrame over
 -- a running frame), so the weakest step has the lowest conversion.
+-- Stages follow the device's state machine: downloaded is verifying or
+-- later (verify_failed too), verified is installing or later, installed is
+-- rebooting or later (partial and boot_failed are found after the reboot,
+-- so a partial device did install), updated is updated.
+-- Unit: devices, one row per (target firmware, wave, stage), counting each
+-- device that reported the stage or a later one in [since, until).
+-- Denominators: share_of_started divides by the cohort's started devices,
+-- step_conversion by the devices of the stage before.
+-- Excludes: devices that never left idle (or only went offline) in the
+-- window, and events without a target firmware. Acknowledgements count (a
+-- device re-reporting partial is at that stage).
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
@@ -541,7 +563,7 @@ per_device AS (
         max(state NOT IN ('idle', 'offline')) AS started,
         max(state IN ('verifying', 'installing', 'rebooting', 'updated', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS downloaded,
         max(state IN ('installing', 'rebooting', 'updated', 'install_failed', 'partial', 'boot_failed')) AS verified,
-        max(state IN ('rebooting', 'updated', 'boot_failed')) AS installed,
+        max(state IN ('rebooting', 'updated', 'partial', 'boot_failed')) AS installed,
         max(state = 'updated') AS updated
     FROM events
     WHERE target_firmware != ''

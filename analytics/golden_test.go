@@ -88,6 +88,14 @@ func TestGolden(t *testing.T) {
 	}
 	require.Subset(t, stuck, []string{"dev-120", "dev-121"}, "0.5 s past verifying's and rebooting's timeouts")
 	require.NotContains(t, stuck, "dev-122", "0.5 s short of installing's")
+	gap := false // a quiet minute inside a 5-minute moving window
+	moving := golden["moving_failure_rate"](events, decisions, analytics.Filter{})
+	for i := 1; i < len(moving); i++ {
+		a, _ := time.Parse(time.DateTime, moving[i-1][1])
+		b, _ := time.Parse(time.DateTime, moving[i][1])
+		gap = gap || (moving[i-1][0] == moving[i][0] && b.Sub(a) > time.Minute && b.Sub(a) < 5*time.Minute)
+	}
+	require.True(t, gap, "the fixture has a minute without events inside a moving window")
 
 	filters := []struct {
 		name string
@@ -208,7 +216,7 @@ func wantRolloutFunnel(events []event, _ analytics.Filter) [][]string {
 		{"started", nil},
 		{"downloaded", set("verifying", "installing", "rebooting", "updated", "verify_failed", "install_failed", "partial", "boot_failed")},
 		{"verified", set("installing", "rebooting", "updated", "install_failed", "partial", "boot_failed")},
-		{"installed", set("rebooting", "updated", "boot_failed")},
+		{"installed", set("rebooting", "updated", "partial", "boot_failed")},
 		{"updated", set("updated")},
 	}
 	type key struct{ fw, dev string }
@@ -404,12 +412,14 @@ func wantMovingFailureRate(events []event, _ analytics.Filter) [][]string {
 			}
 		}
 		sort.Slice(minutes, func(i, j int) bool { return minutes[i].Before(minutes[j]) })
-		for i, m := range minutes {
+		for _, m := range minutes {
 			b := per[fw][m]
-			var so, sf int
-			for j := max(0, i-4); j <= i; j++ {
-				so += per[fw][minutes[j]].ota
-				sf += per[fw][minutes[j]].failures
+			var so, sf int // over the five minutes of time ending at m, quiet ones too
+			for back := range 5 {
+				if p := per[fw][m.Add(-time.Duration(back)*time.Minute)]; p != nil {
+					so += p.ota
+					sf += p.failures
+				}
 			}
 			out = append(out, []string{fw, minute(m), u(b.ota), u(b.failures),
 				f64(float64(b.failures)/float64(b.ota), 4), f64(float64(sf)/float64(so), 4)})

@@ -1,10 +1,21 @@
 -- name: moving_failure_rate
 -- title: Failure rate per minute and its 5-minute moving rate, per firmware
 -- Why: a dashboard line that shows a bad build as it spreads. Per target
--- firmware and minute: OTA events (any state past idle) and failure events;
--- the moving rate sums both over a frame of the current and 4 preceding
--- minutes that had events (ROWS BETWEEN 4 PRECEDING AND CURRENT ROW), so a
--- quiet minute does not divide by zero.
+-- firmware and minute: OTA events and failure events; the moving rate sums
+-- both over five minutes of time, the current minute and the 4 before it,
+-- whether or not those had events (RANGE BETWEEN 4 PRECEDING AND CURRENT
+-- ROW over the minute number), so a quiet stretch never widens the window.
+-- Only minutes with OTA events are listed, so no rate divides by zero.
+-- Unit: one row per (target firmware, UTC minute of ts) in [since, until);
+-- ota_events counts status events in any state but idle and offline,
+-- failures those in download_failed, verify_failed, install_failed,
+-- partial or boot_failed.
+-- Denominators: failure_rate is failures over ota_events of the minute;
+-- moving_rate_5m is the failures of the five minutes over their OTA events.
+-- Excludes: acknowledgements (status_events.acknowledgement, migration 12:
+-- a device re-reporting the state it is in to answer a defer, a halt, or a
+-- command it did not run: no OTA event, and no failure), events without a
+-- target firmware, and redelivered copies (FINAL).
 WITH events AS (
     SELECT *
     FROM status_events FINAL
@@ -32,5 +43,5 @@ SELECT
     round(failures / ota_events, 4) AS failure_rate,
     round(sum(failures) OVER w / sum(ota_events) OVER w, 4) AS moving_rate_5m
 FROM per_minute
-WINDOW w AS (PARTITION BY firmware ORDER BY minute ROWS BETWEEN 4 PRECEDING AND CURRENT ROW)
+WINDOW w AS (PARTITION BY firmware ORDER BY toRelativeMinuteNum(minute) RANGE BETWEEN 4 PRECEDING AND CURRENT ROW)
 ORDER BY firmware, minute

@@ -9,6 +9,17 @@
 -- are not in the funnel. share_of_started is against
 -- the first stage, step_conversion against the stage before (lagInFrame over
 -- a running frame), so the weakest step has the lowest conversion.
+-- Stages follow the device's state machine: downloaded is verifying or
+-- later (verify_failed too), verified is installing or later, installed is
+-- rebooting or later (partial and boot_failed are found after the reboot,
+-- so a partial device did install), updated is updated.
+-- Unit: devices, one row per (target firmware, wave, stage), counting each
+-- device that reported the stage or a later one in [since, until).
+-- Denominators: share_of_started divides by the cohort's started devices,
+-- step_conversion by the devices of the stage before.
+-- Excludes: devices that never left idle (or only went offline) in the
+-- window, and events without a target firmware. Acknowledgements count (a
+-- device re-reporting partial is at that stage).
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
@@ -24,7 +35,7 @@ per_device AS (
         max(state NOT IN ('idle', 'offline')) AS started,
         max(state IN ('verifying', 'installing', 'rebooting', 'updated', 'verify_failed', 'install_failed', 'partial', 'boot_failed')) AS downloaded,
         max(state IN ('installing', 'rebooting', 'updated', 'install_failed', 'partial', 'boot_failed')) AS verified,
-        max(state IN ('rebooting', 'updated', 'boot_failed')) AS installed,
+        max(state IN ('rebooting', 'updated', 'partial', 'boot_failed')) AS installed,
         max(state = 'updated') AS updated
     FROM events
     WHERE target_firmware != ''
