@@ -14,8 +14,7 @@ import (
 func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("bench broker", "[flags]")
 	cfg := fanin.DefaultConfig()
-	sizes := intList(cfg.Sizes)
-	fs.Var(&sizes, "devices", "comma-separated fleet sizes: device connections per run")
+	fs.Var(positiveInts(&cfg.Sizes), "devices", "comma-separated fleet sizes: device connections per run")
 	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "messages per run, spread over its devices (at least one each)")
 	fs.IntVar(&cfg.Window, "window", cfg.Window, "messages a device has awaiting PUBACK (1: a device sends its next reading once the last is acknowledged)")
 	fs.IntVar(&cfg.PipelineConns, "pipeline-conns", cfg.PipelineConns, "the pipelined comparison: service-like connections (0: skip it)")
@@ -29,7 +28,7 @@ func cmdBenchBroker(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.Sizes, cfg.Targets, cfg.BrokerArgs = sizes, strings.Split(*targets, ","), strings.Fields(*brokerArgs)
+	cfg.Targets, cfg.BrokerArgs = strings.Split(*targets, ","), strings.Fields(*brokerArgs)
 	exe, dir, cleanup, err := benchPaths(cfg.Dir, "sentinel-bench-broker-")
 	if err != nil {
 		return err

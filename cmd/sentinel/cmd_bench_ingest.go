@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/sentinel-iot/sentinel/bench/ingest"
@@ -17,8 +16,7 @@ import (
 func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("bench ingest", "[flags]")
 	cfg := ingest.DefaultConfig()
-	rates := intList(cfg.Rates)
-	fs.Var(&rates, "rates", "offered msg/s, one step each, to find the knee (empty: skip)")
+	fs.Var(positiveInts(&cfg.Rates), "rates", "offered msg/s, one step each, to find the knee (empty: skip)")
 	fs.DurationVar(&cfg.Step, "step", cfg.Step, "length of each ladder step")
 	fs.IntVar(&cfg.SustainRate, "sustain-rate", cfg.SustainRate, "offered msg/s of the sustained run (0: skip)")
 	fs.DurationVar(&cfg.Sustain, "sustain", cfg.Sustain, "length of the sustained run")
@@ -38,7 +36,7 @@ func cmdBenchIngest(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.Rates, cfg.BrokerArgs = rates, strings.Fields(*brokerArgs)
+	cfg.BrokerArgs = strings.Fields(*brokerArgs)
 	exe, dir, cleanup, err := benchPaths(cfg.Dir, "sentinel-bench-ingest-")
 	if err != nil {
 		return err
@@ -63,34 +61,4 @@ func benchPaths(dir, tempPrefix string) (exe, d string, cleanup func(), err erro
 		return "", "", nil, fmt.Errorf("bench: make a scratch directory: %w", err)
 	}
 	return exe, d, func() { os.RemoveAll(d) }, nil
-}
-
-// intList is a comma-separated list of positive whole numbers.
-type intList []int
-
-func (l *intList) String() string {
-	if l == nil {
-		return ""
-	}
-	s := make([]string, len(*l))
-	for i, n := range *l {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *intList) Set(v string) error {
-	var out []int
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%q is not a positive number", f)
-		}
-		out = append(out, n)
-	}
-	*l = out
-	return nil
 }

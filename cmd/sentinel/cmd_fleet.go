@@ -210,7 +210,7 @@ func addFleetFlags(fs *flag.FlagSet, cfg *simulator.Config) {
 	fs.StringVar(&cfg.FromFirmware, "from-firmware", simulator.DefaultFromFirmware, "firmware the devices run before the rollout")
 	fs.StringVar(&cfg.ToFirmware, "to-firmware", simulator.DefaultToFirmware, "firmware the rollout installs")
 	cfg.Waves = simulator.DefaultWaves()
-	fs.Var((*wavesFlag)(&cfg.Waves), "waves", "rollout waves: cumulative percentages of the fleet, increasing, ending at 100")
+	fs.Var(percentages(&cfg.Waves), "waves", "rollout waves: cumulative percentages of the fleet, increasing, ending at 100")
 	fs.DurationVar(&cfg.WaveInterval, "wave-interval", 0, "time between the starts of two waves (0: --rollout-spread)")
 	fs.DurationVar(&cfg.RolloutSpread, "rollout-spread", simulator.DefaultRolloutSpread, "devices of a wave start updating at random offsets within this window")
 	fs.DurationVar(&cfg.StepDuration, "step", simulator.DefaultStepDuration, "mean time a device spends in each OTA phase")
@@ -241,33 +241,6 @@ func fleetFlagError(err error) error {
 		}
 	}
 	return err
-}
-
-// wavesFlag is a comma-separated list of cumulative percentages.
-type wavesFlag []float64
-
-func (w *wavesFlag) String() string {
-	if w == nil {
-		return ""
-	}
-	parts := make([]string, len(*w))
-	for i, v := range *w {
-		parts[i] = strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	return strings.Join(parts, ",")
-}
-
-func (w *wavesFlag) Set(s string) error {
-	var out []float64
-	for _, part := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a percentage", part)
-		}
-		out = append(out, v)
-	}
-	*w = out
-	return nil
 }
 
 // weightsFlag is a comma-separated list of region=weight.

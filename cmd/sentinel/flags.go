@@ -130,3 +130,63 @@ func (u uintFlag[T]) Set(s string) error {
 	*u.p = T(v)
 	return nil
 }
+
+// listFlag is a comma-separated list of numbers, as --waves and --rates
+// take: parse reads one entry, blanks around it trimmed.
+type listFlag[T int | float64] struct {
+	vals  *[]T
+	parse func(string) (T, error)
+	// skipBlank drops empty entries instead of handing them to parse.
+	skipBlank bool
+}
+
+func (l *listFlag[T]) String() string {
+	if l.vals == nil {
+		return ""
+	}
+	parts := make([]string, len(*l.vals))
+	for i, v := range *l.vals {
+		parts[i] = fmt.Sprint(v) // a float as strconv's 'g', -1
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *listFlag[T]) Set(s string) error {
+	var out []T
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" && l.skipBlank {
+			continue
+		}
+		v, err := l.parse(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	*l.vals = out
+	return nil
+}
+
+// percentages binds a list of percentages (--waves) to vals.
+func percentages(vals *[]float64) *listFlag[float64] {
+	return &listFlag[float64]{vals: vals, parse: func(s string) (float64, error) {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a percentage", s)
+		}
+		return v, nil
+	}}
+}
+
+// positiveInts binds a list of positive whole numbers (--rates, a bench's
+// --devices) to vals; empty entries are skipped.
+func positiveInts(vals *[]int) *listFlag[int] {
+	return &listFlag[int]{vals: vals, skipBlank: true, parse: func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a positive number", s)
+		}
+		return n, nil
+	}}
+}

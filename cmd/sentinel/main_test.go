@@ -143,3 +143,44 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestListFlags: --waves and the benches' number lists read, print back
+// and refuse as before they shared listFlag.
+func TestListFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		waves   []float64
+		rates   []int
+		wantErr string
+	}{
+		{name: "defaults print back", waves: []float64{10, 50, 100}, rates: []int{1000, 5000}},
+		{name: "set", args: []string{"--waves", " 5, 20.5,100", "--rates", "7,,9 "}, waves: []float64{5, 20.5, 100}, rates: []int{7, 9}},
+		{name: "a blank wave is an error", args: []string{"--waves", "10,,100"}, wantErr: `"" is not a percentage`},
+		{name: "a wave must be a number", args: []string{"--waves", "10,x"}, wantErr: `"x" is not a percentage`},
+		{name: "a rate must be positive", args: []string{"--rates", "5,0"}, wantErr: `"0" is not a positive number`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			waves, rates := []float64{10, 50, 100}, []int{1000, 5000}
+			fs := newFlags("x", "")
+			var usage bytes.Buffer
+			fs.SetOutput(&usage)
+			fs.Var(percentages(&waves), "waves", "")
+			fs.Var(positiveInts(&rates), "rates", "")
+			err := parseFlags(fs, tt.args)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				require.Contains(t, usage.String(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.waves, waves)
+			require.Equal(t, tt.rates, rates)
+			if tt.args == nil {
+				require.Equal(t, "10,50,100", fs.Lookup("waves").DefValue)
+				require.Equal(t, "1000,5000", fs.Lookup("rates").DefValue)
+			}
+		})
+	}
+}
