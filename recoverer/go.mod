@@ -35,6 +35,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/sentinel-iot/sentinel/cohortstat v0.0.0
 	github.com/sentinel-iot/sentinel/credentials v0.0.0 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
@@ -53,3 +54,5 @@ replace github.com/sentinel-iot/sentinel/credentials => ../credentials
 
 // mochi v2.7.9 with Sentinel's patches; see third_party/mochi-mqtt-server/README.sentinel.md.
 replace github.com/mochi-mqtt/server/v2 v2.7.9 => ../third_party/mochi-mqtt-server
+
+replace github.com/sentinel-iot/sentinel/cohortstat => ../cohortstat

@@ -21,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/sentinel-iot/sentinel/cohortstat"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/warehouse"
@@ -45,7 +46,20 @@ const (
 	DefaultBreakerMinSample = 20
 	// DefaultBreakerThreshold is Config.BreakerThreshold's default (its
 	// comment says why 0.5).
-	DefaultBreakerThreshold = 0.5
+	DefaultBreakerThreshold = cohortstat.DefaultWilsonThreshold
+	// DefaultBreakerRule is Config.BreakerRule's default.
+	DefaultBreakerRule = RuleV2
+	// DefaultBreakerAlpha is Config.BreakerAlpha's default.
+	DefaultBreakerAlpha = cohortstat.DefaultAlpha
+	// DefaultBreakerDelta is Config.BreakerDelta's default.
+	DefaultBreakerDelta = cohortstat.DefaultDelta
+	// DefaultBreakerRateDelta is Config.BreakerRateDelta's default.
+	DefaultBreakerRateDelta = cohortstat.DefaultRateDelta
+	// DefaultBreakerLookback is Config.BreakerLookback's default.
+	DefaultBreakerLookback = 24 * time.Hour
+	// DefaultBreakerQuietAfter is Config.BreakerQuietAfter's default: the
+	// policy's silence timeout.
+	DefaultBreakerQuietAfter = 2 * time.Minute
 )
 
 // Config configures a Recoverer. Zero fields take the default in their
@@ -72,15 +86,39 @@ type Config struct {
 	// BreakerInterval is how often the cohort breaker queries the
 	// warehouse. Default 5s; negative turns the breaker off.
 	BreakerInterval time.Duration
-	// BreakerWindow is the sliding window the breaker looks back over. Default 15m.
-	BreakerWindow time.Duration
-	// BreakerMinSample is the fewest devices a cohort needs in the window
-	// before its failure rate can trip the breaker. Default 20.
+	// BreakerRule is the rule the breaker judges cohorts by: "v2" (the
+	// anytime-valid test of each cohort against its baseline, the previous
+	// firmware in the region: cohortstat.V2), "wilson" (the Wilson lower
+	// bound against BreakerThreshold, the breaker before v2) or "aws" (the
+	// raw failure percentage BreakerThreshold after BreakerMinSample
+	// devices, as AWS IoT Jobs' abortConfig). Default "v2".
+	BreakerRule string
+	// BreakerAlpha is v2's family-wise false-halt rate over all cohorts
+	// judged at once, split across them and their signals. Default 0.01.
+	BreakerAlpha float64
+	// BreakerDelta is v2's tolerance: a cohort halts when its failure (or
+	// quiet) share is shown above its baseline's by more than this, in
+	// absolute terms, and promotes when shown not to be. Default 0.05.
+	BreakerDelta float64
+	// BreakerRateDelta is v2's relative tolerance on crash and drain rates
+	// per device-hour. Default 0.5.
+	BreakerRateDelta float64
+	// BreakerLookback is how far back the breaker counts a cohort's
+	// devices: a rollout's cohort is judged on everything it did since,
+	// a sample that only grows, as an anytime-valid test needs, not a
+	// sliding window. A cohort with no event left in it is forgotten.
+	// Default 24h.
+	BreakerLookback time.Duration
+	// BreakerQuietAfter is how long a device may send no reading before
+	// the reporting-ratio check counts it quiet. Default 2m.
+	BreakerQuietAfter time.Duration
+	// BreakerMinSample is the fewest settled devices (and device-hours
+	// for a rate) a cohort needs before any rule judges it. Default 20.
 	BreakerMinSample int
-	// BreakerThreshold is the failure rate over a cohort's settled devices
-	// at which the breaker trips, once the lower bound of its one-sided
-	// 95 % Wilson interval reaches it (migration 9), so a handful of early
-	// failures cannot trip a healthy cohort. Default 0.5: the simulator's
+	// BreakerThreshold is, for the wilson and aws rules, the failure rate
+	// over a cohort's settled devices at which the breaker trips (wilson:
+	// once the lower bound of its one-sided 95 % Wilson interval reaches
+	// it, migration 9). v2 has no absolute threshold. Default 0.5: the simulator's
 	// worst regions fail about 0.36 of their devices on a good build, and
 	// early in a wave failures settle before successes, so 0.4 on the bare
 	// rate tripped a healthy region and rolled back devices a retry fixes.
@@ -112,8 +150,23 @@ func (c *Config) ensureDefaults() {
 	if c.BreakerInterval == 0 {
 		c.BreakerInterval = DefaultBreakerInterval
 	}
-	if c.BreakerWindow <= 0 {
-		c.BreakerWindow = 15 * time.Minute
+	if c.BreakerRule == "" {
+		c.BreakerRule = DefaultBreakerRule
+	}
+	if c.BreakerAlpha == 0 {
+		c.BreakerAlpha = DefaultBreakerAlpha
+	}
+	if c.BreakerDelta == 0 {
+		c.BreakerDelta = DefaultBreakerDelta
+	}
+	if c.BreakerRateDelta == 0 {
+		c.BreakerRateDelta = DefaultBreakerRateDelta
+	}
+	if c.BreakerLookback <= 0 {
+		c.BreakerLookback = DefaultBreakerLookback
+	}
+	if c.BreakerQuietAfter <= 0 {
+		c.BreakerQuietAfter = DefaultBreakerQuietAfter
 	}
 	if c.BreakerMinSample <= 0 {
 		c.BreakerMinSample = DefaultBreakerMinSample
@@ -129,10 +182,34 @@ func (c *Config) ensureDefaults() {
 	}
 }
 
+// withDefaults returns c with its defaults filled in.
+func (c Config) withDefaults() Config {
+	c.ensureDefaults()
+	return c
+}
+
+// breakerRule is the rule cfg names, with its parameters.
+func (c Config) breakerRule() (cohortstat.Rule, error) {
+	switch c.BreakerRule {
+	case RuleV2:
+		v := cohortstat.V2{Alpha: c.BreakerAlpha, Delta: c.BreakerDelta, RateDelta: c.BreakerRateDelta, MinSample: c.BreakerMinSample}.WithDefaults()
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: breaker: %w", ErrConfig, err)
+		}
+		return v, nil
+	case RuleWilson:
+		return cohortstat.Wilson{Threshold: c.BreakerThreshold, MinSample: c.BreakerMinSample}, nil
+	case RuleAWS:
+		return cohortstat.AWS{ThresholdPct: 100 * c.BreakerThreshold, MinExecuted: c.BreakerMinSample}, nil
+	}
+	return nil, fmt.Errorf("%w: breaker rule %q: want %s, %s or %s", ErrConfig, c.BreakerRule, RuleV2, RuleWilson, RuleAWS)
+}
+
 // Recoverer is the recovery controller. Make one with New and start it
 // with Run; Stats is safe to call from any goroutine meanwhile.
 type Recoverer struct {
 	cfg    Config
+	rule   cohortstat.Rule
 	broker *url.URL
 	db     *warehouse.DB
 	log    *slog.Logger
@@ -163,8 +240,13 @@ func New(cfg Config, db *warehouse.DB) (*Recoverer, error) {
 	if cfg.BreakerThreshold > 1 {
 		return nil, fmt.Errorf("%w: BreakerThreshold %g above 1", ErrConfig, cfg.BreakerThreshold)
 	}
+	rule, err := cfg.breakerRule()
+	if err != nil {
+		return nil, err
+	}
 	return &Recoverer{
 		cfg:    cfg,
+		rule:   rule,
 		broker: u,
 		db:     db,
 		log:    cfg.Logger,
@@ -198,14 +280,17 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	defer stopConn()
 
 	decisions := warehouse.NewWriter[warehouse.DecisionRow](r.db, warehouse.TableDecisions, warehouse.WriterConfig{Logger: r.log})
+	verdicts := warehouse.NewWriter[warehouse.BreakerVerdictRow](r.db, warehouse.TableBreakerVerdicts, warehouse.WriterConfig{Logger: r.log})
 	commands := warehouse.NewWriter[warehouse.CommandRow](r.db, warehouse.TableCommands, warehouse.WriterConfig{Logger: r.log})
 	var writers sync.WaitGroup
-	var decisionsErr, commandsErr error
+	var decisionsErr, commandsErr, verdictsErr error
 	writers.Go(func() { decisionsErr = decisions.Run(writersCtx) })
+	writers.Go(func() { verdictsErr = verdicts.Run(writersCtx) })
 	writers.Go(func() { commandsErr = commands.Run(writersCtx) })
 
 	t := newTracker(r.cfg.Policy)
 	t.decideF = r.cfg.Decide
+	br := newBreaker(r.rule, r.log)
 	if !r.cfg.NoRebuild {
 		timeouts, err := loadStateTimeouts(ctx, r.db)
 		if err != nil {
@@ -221,7 +306,14 @@ func (r *Recoverer) Run(ctx context.Context) error {
 			return err
 		}
 		r.stats.rebuilt.Store(int64(n))
-		r.log.Info("state rebuilt from the warehouse", "devices", n, "open_commands", len(t.open))
+		c, err := br.restore(ctx, r.db, t, r.cfg.BreakerLookback, time.Now())
+		if err != nil {
+			stopWriters()
+			writers.Wait()
+			return err
+		}
+		r.stats.setTripped(t.trippedList())
+		r.log.Info("state rebuilt from the warehouse", "devices", n, "open_commands", len(t.open), "cohort_verdicts", c)
 	}
 
 	events := make(chan inbound, 1024)
@@ -236,14 +328,18 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	var publisher sync.WaitGroup
 	publisher.Go(func() { out.run(ctx, cm, r.cfg.ShutdownTimeout, &r.stats, r.log) })
 
-	cohorts := make(chan []CohortRate)
+	cohorts := make(chan []Counts)
 	var breakerWG sync.WaitGroup
 	if r.cfg.BreakerInterval > 0 {
-		breakerWG.Go(func() { r.runBreaker(ctx, cohorts) })
+		// The breaker's silence deadlines are the tracker's state timeouts,
+		// the warehouse's table included.
+		bcfg := r.cfg
+		bcfg.Policy = t.cfg
+		breakerWG.Go(func() { r.runBreaker(ctx, bcfg, cohorts) })
 	}
 
 	r.log.Info("recoverer started", "broker", r.broker.Redacted(), "client_id", r.cfg.ClientID)
-	r.loop(ctx, t, events, rd, cohorts, &sink{out: out, decisions: decisions, commands: commands, stats: &r.stats, log: r.log})
+	r.loop(ctx, t, br, events, rd, cohorts, &sink{out: out, decisions: decisions, commands: commands, verdictRows: verdicts, stats: &r.stats, log: r.log})
 	breakerWG.Wait()
 
 	// Shutdown: the tracker has stopped; flush the warehouse and the outbox
@@ -264,6 +360,9 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	}
 	if commandsErr != nil {
 		errs = append(errs, fmt.Errorf("recoverer: flush commands at shutdown: %w", commandsErr))
+	}
+	if verdictsErr != nil {
+		errs = append(errs, fmt.Errorf("recoverer: flush breaker verdicts at shutdown: %w", verdictsErr))
 	}
 	if n := out.len(); n > 0 {
 		errs = append(errs, fmt.Errorf("recoverer: %d MQTT messages undelivered at shutdown", n))
@@ -390,7 +489,7 @@ const (
 // loop is the tracker's goroutine: the only one that touches device state.
 // Status events come first: between batches of readings it takes every
 // status that is waiting. Everything decided leaves through s.
-func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan inbound, rd *readings, cohorts <-chan []CohortRate, s *sink) {
+func (r *Recoverer) loop(ctx context.Context, t *tracker, br *breaker, events <-chan inbound, rd *readings, cohorts <-chan []Counts, s *sink) {
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
 	// What was decided is stored even when shutdown begins right now: a
@@ -398,7 +497,6 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan inbound,
 	// random, when the audit message was already out).
 	store, stopStore := storeContext(ctx, r.cfg.ShutdownTimeout)
 	defer stopStore()
-	br := newBreaker(r.cfg.BreakerThreshold)
 	apply := func(x reading) {
 		v, o := t.telemetry(x.region, x.m, x.received)
 		if v == duplicate {
@@ -461,8 +559,9 @@ func (r *Recoverer) loop(ctx context.Context, t *tracker, events <-chan inbound,
 			}
 		case now := <-ticker.C:
 			applyYielding(t.tick(now))
-		case rates := <-cohorts:
-			decided, pubs := br.apply(t, rates, time.Now())
+		case rows := <-cohorts:
+			decided, pubs, verdicts := br.apply(t, rows, time.Now())
+			s.verdicts(store, verdicts)
 			s.advise(pubs, t.trippedList())
 			r.stats.setTripped(t.trippedList())
 			applyYielding(decided)

@@ -188,6 +188,12 @@ func startRecoverer(t *testing.T, broker string, db *warehouse.DB) *run {
 		Logger:   discard,
 	}, db)
 	require.NoError(t, err)
+	return launch(t, r)
+}
+
+// launch runs r until the test ends, once it has subscribed.
+func launch(t *testing.T, r *recoverer.Recoverer) *run {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &run{r: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { rn.done <- r.Run(ctx) }()

@@ -41,8 +41,10 @@ type sink struct {
 	out       *outbox
 	decisions *warehouse.Writer[warehouse.DecisionRow]
 	commands  *warehouse.Writer[warehouse.CommandRow]
-	stats     *statsCounter
-	log       *slog.Logger
+	// verdictRows takes the cohort breaker's verdicts (breaker_verdicts).
+	verdictRows *warehouse.Writer[warehouse.BreakerVerdictRow]
+	stats       *statsCounter
+	log         *slog.Logger
 }
 
 // sent is one output whose messages are in the outbox, with what is left
@@ -123,6 +125,17 @@ func (s *sink) store(ctx context.Context, x sent) {
 		if err := s.decisions.Add(ctx, warehouse.DecisionRowOf(x.o.decision), s.stats.decisionStored); err != nil {
 			s.stats.storeFailures.Add(1)
 			x.log.Warn("decision not stored", "err", err)
+		}
+	}
+}
+
+// verdicts hands the breaker's verdict rows to their writer; a row it will
+// not take is counted and logged.
+func (s *sink) verdicts(ctx context.Context, rows []warehouse.BreakerVerdictRow) {
+	for _, row := range rows {
+		if err := s.verdictRows.Add(ctx, row, nil); err != nil {
+			s.stats.storeFailures.Add(1)
+			s.log.Warn("breaker verdict not stored", "firmware", row.Firmware, "region", row.Region, "err", err)
 		}
 	}
 }

@@ -1,11 +1,15 @@
 package recoverer
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/proto"
@@ -14,6 +18,8 @@ import (
 
 // The tracker is the recoverer without the network: these tests drive it
 // with messages and a hand-moved clock and read what it decides.
+
+var discardLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var start = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -285,48 +291,122 @@ func TestTrackerCohortBreaker(t *testing.T) {
 	one(t, h.telemetry("d2", 20, true, -70), proto.ActionRetry, policy.ReasonRetryable, true)
 }
 
-func TestBreakerHysteresisAndOperatorClear(t *testing.T) {
+// cohort is a breaker query's row for 1.1.0 in region, updating from
+// 1.0.0, with failed of settled devices failed.
+func cohort(region string, settled, failed int64) Counts {
+	return Counts{Firmware: "1.1.0", Region: region, FromFirmware: "1.0.0", Devices: settled, Settled: settled, Failed: failed}
+}
+
+// baseline is region's row for 1.0.0: the previous rollout's record.
+func baseline(region string, settled, failed int64) Counts {
+	return Counts{Firmware: "1.0.0", Region: region, FromFirmware: "0.9.0", Devices: settled, Settled: settled, Failed: failed}
+}
+
+// TestBreakerLatchesAndAdvisesEveryCohort feeds the v2 breaker query
+// results: a cohort that halts stays halted when later devices dilute its
+// rate, a second cohort tripping later is added to the same retained
+// advisory (which lists both), a cohort shown not worse is promoted on the
+// promote topic, and an operator's clear stands the breaker down.
+func TestBreakerLatchesAndAdvisesEveryCohort(t *testing.T) {
 	h := newHarness(t)
-	b := newBreaker(0.4)
-	rate := func(r float64, tripped bool) []CohortRate {
-		return []CohortRate{{Firmware: "1.1.0", Region: "eu", Devices: 100, FailedDevices: int(r * 100), FailureRate: r, Tripped: tripped}}
-	}
-	for _, step := range []struct {
-		name    string
-		rates   []CohortRate
-		tripped bool
-		advice  string // "", "set" or "clear"
-	}{
-		{"under the threshold", rate(0.3, false), false, ""},
-		{"trips", rate(0.5, true), true, "set"},
-		{"held above half the threshold", rate(0.3, false), true, ""},
-		{"clears under half", rate(0.1, false), false, "clear"},
-		{"trips again", rate(0.45, true), true, "set"},
-		{"gone from the window: cleared", nil, false, "clear"},
-	} {
-		_, pubs := b.apply(h.tr, step.rates, h.now)
-		require.Equal(t, step.tripped, h.tr.tripped[cohortKey("1.1.0", "eu")], step.name)
-		switch step.advice {
-		case "":
-			require.Empty(t, pubs, step.name)
-		case "set":
-			require.Len(t, pubs, 1, step.name)
-			require.True(t, pubs[0].Retain)
-			require.Equal(t, "sentinel/rollout/1.1.0/halt", pubs[0].Topic)
-			require.Contains(t, string(pubs[0].Payload), `"region":"eu"`)
-		case "clear":
-			require.Len(t, pubs, 1, step.name)
-			require.Empty(t, pubs[0].Payload, "an empty retained message clears the advisory")
+	rule, err := Config{BreakerRule: RuleV2}.withDefaults().breakerRule()
+	require.NoError(t, err)
+	b := newBreaker(rule, discardLog)
+	bases := []Counts{baseline("eu", 2000, 200), baseline("us", 2000, 200), baseline("ap", 8000, 800)}
+	rows := func(cs ...Counts) []Counts { return append(append([]Counts(nil), bases...), cs...) }
+	advisory := func(pubs []*paho.Publish, topic string) (Advisory, bool) {
+		for _, p := range pubs {
+			if p.Topic == topic {
+				require.True(t, p.Retain)
+				if len(p.Payload) == 0 {
+					return Advisory{}, true
+				}
+				var a Advisory
+				require.NoError(t, json.Unmarshal(p.Payload, &a))
+				return a, true
+			}
 		}
+		return Advisory{}, false
 	}
-	// An operator clears a tripped firmware: the breaker stands down for it.
-	b.apply(h.tr, rate(0.6, true), h.now)
-	require.NotEmpty(t, h.tr.tripped)
+	halt, promote := AdvisoryTopic("1.1.0"), PromoteTopic("1.1.0")
+
+	_, pubs, stored := b.apply(h.tr, rows(cohort("eu", 30, 5), cohort("us", 30, 3)), h.now)
+	require.Empty(t, pubs, "too little evidence either way")
+	require.Empty(t, stored)
+
+	_, pubs, stored = b.apply(h.tr, rows(cohort("eu", 100, 60), cohort("us", 40, 4)), h.now)
+	a, ok := advisory(pubs, halt)
+	require.True(t, ok, "eu halts")
+	require.Len(t, a.Cohorts, 1)
+	c := a.Cohorts[0]
+	require.Equal(t, "eu", c.Region)
+	require.Equal(t, RuleV2, c.Rule)
+	require.Equal(t, "install_failures", c.Signal)
+	require.InDelta(t, 0.6, c.Estimate, 1e-9)
+	require.Greater(t, c.Bound, c.Limit, "the lower bound crossed the baseline's upper bound plus the tolerance")
+	require.EqualValues(t, 100, c.Sample)
+	require.Equal(t, "1.0.0", c.BaselineFirmware)
+	require.Len(t, stored, 1)
+	require.True(t, stored[0].Advised)
+	require.True(t, h.tr.tripped[cohortKey("1.1.0", "eu")])
+
+	// Many healthy devices join eu: the halt holds, nothing is republished.
+	_, pubs, stored = b.apply(h.tr, rows(cohort("eu", 1000, 150), cohort("us", 40, 4)), h.now)
+	require.Empty(t, pubs)
+	require.Empty(t, stored)
+	require.True(t, h.tr.tripped[cohortKey("1.1.0", "eu")], "latched")
+
+	// us trips later: the advisory is republished with both cohorts.
+	h.now = h.now.Add(4 * time.Second)
+	_, pubs, _ = b.apply(h.tr, rows(cohort("eu", 1000, 150), cohort("us", 120, 70)), h.now)
+	a, ok = advisory(pubs, halt)
+	require.True(t, ok, "us joins the advisory")
+	require.Len(t, a.Cohorts, 2)
+	require.Equal(t, "eu", a.Cohorts[0].Region)
+	require.Equal(t, "us", a.Cohorts[1].Region)
+	require.InDelta(t, 0.6, a.Cohorts[0].Estimate, 1e-9, "eu keeps the numbers it tripped on")
+
+	// ap, healthy and large, promotes on its own topic.
+	_, pubs, _ = b.apply(h.tr, rows(cohort("eu", 1000, 150), cohort("us", 120, 70), cohort("ap", 8000, 790)), h.now)
+	a, ok = advisory(pubs, promote)
+	require.True(t, ok, "ap promotes")
+	require.Len(t, a.Cohorts, 1)
+	require.Equal(t, "ap", a.Cohorts[0].Region)
+	require.Equal(t, "cohort_promoted", a.Reason)
+	_, ok = advisory(pubs, halt)
+	require.False(t, ok, "the halt advisory did not change")
+
+	// An operator clears the halt: the breaker stands down for 1.1.0.
 	b.operatorClear(h.tr, "1.1.0", h.now)
 	require.Empty(t, h.tr.tripped)
-	_, pubs := b.apply(h.tr, rate(0.6, true), h.now)
-	require.Empty(t, pubs)
+	_, pubs, _ = b.apply(h.tr, rows(cohort("eu", 1000, 150), cohort("us", 120, 70), cohort("ap", 8000, 790)), h.now)
+	_, ok = advisory(pubs, halt)
+	require.False(t, ok)
 	require.Empty(t, h.tr.tripped, "overridden by the operator")
+
+	// Gone from the lookback: the promote advisory is cleared.
+	_, pubs, _ = b.apply(h.tr, bases, h.now)
+	a, ok = advisory(pubs, promote)
+	require.True(t, ok)
+	require.Empty(t, a.Cohorts, "an empty retained message clears the advisory")
+}
+
+// TestBreakerFixedRules checks that the Wilson and AWS-style rules stay
+// selectable and trip on the absolute threshold, with no baseline.
+func TestBreakerFixedRules(t *testing.T) {
+	for _, rule := range []string{RuleWilson, RuleAWS} {
+		h := newHarness(t)
+		r, err := Config{BreakerRule: rule}.withDefaults().breakerRule()
+		require.NoError(t, err)
+		b := newBreaker(r, discardLog)
+		_, pubs, _ := b.apply(h.tr, []Counts{cohort("eu", 25, 10)}, h.now)
+		require.Empty(t, pubs, rule)
+		_, pubs, stored := b.apply(h.tr, []Counts{cohort("eu", 25, 21)}, h.now)
+		require.Len(t, pubs, 1, rule)
+		require.Equal(t, rule, stored[0].Rule)
+	}
+	_, err := Config{BreakerRule: "nope"}.withDefaults().breakerRule()
+	require.ErrorIs(t, err, ErrConfig)
 }
 
 // BenchmarkDecision10k measures the tracker's decision path, from a

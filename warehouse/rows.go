@@ -129,6 +129,30 @@ func DecisionRowOf(d *proto.Decision) DecisionRow {
 	}
 }
 
+// BreakerVerdictRow is one row of the breaker_verdicts table: a cohort's
+// verdict under a rule, on the numbers of its deciding signal, and in
+// Evidence the whole verdict as the advisory carries it, as JSON.
+type BreakerVerdictRow struct {
+	TS             time.Time `ch:"ts" json:"ts"`
+	Firmware       string    `ch:"firmware" json:"firmware"`
+	Region         string    `ch:"region" json:"region"`
+	Rule           string    `ch:"rule" json:"rule"`
+	Verdict        string    `ch:"verdict" json:"verdict"`
+	Signal         string    `ch:"signal" json:"signal"`
+	Estimate       float64   `ch:"estimate" json:"estimate"`
+	Bound          float64   `ch:"bound" json:"bound"`
+	Limit          float64   `ch:"bound_limit" json:"bound_limit"`
+	Baseline       float64   `ch:"baseline" json:"baseline"`
+	Sample         float64   `ch:"sample" json:"sample"`
+	Events         float64   `ch:"events" json:"events"`
+	BaselineSample float64   `ch:"baseline_sample" json:"baseline_sample"`
+	BaselineEvents float64   `ch:"baseline_events" json:"baseline_events"`
+	Alpha          float64   `ch:"alpha" json:"alpha"`
+	Active         uint16    `ch:"active" json:"active"`
+	Advised        bool      `ch:"advised" json:"advised"`
+	Evidence       string    `ch:"evidence" json:"evidence"`
+}
+
 // MaxDeadLetterPayload is how much of a rejected payload is kept.
 const MaxDeadLetterPayload = 4 << 10
 

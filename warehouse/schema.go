@@ -27,7 +27,11 @@ const (
 	TableCommands     = "commands"
 	TableDecisions    = "decisions"
 	TableDeadLetters  = "dead_letters"
-	tableMigrations   = "schema_migrations"
+	// TableBreakerVerdicts is the cohort breaker's log (migration 14): a
+	// row each time a cohort's verdict or evidence changes. The recoverer
+	// rebuilds its latched verdicts from it; analysts read it.
+	TableBreakerVerdicts = "breaker_verdicts"
+	tableMigrations      = "schema_migrations"
 )
 
 // ViewCohortFailureRate is the cohort breaker's input (migrations 4, 7 and
@@ -42,6 +46,20 @@ const (
 //	SELECT * FROM cohort_failure_rate(since = '2026-01-01 00:00:00', until = '2200-01-01 00:00:00',
 //	    firmware = '', region = '', min_sample = 20, threshold = 0.25)
 const ViewCohortFailureRate = "cohort_failure_rate"
+
+// ViewCohortBreakerCounts is the v2 cohort breaker's input (migration
+// 14): a parameterized view giving, per (firmware, region), cumulative
+// counts since a lookback start: devices, settled and failed devices with
+// devices silent past their state's deadline counted as both, the
+// firmware the cohort came from (its baseline's row), and release health
+// from telemetry (run hours, reboots, battery points lost over hours off
+// the charger, devices reporting and gone quiet). The recoverer's breaker
+// and the analytics query cohort_breaker both select from it:
+//
+//	SELECT * FROM cohort_breaker_counts(since = '2026-01-01 00:00:00', until = '2200-01-01 00:00:00',
+//	    now = '2026-01-02 00:00:00', dl_downloading = 600, dl_verifying = 120, dl_installing = 300,
+//	    dl_rebooting = 180, quiet_s = 120)
+const ViewCohortBreakerCounts = "cohort_breaker_counts"
 
 // TableRolloutDevicesHourly is the rollout rollup (migration 5): per target
 // firmware, region and hour, the set of devices that started an update,

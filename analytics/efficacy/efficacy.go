@@ -87,7 +87,12 @@ type Score struct {
 	TTRp50 float64 `json:"ttr_p50_s"`
 	TTRp90 float64 `json:"ttr_p90_s"`
 	// BadBuildFailedAtTrip counts bad-build devices that had failed when
-	// the cohort breaker first tripped; -1 if it never did.
+	// the cohort breaker halted the bad build's own cohort (its first halt
+	// verdict in breaker_verdicts for the bad build's firmware and region);
+	// -1 if it never did. A halt of another cohort (a healthy region
+	// tripped by mistake) does not count: before migration 14 this was the
+	// first trip of any cohort, which printed a number for a halt of the
+	// bad build that never happened.
 	BadBuildFailedAtTrip int64 `json:"bad_build_failed_at_trip"`
 }
 
@@ -247,8 +252,8 @@ SELECT countIf(recoverable), countIf(recoverable AND recovered), countIf(safe), 
 FROM scored`
 
 // sqlDecisions counts unsafe rollbacks and escalations in the run's
-// decisions, and the bad-build devices failed when the breaker first
-// tripped.
+// decisions, and the bad-build devices failed when the breaker halted the
+// bad build's cohort.
 const sqlDecisions = `
 WITH
 	devices AS (SELECT device_id, bad_build FROM ground_truth FINAL WHERE run_id = {run:String}),
@@ -256,7 +261,11 @@ WITH
 		SELECT * FROM decisions FINAL
 		WHERE ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}
 			AND device_id IN (SELECT device_id FROM devices)),
-	trip AS (SELECT countIf(reason = 'cohort_tripped') > 0 AS tripped, minIf(ts, reason = 'cohort_tripped') AS at FROM d)
+	bad AS (SELECT DISTINCT to_firmware, region FROM ground_truth FINAL WHERE run_id = {run:String} AND bad_build),
+	trip AS (
+		SELECT count() > 0 AS tripped, min(ts) AS at FROM breaker_verdicts
+		WHERE verdict = 'halt' AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}
+			AND (firmware, region) IN (SELECT to_firmware, region FROM bad))
 SELECT
 	(SELECT countIf(action = 'rollback' AND battery_pct < {floor:Float64} AND NOT charging) FROM d),
 	(SELECT uniqExactIf(device_id, action = 'halt') FROM d),
@@ -302,7 +311,7 @@ func ratio(part, whole int64) string {
 var Columns = []string{
 	"controller", "recovered / recoverable", "recovered / safely recoverable", "rollbacks below floor",
 	"unsafe commands (device)", "bricked by a command", "escalated (halted)", "TTR p50 s", "TTR p90 s",
-	"commands / recovered", "bad-build devices failed at breaker trip",
+	"commands / recovered", "bad-build devices failed at the bad cohort's halt",
 }
 
 // Cells returns the score's row of the table, as text.

@@ -81,6 +81,15 @@ func fleet(t *testing.T, db *warehouse.DB) {
 		dec("g", "halt", "bricked", fail.Add(time.Minute), 50),
 		dec("b", "halt", "bricked", t0.Add(21*time.Minute), 50), // the later run
 	}))
+	// The breaker halts healthy us first (its failures must not count),
+	// then the bad build's cohort, eu, after d failed. In the later run it
+	// halts only us: the bad cohort's halt never happened.
+	verdict := func(region string, at time.Time) warehouse.BreakerVerdictRow {
+		return warehouse.BreakerVerdictRow{TS: at, Firmware: "1.1.0", Region: region, Rule: "v2", Verdict: "halt", Signal: "install_failures"}
+	}
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableBreakerVerdicts, []warehouse.BreakerVerdictRow{
+		verdict("us", t0.Add(30*time.Second)), verdict("eu", t0.Add(2*time.Minute)), verdict("us", t0.Add(21*time.Minute)),
+	}))
 }
 
 func TestCompute(t *testing.T) {
@@ -106,7 +115,7 @@ func TestCompute(t *testing.T) {
 	s, err = efficacy.Compute(ctx, db, runs[1], guards)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, s.Recovered)
-	require.EqualValues(t, -1, s.BadBuildFailedAtTrip, "no breaker in the later run")
+	require.EqualValues(t, -1, s.BadBuildFailedAtTrip, "only a healthy cohort halted in the later run: never")
 	require.EqualValues(t, 1, s.Escalated)
 
 	allRuns, all, err := efficacy.ComputeAll(ctx, db, guards)

@@ -26,10 +26,8 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 90*time.Second, "how long each run's fleet runs")
 	list := fs.String("controllers", strings.Join(policy.ControllerNames(), ","), "comma-separated controllers to run, in order")
 	backoff := fs.Duration("backoff", 2*time.Second, "the guarded policy's first backoff")
-	breaker := recoverer.Config{BreakerInterval: time.Second}
-	fs.DurationVar(&breaker.BreakerInterval, "breaker-interval", breaker.BreakerInterval, "how often the guarded controller's cohort breaker queries the warehouse")
-	fs.IntVar(&breaker.BreakerMinSample, "breaker-min-sample", 20, "devices a cohort needs before the breaker judges it")
-	fs.Float64Var(&breaker.BreakerThreshold, "breaker-threshold", 0.5, "cohort failure rate that trips the breaker")
+	var breaker recoverer.Config
+	addBreakerFlags(fs, &breaker, time.Second)
 	var fleet simulator.Config
 	addFleetFlags(fs, &fleet)
 	if err := parseFlags(fs, args); err != nil {
@@ -56,7 +54,8 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 		}
 		rc := recoverer.Config{Policy: pc, Decide: ctl.Decide, NoRebuild: true, BreakerInterval: -1}
 		if !ctl.Baseline {
-			rc.BreakerInterval, rc.BreakerMinSample, rc.BreakerThreshold = breaker.BreakerInterval, breaker.BreakerMinSample, breaker.BreakerThreshold
+			rc = breaker
+			rc.Policy, rc.Decide, rc.NoRebuild = pc, ctl.Decide, true
 		}
 		fmt.Fprintf(out, "run %s: %d devices for %s...\n", name, fleet.Devices, *duration)
 		e, st, err := inproc.Trial(ctx, db, name, inproc.Config{Listen: "127.0.0.1:0", Fleet: fleet, Recoverer: rc, Logger: log}, *duration, guards(rc.Policy))

@@ -123,6 +123,20 @@ func selfUsage() string {
 		time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds(), ru.Maxrss/1024)
 }
 
+// addBreakerFlags adds the cohort breaker's flags, defaults from the
+// recoverer module (README: "The cohort breaker").
+func addBreakerFlags(fs *flag.FlagSet, cfg *recoverer.Config, interval time.Duration) {
+	fs.DurationVar(&cfg.BreakerInterval, "breaker-interval", interval, "how often the cohort breaker queries the warehouse (negative: off)")
+	fs.StringVar(&cfg.BreakerRule, "breaker-rule", recoverer.DefaultBreakerRule, "cohort breaker rule: v2 (anytime-valid test against the previous firmware in the region), wilson (Wilson bound over -breaker-threshold) or aws (failure share over -breaker-threshold)")
+	fs.Float64Var(&cfg.BreakerAlpha, "breaker-alpha", recoverer.DefaultBreakerAlpha, "v2: false-halt rate over all cohorts at once, split across them")
+	fs.Float64Var(&cfg.BreakerDelta, "breaker-delta", recoverer.DefaultBreakerDelta, "v2: tolerance on failure and quiet shares over the baseline, absolute")
+	fs.Float64Var(&cfg.BreakerRateDelta, "breaker-rate-delta", recoverer.DefaultBreakerRateDelta, "v2: tolerance on crash and drain rates per device-hour over the baseline, relative")
+	fs.DurationVar(&cfg.BreakerLookback, "breaker-lookback", recoverer.DefaultBreakerLookback, "how far back a cohort's devices count")
+	fs.DurationVar(&cfg.BreakerQuietAfter, "breaker-quiet-after", recoverer.DefaultBreakerQuietAfter, "no reading for this long counts a device quiet (reporting-ratio check)")
+	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", recoverer.DefaultBreakerMinSample, "settled devices (or device-hours) a cohort needs before the breaker judges it")
+	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", recoverer.DefaultBreakerThreshold, "wilson and aws: failure rate over a cohort's settled devices that trips the breaker")
+}
+
 func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("recover", "[flags]")
 	var c common
@@ -138,9 +152,7 @@ func cmdRecover(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Policy.MinSignal, "min-signal", cfg.Policy.MinSignal, "weakest signal (dBm) worth a retry")
 	fs.IntVar(&cfg.Policy.MaxRetries, "max-retries", cfg.Policy.MaxRetries, "retries per failure before a rollback")
 	fs.DurationVar(&cfg.Policy.BackoffBase, "backoff", cfg.Policy.BackoffBase, "wait after the first retry; doubles per retry")
-	fs.DurationVar(&cfg.BreakerInterval, "breaker-interval", recoverer.DefaultBreakerInterval, "how often the cohort breaker queries the warehouse (negative: off)")
-	fs.IntVar(&cfg.BreakerMinSample, "breaker-min-sample", recoverer.DefaultBreakerMinSample, "settled devices a cohort needs before the breaker judges it")
-	fs.Float64Var(&cfg.BreakerThreshold, "breaker-threshold", recoverer.DefaultBreakerThreshold, "failure rate over a cohort's settled devices that trips the breaker")
+	addBreakerFlags(fs, &cfg, recoverer.DefaultBreakerInterval)
 	fs.BoolVar(&cfg.NoRebuild, "no-rebuild", false, "start with no device state instead of rebuilding it from the warehouse")
 	c.addCPUProfile(fs)
 	if err := parseFlags(fs, args); err != nil {
