@@ -133,6 +133,10 @@ type Config struct {
 	// BadBuildFactor multiplies the failure share of bad-build devices.
 	// Default 4.
 	BadBuildFactor float64
+	// Health is the release health of builds after they install
+	// (device.ReleaseHealth): crash loops, faster drain, lost
+	// connectivity, per build and optionally per region. Default none.
+	Health []device.ReleaseHealth
 	// RegionWeights overrides the relative weights of the default regions
 	// (eu-west, eu-north, us-east, us-west, sa-east, ap-south,
 	// ap-northeast, af-south) by name; weights must be positive and
@@ -265,6 +269,9 @@ func (c *Config) validate() (*url.URL, []device.Region, error) {
 	}
 	if err := device.CheckWaves(c.Waves); err != nil {
 		return nil, nil, configErr("Waves", "%v", err)
+	}
+	if err := device.CheckHealth(c.Health); err != nil {
+		return nil, nil, configErr("Health", "%v", err)
 	}
 	for _, fw := range []struct{ name, v string }{{"FromFirmware", c.FromFirmware}, {"ToFirmware", c.ToFirmware}} {
 		if len(fw.v) > 64 || strings.ContainsAny(fw.v, "\x00\r\n") {

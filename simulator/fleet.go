@@ -139,7 +139,9 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	f := &Fleet{cfg: cfg, broker: u, log: cfg.Logger, creds: creds, slots: make([]*slot, len(profiles))}
 	for i, p := range profiles {
-		f.slots[i] = newSlot(device.NewDevice(p, f.timing(p)))
+		d := device.NewDevice(p, f.timing(p))
+		d.SetHealth(cfg.Health)
+		f.slots[i] = newSlot(d)
 	}
 	f.conns = f.buildConns()
 	return f, nil

@@ -71,6 +71,7 @@ type Device struct {
 	rollout  bool // the update has not started yet
 	nextStep time.Duration
 	walk     *walk
+	health   *health // release health of the builds it runs (health.go); nil: healthy
 
 	truth truthLog
 }
@@ -176,8 +177,8 @@ func (d *Device) fire(at time.Duration, wall time.Time, out []Msg) []Msg {
 	default:
 		d.nextTel = at + d.jitter(d.t.TelemetryInterval, 0.1)
 		d.sense(at)
-		if d.m.State() == proto.StateBricked {
-			return out // a bricked device says nothing more
+		if d.m.State() == proto.StateBricked || d.quiet() {
+			return out // a bricked device, or one a bad build cut off, says nothing more
 		}
 		return append(out, d.telemetry(wall))
 	}
@@ -187,7 +188,7 @@ func (d *Device) fire(at time.Duration, wall time.Time, out []Msg) []Msg {
 // came up, as a device does after every (re)connection. A device that has
 // not joined yet stays quiet: it reports itself when it joins.
 func (d *Device) Connected(wall time.Time, out []Msg) []Msg {
-	if !d.joined || d.m.State() == proto.StateBricked {
+	if !d.joined || d.m.State() == proto.StateBricked || d.quiet() {
 		return out
 	}
 	return d.report(wall, "connected", out)
@@ -282,6 +283,7 @@ func (d *Device) sense(at time.Duration) {
 	}
 	dt := at - d.now
 	d.s.Advance(d.p, d.m.State(), d.deviceTime(at), time.Duration(float64(dt)*d.t.TimeScale), d.noise)
+	d.applyHealth(d.deviceTime(at), time.Duration(float64(dt)*d.t.TimeScale))
 	d.now = at
 }
 
