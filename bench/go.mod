@@ -53,6 +53,7 @@ require (
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/sentinel-iot/sentinel/cohortstat v0.0.0
 	github.com/sentinel-iot/sentinel/credentials v0.0.0 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
@@ -79,3 +80,5 @@ replace (
 	github.com/sentinel-iot/sentinel/simulator => ../simulator
 	github.com/sentinel-iot/sentinel/warehouse => ../warehouse
 )
+
+replace github.com/sentinel-iot/sentinel/cohortstat => ../cohortstat

@@ -17,6 +17,7 @@ var benchTargets = []command{
 	{"ingest", "the ingestor end to end: a broker and an ingestor in child processes, offered rates, lag, CPU, zero loss", cmdBenchIngest},
 	{"recover", "the same seeded fleet once per recovery controller, scored against the simulator's ground truth", cmdBenchRecover},
 	{"broker", "QoS 1 fan-in against Sentinel's broker and Mosquitto, each in a child process", cmdBenchBroker},
+	{"breaker", "the cohort breaker's rules side by side over many simulated rollouts, no broker: false halts, time to detect", cmdBenchBreaker},
 }
 
 func cmdBench(ctx context.Context, args []string, out io.Writer) error {
@@ -39,7 +40,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer) error {
 	if w == out {
 		return nil
 	}
-	return fmt.Errorf("bench: want a target: `sentinel bench analytics`, `ingest`, `recover` or `broker`")
+	return fmt.Errorf("bench: want a target: `sentinel bench analytics`, `ingest`, `recover`, `broker` or `breaker`")
 }
 
 // cmdBenchAnalytics is `sentinel bench analytics` (bench/querytime says
