@@ -255,6 +255,36 @@ var conformanceRows = []conformanceRow{
 			require.True(t, ack.Properties.ServerKeepAliveFlag, "Server Keep Alive announced")
 			require.Equal(t, uint16(conformanceMaxKeepAlive), ack.Properties.ServerKeepAlive)
 		}},
+	{stmt: "MQTT-4.6.0-6 MQTT-3.3.1-1 MQTT-3.3.4-9", what: "messages queued for an offline session come back in order, DUP 0 on first delivery, no more at once than the Receive Maximum",
+		run: func(t *testing.T, addr, p string) {
+			sub, _ := dialConn(t, addr, conn{id: p + "sub", sessionExpiry: 300})
+			sub.subscribe(p + "t")
+			sub.disconnect()
+			pub, _ := dialConn(t, addr, conn{id: p + "pub"})
+			const n = 8
+			for i := range n {
+				pub.publish1(uint16(i+1), p+"t", fmt.Sprint(i), packets.Properties{})
+			}
+			sub, _ = dialConn(t, addr, conn{id: p + "sub", resume: true, sessionExpiry: 300, receiveMax: 3})
+			var window []packets.Packet
+			for range 3 {
+				window = append(window, sub.read())
+			}
+			require.True(t, sub.quiet(300*time.Millisecond), "no fourth before a PUBACK (Receive Maximum 3)")
+			var got []string
+			for len(got) < n {
+				pk := window[0]
+				window = window[1:]
+				require.Equal(t, packets.Publish, pk.FixedHeader.Type)
+				require.False(t, pk.FixedHeader.Dup, "first delivery of %s", pk.Payload)
+				got = append(got, string(pk.Payload))
+				sub.puback(pk.PacketID)
+				if len(got)+len(window) < n {
+					window = append(window, sub.read())
+				}
+			}
+			require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7"}, got)
+		}},
 }
 
 func TestConformance(t *testing.T) {

@@ -317,20 +317,40 @@ func (cl *Client) NextPacketID() (i uint32, err error) {
 }
 
 // ResendInflightMessages attempts to resend any pending inflight messages to connected clients.
+//
+// Sentinel patch 21: in the order they were stored, as far as the client's
+// Receive Maximum allows [MQTT-3.3.4-9]; the rest wait for its PUBACKs
+// (NextImmediate), in order. A message never sent before (it waited for
+// quota or for this connection) goes with DUP 0, only one sent before
+// with DUP 1 [MQTT-3.3.1-1]. An expired message is not sent
+// [MQTT-3.3.2-5]; ClearExpiredInflights deletes it. Upstream sent every
+// message at once, marked DUP, in an order random within a second.
 func (cl *Client) ResendInflightMessages(force bool) error {
 	if cl.State.Inflight.Len() == 0 {
 		return nil
 	}
 
+	now := time.Now().Unix()
 	for _, tk := range cl.State.Inflight.GetAll(false) {
 		if tk.FixedHeader.Type == packets.Publish {
-			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
+			if tk.Expiry > 0 && tk.Expiry < now {
+				continue
+			}
+			waiting := cl.State.Inflight.Waiting(tk.PacketID)
+			if !waiting {
+				tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
+			}
+			if atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) <= 0 {
+				if !waiting {
+					cl.State.Inflight.SetWaiting(tk) // sent later, still as a duplicate
+				}
+				continue
+			}
+			cl.State.Inflight.Unwait(tk.PacketID) // sent now, no longer waiting for NextImmediate
+			cl.State.Inflight.DecreaseSendQuota()
 		}
 
 		cl.ops.hooks.OnQosPublish(cl, tk, tk.Created, 0)
-		if tk.FixedHeader.Type == packets.Publish {
-			cl.State.Inflight.Unwait(tk.PacketID) // Sentinel patch: sent now, no longer waiting for NextImmediate
-		}
 		err := cl.WritePacket(tk)
 		if err != nil {
 			return err

@@ -150,22 +150,32 @@ func (i *Inflight) Clone() *Inflight {
 
 // GetAll returns all the inflight messages, or with immediate only those
 // waiting for send quota (SetWaiting).
+//
+// Sentinel patch 21: in the order they were stored. Upstream sorted them
+// by uint16(Created), the creation second cut to 16 bits, so messages
+// created within a second came back in map order, and a reconnecting
+// client got its queued messages out of order [MQTT-4.6.0-6].
 func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 	i.RLock()
 	defer i.RUnlock()
 
-	m := []packets.Packet{}
+	type entry struct {
+		pk  packets.Packet
+		seq uint64
+	}
+	m := make([]entry, 0, len(i.internal))
 	for id, v := range i.internal {
 		if _, waiting := i.waiting[id]; !immediate || waiting {
-			m = append(m, v)
+			m = append(m, entry{v, i.seqs[id]})
 		}
 	}
+	sort.Slice(m, func(i, j int) bool { return m[i].seq < m[j].seq })
 
-	sort.Slice(m, func(i, j int) bool {
-		return uint16(m[i].Created) < uint16(m[j].Created)
-	})
-
-	return m
+	out := make([]packets.Packet, len(m))
+	for k, e := range m {
+		out[k] = e.pk
+	}
+	return out
 }
 
 // NextImmediate returns the next inflight packet which is indicated to be sent immediately.

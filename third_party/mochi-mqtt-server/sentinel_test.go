@@ -6,6 +6,7 @@ package mqtt
 // not cover.
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -310,4 +311,71 @@ func TestMaximumPacketSizeCountsTheWholePacket(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestResendInOrderWithinReceiveMaximum(t *testing.T) {
+	// Patch 21: messages queued for a session come back on its next
+	// connection in the order they were published [MQTT-4.6.0-6], with
+	// DUP 0 unless they were sent before [MQTT-3.3.1-1], and no more at
+	// once than the client's Receive Maximum [MQTT-3.3.4-9]; the rest are
+	// released by its PUBACKs, in order.
+	s := newServer()
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	cl.State.Inflight.ResetSendQuota(1) // the first is sent before the client goes
+	sub := packets.Subscription{Filter: "a/b", Qos: 1}
+	now := time.Now().Unix()
+	publish := func(i int) {
+		_, _ = s.publishToClient(cl, sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			TopicName: "a/b", Payload: []byte(fmt.Sprint(i)), Created: now}) // all within one second
+	}
+	got := make(chan packets.Packet, 16)
+	go func() {
+		defer close(got)
+		br := bufio.NewReader(r)
+		for {
+			fh := new(packets.FixedHeader)
+			b, err := br.ReadByte()
+			if err != nil {
+				return
+			}
+			require.NoError(t, fh.Decode(b))
+			n, _, err := packets.DecodeLength(br)
+			require.NoError(t, err)
+			body := make([]byte, n)
+			_, err = io.ReadFull(br, body)
+			require.NoError(t, err)
+			pk := packets.Packet{FixedHeader: *fh, ProtocolVersion: 5}
+			require.NoError(t, pk.PublishDecode(body))
+			got <- pk
+		}
+	}()
+	go cl.WriteLoop()
+	publish(0)
+	first := <-got
+	require.Equal(t, "0", string(first.Payload))
+	require.False(t, first.FixedHeader.Dup)
+
+	cl.Net.Conn = nil // offline: the rest wait for the next connection
+	for i := 1; i < 8; i++ {
+		publish(i)
+	}
+	cl.Net.Conn = w
+	cl.State.Inflight.ResetSendQuota(3) // the new connection's Receive Maximum
+	require.NoError(t, cl.ResendInflightMessages(true))
+	var order []string
+	for i := 0; i < 3; i++ {
+		pk := <-got
+		order = append(order, string(pk.Payload))
+		require.Equal(t, pk.Payload[0] == '0', pk.FixedHeader.Dup, "DUP only on the one sent before: %s", pk.Payload)
+	}
+	require.Equal(t, []string{"0", "1", "2"}, order)
+	require.Len(t, cl.State.Inflight.GetAll(true), 5, "five wait for PUBACKs")
+	for want := 3; want < 8; want++ {
+		next, ok := cl.State.Inflight.NextImmediate()
+		require.True(t, ok)
+		require.Equal(t, fmt.Sprint(want), string(next.Payload))
+		require.False(t, next.FixedHeader.Dup)
+	}
+	_ = w.Close()
 }
