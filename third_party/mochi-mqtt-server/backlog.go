@@ -216,6 +216,7 @@ func (s *Server) putInflight(cl *Client, pk packets.Packet) bool {
 		return false
 	}
 	pk.PacketID = uint16(i)
+	s.restoreExpiry(&pk)                            // Sentinel patch 22: a backlog on disk keeps the interval, not the expiry
 	if ok := cl.State.Inflight.SetWaiting(pk); ok { // as publishToClient marks a message past the send quota
 		atomic.AddInt64(&s.Info.Inflight, 1)
 		s.hooks.OnQosPublish(cl, pk, pk.Created, 0)

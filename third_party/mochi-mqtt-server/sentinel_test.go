@@ -379,3 +379,96 @@ func TestResendInOrderWithinReceiveMaximum(t *testing.T) {
 	}
 	_ = w.Close()
 }
+
+// sessionRecorder is a hook that records the in-flight messages and
+// subscriptions the server tells the store hooks to delete.
+type sessionRecorder struct {
+	HookBase
+	mu             sync.Mutex
+	dropped        []uint16
+	unsubscribed   []string
+	clientsExpired int
+}
+
+func (h *sessionRecorder) ID() string { return "session-recorder" }
+
+func (h *sessionRecorder) Provides(b byte) bool {
+	return b == OnQosDropped || b == OnUnsubscribed || b == OnClientExpired
+}
+
+func (h *sessionRecorder) OnQosDropped(cl *Client, pk packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dropped = append(h.dropped, pk.PacketID)
+}
+
+func (h *sessionRecorder) OnUnsubscribed(cl *Client, pk packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range pk.Filters {
+		h.unsubscribed = append(h.unsubscribed, f.Filter)
+	}
+}
+
+func (h *sessionRecorder) OnClientExpired(cl *Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clientsExpired++
+}
+
+func TestExpiredSessionEndsWithItsMessagesAndSubscriptions(t *testing.T) {
+	// Patch 22, [MQTT-4.1.0-2]: when a session expires, its in-flight
+	// messages are dropped (so the store deletes their records) and its
+	// subscriptions removed, as a clean disconnect does.
+	s := newServer()
+	rec := new(sessionRecorder)
+	require.NoError(t, s.AddHook(rec, nil))
+	cl, _, _ := newTestClient()
+	cl.ops = &ops{options: s.Options, info: s.Info, hooks: s.hooks, log: s.Log}
+	cl.Properties.ProtocolVersion = 5
+	cl.Properties.Props.SessionExpiryInterval, cl.Properties.Props.SessionExpiryIntervalFlag = 10, true
+	sub := packets.Subscription{Filter: "a/b", Qos: 1}
+	cl.State.Subscriptions.Add(sub.Filter, sub)
+	s.Topics.Subscribe(cl.ID, sub)
+	s.Clients.Add(cl)
+	cl.State.Inflight.Set(packets.Packet{PacketID: 7, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}})
+	cl.Stop(nil)
+
+	s.clearExpiredClients(cl.StopTime() + 11)
+	_, ok := s.Clients.Get(cl.ID)
+	require.False(t, ok)
+	require.Zero(t, cl.State.Inflight.Len())
+	require.Equal(t, []uint16{7}, rec.dropped, "the store is told to delete the in-flight record")
+	require.Equal(t, []string{"a/b"}, rec.unsubscribed)
+	require.Equal(t, 1, rec.clientsExpired)
+	require.Empty(t, s.Topics.Subscribers("a/b").Subscriptions, "no subscription left for the next connection under the ID")
+}
+
+func TestLoadedMessagesKeepTheirExpiry(t *testing.T) {
+	// Patch 22, [MQTT-3.3.2-5]: a message loaded from a store (a restart,
+	// or a session's backlog on disk) expires by its own interval, not
+	// only by the broker's maximum.
+	s := newServer()
+	s.Options.Capabilities.MaximumMessageExpiryInterval = 86400
+	cl, _, _ := newTestClient()
+	s.Clients.Add(cl)
+	now := time.Now().Unix()
+	s.loadInflight([]storage.Message{
+		{ID: "i1", Client: cl.ID, PacketID: 1, Created: now - 10, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			Properties: storage.MessageProperties{MessageExpiryInterval: 5}},
+		{ID: "i2", Client: cl.ID, PacketID: 2, Created: now - 10, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			Properties: storage.MessageProperties{MessageExpiryInterval: 600}},
+		{ID: "i3", Client: cl.ID, PacketID: 3, Created: now - 10, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}},
+	})
+	require.Equal(t, []uint16{1}, cl.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval))
+	kept, ok := cl.State.Inflight.Get(2)
+	require.True(t, ok)
+	require.Equal(t, now+590, kept.Expiry)
+	require.Equal(t, 2, cl.State.Inflight.Len())
+
+	// The same for a message drained from the backlog.
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, Created: now - 10,
+		Properties: packets.Properties{MessageExpiryInterval: 5}}
+	require.True(t, s.putInflight(cl, pk))
+	require.Len(t, cl.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval), 1)
+}

@@ -1817,10 +1817,29 @@ func (s *Server) loadClients(v []storage.Client) {
 func (s *Server) loadInflight(v []storage.Message) {
 	for _, msg := range v {
 		if client, ok := s.Clients.Get(msg.Client); ok {
-			if client.State.Inflight.Set(msg.ToPacket()) {
+			pk := msg.ToPacket()
+			s.restoreExpiry(&pk) // Sentinel patch 22
+			if client.State.Inflight.Set(pk) {
 				atomic.AddInt64(&s.Info.Inflight, 1) // Sentinel patch: see loadServerInfo
 			}
 		}
+	}
+}
+
+// restoreExpiry gives a message loaded from a store (restored in flight,
+// or drained from a session's backlog) back its expiry: storage.Message
+// keeps the Message Expiry Interval and the creation time but not the
+// expiry, so such a message was kept and delivered until the broker's
+// maximum expiry, however short its own interval [MQTT-3.3.2-5]. Sentinel
+// patch 22.
+func (s *Server) restoreExpiry(pk *packets.Packet) {
+	if pk.Expiry != 0 || pk.Properties.MessageExpiryInterval == 0 {
+		return
+	}
+	if expiry := minimum(s.Options.Capabilities.MaximumMessageExpiryInterval,
+		int64(pk.Properties.MessageExpiryInterval)); expiry > 0 {
+		pk.Expiry = pk.Created + expiry
+		pk.ProtocolVersion = 5 // only a v5 publisher sets the interval; ClearExpiredInflights checks it
 	}
 }
 
@@ -1846,7 +1865,15 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
+			// Sentinel patch 22: the session ends with everything in it
+			// [MQTT-4.1.0-2], as a clean disconnect ends it (attachClient).
+			// Upstream deleted only the client, so its in-flight messages
+			// stayed in the store hooks for good and its subscriptions in
+			// the topic tree, delivering to the next connection under its
+			// ID although CONNACK said no session was present.
+			client.ClearInflights()
 			s.discardBacklog(client) // Sentinel patch
+			s.UnsubscribeClient(client)
 			s.hooks.OnClientExpired(client)
 			s.Clients.Delete(id) // [MQTT-4.1.0-2]
 		}
