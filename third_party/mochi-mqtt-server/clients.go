@@ -293,27 +293,14 @@ func (cl *Client) NextPacketID() (i uint32, err error) {
 	cl.Lock()
 	defer cl.Unlock()
 
-	i = atomic.LoadUint32(&cl.State.packetID)
-	started := i
-	overflowed := false
-	for {
-		if overflowed && i == started {
-			return 0, packets.ErrQuotaExceeded
-		}
-
-		if i >= cl.ops.options.Capabilities.maximumPacketID {
-			overflowed = true
-			i = 0
-			continue
-		}
-
-		i++
-
-		if _, ok := cl.State.Inflight.Get(uint16(i)); !ok {
-			atomic.StoreUint32(&cl.State.packetID, i)
-			return i, nil
-		}
+	// Sentinel patch 23: the inflight store finds the next free ID from
+	// its bitmap, where this looked up every candidate in turn.
+	id, ok := cl.State.Inflight.NextFree(uint16(atomic.LoadUint32(&cl.State.packetID)), cl.ops.options.Capabilities.maximumPacketID)
+	if !ok {
+		return 0, packets.ErrQuotaExceeded
 	}
+	atomic.StoreUint32(&cl.State.packetID, uint32(id))
+	return uint32(id), nil
 }
 
 // ResendInflightMessages attempts to resend any pending inflight messages to connected clients.
