@@ -185,6 +185,17 @@ func (r *raw) untilClosed() []byte {
 	}
 }
 
+// goOffline leaves a persistent session p+"sub" subscribed to p+"t" at
+// QoS 1 with its client gone, and returns a connected publisher.
+func goOffline(t *testing.T, addr, p string) *raw {
+	t.Helper()
+	sub, _ := dialConn(t, addr, conn{id: p + "sub", sessionExpiry: 300})
+	sub.subscribe(p + "t")
+	sub.disconnect()
+	pub, _ := dialConn(t, addr, conn{id: p + "pub"})
+	return pub
+}
+
 // conformanceRow is a normative statement and how to check it: run gets a
 // broker's address and a prefix unique to the row for client IDs and
 // topics.
@@ -200,10 +211,7 @@ type conformanceRow struct {
 var conformanceRows = []conformanceRow{
 	{stmt: "MQTT-3.3.2-5", what: "a message past its Message Expiry Interval is not delivered to a session that was offline",
 		run: func(t *testing.T, addr, p string) {
-			sub, _ := dialConn(t, addr, conn{id: p + "sub", sessionExpiry: 300})
-			sub.subscribe(p + "t")
-			sub.disconnect()
-			pub, _ := dialConn(t, addr, conn{id: p + "pub"})
+			pub := goOffline(t, addr, p)
 			pub.publish1(1, p+"t", "short", packets.Properties{MessageExpiryInterval: 1})
 			pub.publish1(2, p+"t", "long", packets.Properties{MessageExpiryInterval: 600})
 			// The row is about time passing: the 1 s message must be past
@@ -257,15 +265,12 @@ var conformanceRows = []conformanceRow{
 		}},
 	{stmt: "MQTT-4.6.0-6 MQTT-3.3.1-1 MQTT-3.3.4-9", what: "messages queued for an offline session come back in order, DUP 0 on first delivery, no more at once than the Receive Maximum",
 		run: func(t *testing.T, addr, p string) {
-			sub, _ := dialConn(t, addr, conn{id: p + "sub", sessionExpiry: 300})
-			sub.subscribe(p + "t")
-			sub.disconnect()
-			pub, _ := dialConn(t, addr, conn{id: p + "pub"})
+			pub := goOffline(t, addr, p)
 			const n = 8
 			for i := range n {
 				pub.publish1(uint16(i+1), p+"t", fmt.Sprint(i), packets.Properties{})
 			}
-			sub, _ = dialConn(t, addr, conn{id: p + "sub", resume: true, sessionExpiry: 300, receiveMax: 3})
+			sub, _ := dialConn(t, addr, conn{id: p + "sub", resume: true, sessionExpiry: 300, receiveMax: 3})
 			var window []packets.Packet
 			for range 3 {
 				window = append(window, sub.read())
