@@ -2,21 +2,26 @@
 --
 -- Generated from analytics/queries/*.sql (edit those, then run
 -- `SENTINEL_UPDATE_GOLDEN=1 go test ./analytics`); each query is tested on the
--- embedded ClickHouse engine against an independent computation.
+-- embedded ClickHouse engine against an independent computation. The
+-- warehouse's migrations must have run (warehouse/migrations): queries read
+-- its views and tables (cohort_failure_rate, rollout_devices_hourly,
+-- state_timeouts, status_events.acknowledgement).
 --
 -- Every query takes the same parameters; pass them to clickhouse-client:
 --
 --   clickhouse-client --multiquery \
 --     --param_since='1970-01-01 00:00:00' --param_until='2200-01-01 00:00:00' \
 --     --param_firmware='' --param_region='' \
---     --param_top=5 --param_min_sample=20 --param_threshold=0.25 \
+--     --param_top=5 --param_min_sample=20 --param_threshold=0.5 \
 --     < analysis_queries.sql
 --
 -- or, in an interactive session, SET param_since = '2026-11-27 00:00:00'; etc.
 -- since/until bound event time [since, until); firmware and region ''
--- mean all; top bounds per-group lists; min_sample and threshold drive the
--- cohort breaker. Tables are read with FINAL, so redelivered MQTT messages
--- never count twice.
+-- mean all; top bounds per-group lists; min_sample and threshold are the
+-- cohort breaker's (the recoverer's defaults above). A redelivered MQTT
+-- message never counts twice: a query reads a table with FINAL, or only
+-- through aggregates a repeated row cannot change (max, min, argMax by
+-- seq, distinct devices), and each says which where it reads.
 
 -- ==========================================================================
 
@@ -28,6 +33,17 @@
 -- standard deviation over the firmware's regions (window aggregates over
 -- the whole partition). anomalous marks z >= 1.5: a region far above its
 -- peers, not just the worst one.
+-- Unit: one row per (target firmware, region); devices counts devices with
+-- a status event past idle (not offline) for that target in [since,
+-- until), failed those of them in a failed state (download_failed,
+-- verify_failed, install_failed, partial, boot_failed) at least once.
+-- Denominators: failure_rate is failed over devices; fleet_rate the mean
+-- of the firmware's regions' rates (each region weighs the same), and
+-- z_score divides by their population standard deviation (0 when all
+-- regions have one rate).
+-- Excludes: devices that never left idle in the window, events without a
+-- target firmware. Acknowledgements count: a device re-reporting a failed
+-- state is in it, and a device counts once however often it reports.
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result
@@ -75,6 +91,13 @@ ORDER BY firmware, z_score DESC, region;
 -- recoverer's next retry or rollback for it; still_waiting counts devices
 -- with no such command yet. Wait percentiles use nearest rank, as in
 -- time_to_recover.
+-- Unit: one row per region; deferred_devices and still_waiting count
+-- devices, deferrals counts decisions; waits in seconds, to the
+-- millisecond, of decisions with ts in [since, until).
+-- Denominator: percentiles are over resumed devices only.
+-- Excludes: deferrals for other reasons (signal, backoff), devices never
+-- deferred for battery, and redelivered copies (FINAL). firmware keeps
+-- devices that reported that target firmware at any time.
 WITH d AS (
     SELECT *
     FROM decisions FINAL
@@ -128,24 +151,47 @@ ORDER BY region;
 -- ==========================================================================
 
 -- name: cohort_failure_rate
--- title: Cohort breaker input: failure rate per (firmware, region) in the window
+-- title: Cohort breaker: which (firmware, region) cohorts trip, by the recoverer's rule
 -- Why: the recoverer stops retrying a cohort whose rollout is failing (the
--- cohort breaker); this is the one definition of that input. Over the
--- window [since, until), per target firmware and region: devices that
--- started the update, devices that failed at least once, and the rate.
--- enough_sample needs {min_sample} devices; tripped means enough_sample and
--- rate >= {threshold}. Worst cohorts first. The definition lives in the
--- warehouse as the parameterized view cohort_failure_rate (migrations 4,
--- 7 and 9), so the breaker and this query cannot drift apart; the breaker
--- trips on the lower 95 % Wilson bound of the view's rate over settled
--- devices, shown by selecting settled_devices, settled_failure_rate,
--- settled_failure_rate_low and breaker_tripped.
-SELECT firmware, region, devices, failed_devices, failure_rate, enough_sample, tripped
+-- cohort breaker); this shows, for the window [since, until), what that
+-- rule says of each cohort, from the same warehouse view the recoverer's
+-- breaker reads (cohort_failure_rate, migrations 4, 7 and 9) and with the
+-- same parameters: a cohort trips when at least {min_sample} of its
+-- devices have settled (failed, updated, rolled back or bricked) and the
+-- lower bound of the one-sided 95 % Wilson interval of their failure rate
+-- (settled_failure_rate_low) reaches {threshold}. The defaults (20, 0.5)
+-- are the recoverer's (--breaker-min-sample, --breaker-threshold), and
+-- the recoverer looks back 15 minutes: pass --since to match a live
+-- breaker, or leave the window open to judge a whole rollout. Tripped
+-- cohorts first, then by the bound.
+-- Unit: one row per (target firmware, region); devices counts devices with
+-- a status event past idle (not offline) in the window, settled_devices
+-- those whose update ended, failed_devices those in a failed state
+-- (download_failed, verify_failed, install_failed, partial, boot_failed)
+-- at least once.
+-- Denominators: failure_rate is failed over all devices (still updating
+-- ones dilute it; the breaker does not use it); settled_failure_rate is
+-- failed over settled devices, and settled_failure_rate_low its Wilson
+-- lower bound, the number that trips.
+-- Excludes: devices that never left idle in the window and events without
+-- a target firmware. Acknowledgements count: a device re-reporting a
+-- failed state is failed, and counts once however often it reports.
+SELECT
+    firmware,
+    region,
+    devices,
+    settled_devices,
+    failed_devices,
+    failure_rate,
+    settled_failure_rate,
+    settled_failure_rate_low,
+    settled_devices >= {min_sample:UInt32} AS enough_sample,
+    breaker_tripped AS tripped
 FROM cohort_failure_rate(
     since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')},
     firmware = {firmware:String}, region = {region:String},
     min_sample = {min_sample:UInt32}, threshold = {threshold:Float64})
-ORDER BY tripped DESC, failure_rate DESC, firmware, region;
+ORDER BY tripped DESC, settled_failure_rate_low DESC, firmware, region;
 
 -- ==========================================================================
 
@@ -155,6 +201,13 @@ ORDER BY tripped DESC, failure_rate DESC, firmware, region;
 -- its result on its status topic with the command's ID; this counts those
 -- results by command and outcome. `sentinel run` prints it after the
 -- ranking.
+-- Unit: status events carrying a command result (command_id set), with ts
+-- in [since, until), one row per (action, outcome); a device that reports
+-- one result twice (with two seqs) counts twice.
+-- Denominator: none; counts.
+-- Excludes: status events without a result, redelivered copies (FINAL).
+-- Acknowledgements (defer and halt results, rejected and duplicate
+-- outcomes) are results and count here.
 SELECT action, outcome, count() AS results
 FROM status_events FINAL
 WHERE command_id != ''
@@ -252,6 +305,7 @@ ORDER BY episodes DESC, failure_events DESC, region, device_id;
 -- a device re-reporting the state it is in to answer a defer, a halt, or a
 -- command it did not run; a true report, but no new failure),
 -- and redelivered copies (FINAL).
+-- empty: the window holds no failure event (download_failed, verify_failed, install_failed, partial, boot_failed) of the firmware and region asked for
 WITH events AS (
     SELECT *
     FROM status_events FINAL
@@ -291,6 +345,11 @@ ORDER BY region, rank_in_region, hour;
 -- Why: the end of a rollout in one table: each device's latest OTA state
 -- (by sequence number, so a late redelivery cannot rewind it) in the
 -- window, counted by state. `sentinel run` prints it after the ranking.
+-- Unit: devices, one row per state; each device with a status event in
+-- [since, until) counts once, at its latest state there.
+-- Denominator: none; counts (they sum to the devices seen).
+-- Excludes: redelivered copies (FINAL). Acknowledgements count: they
+-- report the state the device is in.
 SELECT state, count() AS devices
 FROM (
     SELECT device_id, argMax(state, seq) AS state
@@ -360,6 +419,12 @@ ORDER BY firmware, minute;
 -- Why: what the controller did, and why, over the fleet: every decision
 -- (including "do nothing because ...") by action and reason, with the
 -- devices each touched. `sentinel run` prints it after the ranking.
+-- Unit: one row per (action, reason); decisions counts the recoverer's
+-- decisions with ts in [since, until), devices the distinct devices among
+-- them.
+-- Denominator: none; counts.
+-- Excludes: redelivered copies (FINAL). firmware keeps devices that
+-- reported that target firmware at any time.
 SELECT action, reason, count() AS decisions, uniqExact(device_id) AS devices
 FROM decisions FINAL
 WHERE ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
@@ -384,6 +449,15 @@ ORDER BY decisions DESC, action, reason;
 -- Both are uniqExact states merged together, so the answer is exact, a
 -- redelivered event counts once, and a fleet-wide ranking reads a few
 -- thousand rollup rows instead of every event.
+-- Unit: one row per (target firmware, region); devices counts devices
+-- with a status event past idle (not offline) for that target in [since,
+-- until), partial those that reported partial, failed_any those in any
+-- failed state (download_failed, verify_failed, install_failed, partial,
+-- boot_failed) at least once.
+-- Denominator: partial_rate is partial over devices.
+-- Excludes: devices that never left idle in the window, events without a
+-- target firmware. Acknowledgements count: a device re-reporting partial
+-- is partial, and counts once however often it reports.
 -- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
 -- region ('' = all), top.
 WITH
@@ -608,9 +682,7 @@ ORDER BY firmware, wave, stage_no;
 -- Denominator: none; a list.
 -- Excludes: devices whose latest state is not an in-progress phase, and
 -- events outside [since, until). Acknowledgements count as signs of life.
--- Empty on a short run: no device has yet been silent in a phase longer
--- than the phase's timeout (2 to 10 minutes), measured from the window's
--- latest event.
+-- empty: no device's latest state is a phase it has been silent in longer than the phase's timeout (2 to 10 minutes, see state_timeouts), measured at the window's latest event; a run shorter than the timeouts has none
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result

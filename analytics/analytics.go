@@ -3,7 +3,9 @@
 // embedded in the binary and runnable as they are with clickhouse-client.
 //
 // Each file in queries/ is one query. Its leading comment block names it
-// ("-- name: ..."), titles it ("-- title: ...") and says why it exists.
+// ("-- name: ..."), titles it ("-- title: ..."), says why it exists and
+// states its unit, denominator and exclusions, and may say why it can come
+// back empty ("-- empty: ...", one line).
 package analytics
 
 import (
@@ -35,6 +37,10 @@ type Query struct {
 	Title string
 	// Doc is the rest of the leading comment: why the query exists and how to read it.
 	Doc string
+	// Empty says why the query can return no rows on a real fleet ("--
+	// empty: ..."), for a report to print instead of an empty table; ""
+	// when an empty result needs no explanation beyond the filters.
+	Empty string
 	// SQL is the whole file, comments included.
 	SQL string
 }
@@ -118,6 +124,8 @@ func parse(sql string) Query {
 			q.Name = strings.TrimSpace(strings.TrimPrefix(text, "name:"))
 		case strings.HasPrefix(text, "title:"):
 			q.Title = strings.TrimSpace(strings.TrimPrefix(text, "title:"))
+		case strings.HasPrefix(text, "empty:"):
+			q.Empty = strings.TrimSpace(strings.TrimPrefix(text, "empty:"))
 		default:
 			doc = append(doc, text)
 		}

@@ -21,6 +21,16 @@ func TestLibrary(t *testing.T) {
 		require.NotEmpty(t, q.Name)
 		require.NotEmpty(t, q.Title, "query %s needs a title", q.Name)
 		require.NotEmpty(t, q.Doc, "query %s needs a why", q.Name)
+		// What an analyst checks a number against (issue 18).
+		for _, part := range []string{"Unit:", "Denominator", "Excludes:"} {
+			require.Contains(t, q.Doc, part, "query %s's header states its %s", q.Name, part)
+		}
+		require.NotContains(t, q.Doc, "empty:", "query %s: the empty: line is Query.Empty, not doc", q.Name)
+	}
+	for _, name := range []string{"stuck_devices", "failure_hotspots"} {
+		q, err := analytics.Get(name)
+		require.NoError(t, err)
+		require.NotEmpty(t, q.Empty, "%s says why it can be empty on a short run", name)
 	}
 	_, err = analytics.Get("nope")
 	require.ErrorIs(t, err, analytics.ErrUnknownQuery)

@@ -2,29 +2,42 @@ package analytics
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
+// The defaults the header's example passes.
+var (
+	top       = strconv.Itoa(DefaultTop)
+	minSample = strconv.Itoa(DefaultMinSample)
+	threshold = strconv.FormatFloat(DefaultThreshold, 'f', -1, 64)
+)
+
 // bundleHeader opens analysis_queries.sql: how to run the file as it is.
-const bundleHeader = `-- Sentinel analysis queries: the whole library in one file.
+var bundleHeader = `-- Sentinel analysis queries: the whole library in one file.
 --
 -- Generated from analytics/queries/*.sql (edit those, then run
 -- ` + "`SENTINEL_UPDATE_GOLDEN=1 go test ./analytics`" + `); each query is tested on the
--- embedded ClickHouse engine against an independent computation.
+-- embedded ClickHouse engine against an independent computation. The
+-- warehouse's migrations must have run (warehouse/migrations): queries read
+-- its views and tables (cohort_failure_rate, rollout_devices_hourly,
+-- state_timeouts, status_events.acknowledgement).
 --
 -- Every query takes the same parameters; pass them to clickhouse-client:
 --
 --   clickhouse-client --multiquery \
 --     --param_since='1970-01-01 00:00:00' --param_until='2200-01-01 00:00:00' \
 --     --param_firmware='' --param_region='' \
---     --param_top=5 --param_min_sample=20 --param_threshold=0.25 \
+--     --param_top=` + top + ` --param_min_sample=` + minSample + ` --param_threshold=` + threshold + ` \
 --     < analysis_queries.sql
 --
 -- or, in an interactive session, SET param_since = '2026-11-27 00:00:00'; etc.
 -- since/until bound event time [since, until); firmware and region ''
--- mean all; top bounds per-group lists; min_sample and threshold drive the
--- cohort breaker. Tables are read with FINAL, so redelivered MQTT messages
--- never count twice.
+-- mean all; top bounds per-group lists; min_sample and threshold are the
+-- cohort breaker's (the recoverer's defaults above). A redelivered MQTT
+-- message never counts twice: a query reads a table with FINAL, or only
+-- through aggregates a repeated row cannot change (max, min, argMax by
+-- seq, distinct devices), and each says which where it reads.
 `
 
 // Bundle returns the whole library as one SQL file for clickhouse-client:

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sentinel-iot/sentinel/cohortstat"
 )
 
 // ErrBadFilter means a filter value cannot be used; the message says which.
@@ -21,14 +23,33 @@ type Filter struct {
 	Firmware string
 	// Region keeps only this region; "" keeps all.
 	Region string
-	// Top bounds per-group lists such as the top problem devices. Default 5.
+	// Top bounds per-group lists such as the top problem devices. Zero
+	// means DefaultTop.
 	Top int
-	// MinSample is the fewest devices a cohort needs before its failure
-	// rate can trip the breaker. Default 20.
+	// MinSample is the fewest settled devices (failed, updated, rolled back
+	// or bricked) a cohort needs before the breaker judges it. Zero means
+	// DefaultMinSample.
 	MinSample int
-	// Threshold is the failure rate that trips the breaker. Default 0.25.
+	// Threshold is the failure share at which the breaker trips a cohort,
+	// once the lower bound of the one-sided 95 % Wilson interval of its
+	// settled failure rate reaches it (migration 9's rule, the recoverer's).
+	// Zero means DefaultThreshold.
 	Threshold float64
 }
+
+// The defaults of a zero Filter, exported so that flags state them once.
+// The breaker's are the recoverer's (its Wilson rule, cohortstat), so a
+// report with no flags marks what the recoverer trips.
+const (
+	// DefaultTop is Filter.Top's default.
+	DefaultTop = 5
+	// DefaultMinSample is Filter.MinSample's default: cohortstat's
+	// DefaultRawMinSample, migration 9's min_sample.
+	DefaultMinSample = cohortstat.DefaultRawMinSample
+	// DefaultThreshold is Filter.Threshold's default: cohortstat's
+	// DefaultWilsonThreshold, the recoverer's DefaultBreakerThreshold.
+	DefaultThreshold = cohortstat.DefaultWilsonThreshold
+)
 
 // Bounds used when a time bound is not given: wide enough for any fleet,
 // inside DateTime64(3)'s range.
@@ -59,21 +80,21 @@ func (f Filter) Params() (map[string]string, error) {
 	}
 	top := f.Top
 	if top == 0 {
-		top = 5
+		top = DefaultTop
 	}
 	if top < 0 || top > 10000 {
 		return nil, fmt.Errorf("%w: top %d not in 1..10000", ErrBadFilter, top)
 	}
 	minSample := f.MinSample
 	if minSample == 0 {
-		minSample = 20
+		minSample = DefaultMinSample
 	}
 	if minSample < 0 {
 		return nil, fmt.Errorf("%w: min sample %d is negative", ErrBadFilter, minSample)
 	}
 	threshold := f.Threshold
 	if threshold == 0 {
-		threshold = 0.25
+		threshold = DefaultThreshold
 	}
 	if !(threshold > 0 && threshold <= 1) {
 		return nil, fmt.Errorf("%w: threshold %g not in (0, 1]", ErrBadFilter, threshold)

@@ -52,10 +52,10 @@ func TestFilterParams(t *testing.T) {
 	}{
 		{name: "defaults", f: analytics.Filter{}, want: map[string]string{
 			"since": "1970-01-01 00:00:00.000", "until": "2200-01-01 00:00:00.000", "firmware": "", "region": "",
-			"top": "5", "min_sample": "20", "threshold": "0.25"}},
+			"top": "5", "min_sample": "20", "threshold": "0.5"}},
 		{name: "values pass through as text, never SQL", f: analytics.Filter{Since: base, Region: "x' OR 1=1 --", Firmware: "1.5.0", Top: 3}, want: map[string]string{
 			"since": "2026-11-27 08:00:00.000", "until": "2200-01-01 00:00:00.000", "firmware": "1.5.0", "region": "x' OR 1=1 --",
-			"top": "3", "min_sample": "20", "threshold": "0.25"}},
+			"top": "3", "min_sample": "20", "threshold": "0.5"}},
 		{name: "empty range", f: analytics.Filter{Since: base, Until: base}, wantErr: "must be after"},
 		{name: "before 1970", f: analytics.Filter{Since: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}, wantErr: "outside"},
 		{name: "negative top", f: analytics.Filter{Top: -1}, wantErr: "top"},

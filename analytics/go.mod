@@ -3,6 +3,7 @@ module github.com/sentinel-iot/sentinel/analytics
 go 1.26.0
 
 require (
+	github.com/sentinel-iot/sentinel/cohortstat v0.0.0
 	github.com/sentinel-iot/sentinel/warehouse v0.0.0
 	github.com/wcharczuk/go-chart/v2 v2.1.2
 )
@@ -48,3 +49,5 @@ replace github.com/sentinel-iot/sentinel/warehouse => ../warehouse
 replace github.com/sentinel-iot/sentinel/proto => ../proto
 
 replace github.com/sentinel-iot/sentinel/credentials => ../credentials
+
+replace github.com/sentinel-iot/sentinel/cohortstat => ../cohortstat

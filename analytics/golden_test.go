@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/analytics"
+	"github.com/sentinel-iot/sentinel/cohortstat"
 	"github.com/sentinel-iot/sentinel/warehouse"
 	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
 	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
@@ -96,6 +97,14 @@ func TestGolden(t *testing.T) {
 		gap = gap || (moving[i-1][0] == moving[i][0] && b.Sub(a) > time.Minute && b.Sub(a) < 5*time.Minute)
 	}
 	require.True(t, gap, "the fixture has a minute without events inside a moving window")
+	tripped := map[string]string{} // region of 1.7.0 -> plain rate, tripped
+	for _, r := range golden["cohort_failure_rate"](events, decisions, analytics.Filter{}) {
+		if r[0] == "1.7.0" {
+			tripped[r[1]] = r[5] + " " + r[9]
+		}
+	}
+	require.Equal(t, map[string]string{"sa-east": "0.6667 1", "eu-west": "0.3333 0"}, tripped,
+		"one cohort over the breaker's line, one between the old 0.25 on the plain rate and the bound's 0.5")
 
 	filters := []struct {
 		name string
@@ -660,25 +669,49 @@ func wantFailureHotspots(events []event, f analytics.Filter) [][]string {
 	return out
 }
 
+// wantCohortFailureRate judges each cohort with cohortstat's Wilson rule,
+// the recoverer's breaker, on the devices that settled in the window.
 func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
 	minSample, threshold := f.MinSample, f.Threshold
 	if minSample == 0 {
-		minSample = 20
+		minSample = analytics.DefaultMinSample
 	}
 	if threshold == 0 {
-		threshold = 0.25
+		threshold = analytics.DefaultThreshold
+	}
+	settledStates := set("download_failed", "verify_failed", "install_failed", "partial", "boot_failed", "updated", "rolled_back", "bricked")
+	settled := map[cohortKey]map[string]bool{}
+	for _, e := range events {
+		if e.state == "idle" || e.state == "offline" || e.firmware == "" {
+			continue
+		}
+		k := cohortKey{e.firmware, e.region}
+		if settled[k] == nil {
+			settled[k] = map[string]bool{}
+		}
+		settled[k][e.device] = settled[k][e.device] || settledStates[e.state]
 	}
 	type row struct {
-		k               cohortKey
-		devices, failed int
-		rate            float64
-		enough, tripped bool
+		k                        cohortKey
+		devices, settled, failed int
+		low                      float64
+		tripped                  bool
 	}
 	var rows []row
 	for k, c := range cohortCounts(events) {
-		r := row{k: k, devices: c.devices, failed: c.failed, rate: float64(c.failed) / float64(c.devices)}
-		r.enough = r.devices >= minSample
-		r.tripped = r.enough && r.rate >= threshold
+		r := row{k: k, devices: c.devices, failed: c.failed}
+		for _, ok := range settled[k] {
+			if ok {
+				r.settled++
+			}
+		}
+		r.low = cohortstat.WilsonLower(int64(r.failed), int64(r.settled), cohortstat.DefaultWilsonZ)
+		res, err := cohortstat.Wilson{Threshold: threshold, MinSample: minSample}.Judge(
+			cohortstat.Sample{Install: cohortstat.Proportion{Trials: int64(r.settled), Events: int64(r.failed)}}, 1)
+		if err != nil {
+			panic(err)
+		}
+		r.tripped = res.Verdict == cohortstat.Halt
 		rows = append(rows, r)
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -686,9 +719,9 @@ func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
 		if a.tripped != b.tripped {
 			return a.tripped
 		}
-		ra, rb := math.RoundToEven(a.rate*1e4), math.RoundToEven(b.rate*1e4)
-		if ra != rb {
-			return ra > rb
+		la, lb := math.RoundToEven(a.low*1e4), math.RoundToEven(b.low*1e4)
+		if la != lb {
+			return la > lb
 		}
 		if a.k.fw != b.k.fw {
 			return a.k.fw < b.k.fw
@@ -697,7 +730,12 @@ func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
 	})
 	var out [][]string
 	for _, r := range rows {
-		out = append(out, []string{r.k.fw, r.k.region, u(r.devices), u(r.failed), f64(r.rate, 4), b01(r.enough), b01(r.tripped)})
+		rate := 0.0
+		if r.settled > 0 {
+			rate = float64(r.failed) / float64(r.settled)
+		}
+		out = append(out, []string{r.k.fw, r.k.region, u(r.devices), u(r.settled), u(r.failed),
+			f64(float64(r.failed)/float64(r.devices), 4), f64(rate, 4), f64(r.low, 4), b01(r.settled >= minSample), b01(r.tripped)})
 	}
 	return out
 }

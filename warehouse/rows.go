@@ -186,7 +186,8 @@ const TableGroundTruth = "ground_truth"
 
 // GroundTruthRow is one device's ground truth in one simulated run: what
 // failed, what would have fixed it (remedy), and how it ended (verdict:
-// healthy, recovered, bricked_by_command, left_broken, ...).
+// healthy, recovered, bricked_by_command, left_broken, ...). Its wave
+// counts from 1, as status_events' does.
 type GroundTruthRow struct {
 	RunID string `ch:"run_id" json:"run_id"`
 	// Controller names the recovery controller of the run: "sentinel" or

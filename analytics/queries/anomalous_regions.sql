@@ -6,6 +6,17 @@
 -- standard deviation over the firmware's regions (window aggregates over
 -- the whole partition). anomalous marks z >= 1.5: a region far above its
 -- peers, not just the worst one.
+-- Unit: one row per (target firmware, region); devices counts devices with
+-- a status event past idle (not offline) for that target in [since,
+-- until), failed those of them in a failed state (download_failed,
+-- verify_failed, install_failed, partial, boot_failed) at least once.
+-- Denominators: failure_rate is failed over devices; fleet_rate the mean
+-- of the firmware's regions' rates (each region weighs the same), and
+-- z_score divides by their population standard deviation (0 when all
+-- regions have one rate).
+-- Excludes: devices that never left idle in the window, events without a
+-- target firmware. Acknowledgements count: a device re-reporting a failed
+-- state is in it, and a device counts once however often it reports.
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result

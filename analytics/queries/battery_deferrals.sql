@@ -6,6 +6,13 @@
 -- recoverer's next retry or rollback for it; still_waiting counts devices
 -- with no such command yet. Wait percentiles use nearest rank, as in
 -- time_to_recover.
+-- Unit: one row per region; deferred_devices and still_waiting count
+-- devices, deferrals counts decisions; waits in seconds, to the
+-- millisecond, of decisions with ts in [since, until).
+-- Denominator: percentiles are over resumed devices only.
+-- Excludes: deferrals for other reasons (signal, backoff), devices never
+-- deferred for battery, and redelivered copies (FINAL). firmware keeps
+-- devices that reported that target firmware at any time.
 WITH d AS (
     SELECT *
     FROM decisions FINAL

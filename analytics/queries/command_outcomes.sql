@@ -4,6 +4,13 @@
 -- its result on its status topic with the command's ID; this counts those
 -- results by command and outcome. `sentinel run` prints it after the
 -- ranking.
+-- Unit: status events carrying a command result (command_id set), with ts
+-- in [since, until), one row per (action, outcome); a device that reports
+-- one result twice (with two seqs) counts twice.
+-- Denominator: none; counts.
+-- Excludes: status events without a result, redelivered copies (FINAL).
+-- Acknowledgements (defer and halt results, rejected and duplicate
+-- outcomes) are results and count here.
 SELECT action, outcome, count() AS results
 FROM status_events FINAL
 WHERE command_id != ''

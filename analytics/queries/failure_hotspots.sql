@@ -16,6 +16,7 @@
 -- a device re-reporting the state it is in to answer a defer, a halt, or a
 -- command it did not run; a true report, but no new failure),
 -- and redelivered copies (FINAL).
+-- empty: the window holds no failure event (download_failed, verify_failed, install_failed, partial, boot_failed) of the firmware and region asked for
 WITH events AS (
     SELECT *
     FROM status_events FINAL

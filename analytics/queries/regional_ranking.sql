@@ -11,6 +11,15 @@
 -- Both are uniqExact states merged together, so the answer is exact, a
 -- redelivered event counts once, and a fleet-wide ranking reads a few
 -- thousand rollup rows instead of every event.
+-- Unit: one row per (target firmware, region); devices counts devices
+-- with a status event past idle (not offline) for that target in [since,
+-- until), partial those that reported partial, failed_any those in any
+-- failed state (download_failed, verify_failed, install_failed, partial,
+-- boot_failed) at least once.
+-- Denominator: partial_rate is partial over devices.
+-- Excludes: devices that never left idle in the window, events without a
+-- target firmware. Acknowledgements count: a device re-reporting partial
+-- is partial, and counts once however often it reports.
 -- Parameters (all queries): since, until (DateTime64(3, 'UTC')), firmware,
 -- region ('' = all), top.
 WITH

@@ -13,9 +13,7 @@
 -- Denominator: none; a list.
 -- Excludes: devices whose latest state is not an in-progress phase, and
 -- events outside [since, until). Acknowledgements count as signs of life.
--- Empty on a short run: no device has yet been silent in a phase longer
--- than the phase's timeout (2 to 10 minutes), measured from the window's
--- latest event.
+-- empty: no device's latest state is a phase it has been silent in longer than the phase's timeout (2 to 10 minutes, see state_timeouts), measured at the window's latest event; a run shorter than the timeouts has none
 WITH events AS (
     SELECT *
     FROM status_events -- no FINAL: every aggregate below is idempotent (max, min, argMax by seq, distinct devices), so a redelivered event cannot change the result

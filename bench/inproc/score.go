@@ -18,12 +18,14 @@ func StoreTruth(ctx context.Context, db *warehouse.DB, run efficacy.Run, ts []si
 }
 
 // truthRows maps the simulator's ground truth of one run onto warehouse rows.
+// Waves count from 1 there, as on the wire and in status_events (the
+// simulator's Truth counts from 0), so a join on wave matches.
 func truthRows(run efficacy.Run, ts []simulator.Truth) []warehouse.GroundTruthRow {
 	rows := make([]warehouse.GroundTruthRow, len(ts))
 	for i, t := range ts {
 		rows[i] = warehouse.GroundTruthRow{
 			RunID: run.ID, Controller: run.Controller, RunStarted: run.Started, RunEnded: run.Ended, DeviceID: t.DeviceID, Region: t.Region, Model: t.Model, ToFirmware: t.ToFirmware,
-			Wave: uint16(t.Wave), BadBuild: t.BadBuild, Power: t.Power, WeakSignal: t.WeakSignal,
+			Wave: uint16(t.Wave + 1), BadBuild: t.BadBuild, Power: t.Power, WeakSignal: t.WeakSignal,
 			Fate: string(t.Fate), Cause: t.Cause, Started: t.Started, Remedy: string(t.Remedy),
 			RetriesToFix: uint16(t.RetriesToFix), BatteryAtFailure: float32(t.BatteryAtFailure),
 			ChargingAtFailure: t.ChargingAtFailure, FinalState: string(t.FinalState), FinalFirmware: t.FinalFirmware,

@@ -86,7 +86,9 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	var filter analytics.Filter
 	fs.StringVar(&filter.Firmware, "firmware", "", "only rollouts to this target firmware")
 	fs.StringVar(&filter.Region, "region", "", "only this region")
-	fs.IntVar(&filter.Top, "top", 5, "rows per group in per-group lists")
+	fs.IntVar(&filter.Top, "top", analytics.DefaultTop, "rows per group in per-group lists (at least 1)")
+	fs.IntVar(&filter.MinSample, "min-sample", analytics.DefaultMinSample, "cohort_failure_rate: settled devices a cohort needs before the breaker judges it (the recoverer's --breaker-min-sample)")
+	fs.Float64Var(&filter.Threshold, "threshold", analytics.DefaultThreshold, "cohort_failure_rate: failure share the Wilson lower bound must reach to trip (the recoverer's --breaker-threshold)")
 	htmlOut := fs.String("html", "", "write the charts report, one self-contained HTML file, to this path")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -124,6 +126,11 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Zero means "the default" in a Filter; on the command line it is a
+	// value, and --top 0 used to mean 5 without a word.
+	if filter.Top < 1 || filter.MinSample < 1 || filter.Threshold <= 0 {
+		return fmt.Errorf("--top %d, --min-sample %d, --threshold %g: each must be above 0", filter.Top, filter.MinSample, filter.Threshold)
+	}
 	if _, err := filter.Params(); err != nil {
 		return err
 	}
@@ -138,6 +145,10 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *format == "table" {
 		fmt.Fprintf(out, "%s\n\n", q.Title)
+		if len(res.Rows) == 0 && q.Empty != "" {
+			_, err := fmt.Fprintf(out, "No rows: %s.\n", q.Empty)
+			return err
+		}
 	}
 	return writeResult(out, res, *format)
 }
