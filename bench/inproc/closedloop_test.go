@@ -50,12 +50,9 @@ func TestClosedLoop(t *testing.T) {
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
 	p.RunFleet(fleetCtx)
-	stopped := false
 	t.Cleanup(func() {
-		if !stopped {
-			stopFleet()
-			p.Shutdown()
-		}
+		stopFleet()
+		p.Shutdown()
 	})
 
 	// fixable is a device a retry or a rollback fixes within the guards:
@@ -119,7 +116,6 @@ func TestClosedLoop(t *testing.T) {
 	stopFleet()
 	require.NoError(t, p.Drain(15*time.Second))
 	require.NoError(t, p.Shutdown())
-	stopped = true
 
 	var fixed, rolledBack int
 	for _, tr := range p.Fleet().GroundTruth() {

@@ -147,11 +147,8 @@ func TestEndToEnd(t *testing.T) {
 		Logger: discard(),
 	})
 	require.NoError(t, err)
-	stopped := false
 	t.Cleanup(func() {
-		if !stopped {
-			p.Shutdown()
-		}
+		p.Shutdown()
 		if t.Failed() {
 			t.Logf("pipeline at the end: %+v; fleet %+v; ingestor %+v; recoverer %+v", p.Status(), p.Fleet().Stats(), p.Ingestor().Stats(), p.Recoverer().Stats())
 		}
@@ -211,7 +208,6 @@ func TestEndToEnd(t *testing.T) {
 
 	stopFleet()
 	require.NoError(t, p.Drain(30*time.Second))
-	stopped = true
 	require.NoError(t, p.Shutdown())
 
 	// Everything the broker acknowledged to a device is stored exactly once.

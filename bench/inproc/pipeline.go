@@ -39,6 +39,9 @@ type Pipeline struct {
 	fleetDone chan error
 	started   time.Time
 	creds     *credentials
+
+	shutdownOnce sync.Once
+	shutdownErr  error // what Shutdown returns
 }
 
 // Config is what differs between `sentinel run`, the bench and the tests.
@@ -150,25 +153,29 @@ func (p *Pipeline) Drain(timeout time.Duration) error {
 
 // Shutdown waits for the fleet's end (RunFleet's ctx must end first), then
 // stops the services and the broker, in that order, and returns the errors
-// any of them reported.
+// any of them reported. It is safe to call more than once (a test's
+// cleanup after its own Shutdown); every call returns the first's errors.
 func (p *Pipeline) Shutdown() error {
-	var errs []error
-	if p.fleetDone != nil {
-		if err := <-p.fleetDone; err != nil && !errors.Is(err, context.Canceled) {
-			errs = append(errs, fmt.Errorf("simulator: %w", err))
+	p.shutdownOnce.Do(func() {
+		var errs []error
+		if p.fleetDone != nil {
+			if err := <-p.fleetDone; err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("simulator: %w", err))
+			}
+			p.fleetDone = nil
 		}
-		p.fleetDone = nil
-	}
-	p.stopServices()
-	p.services.Wait()
-	close(p.serviceErrs)
-	for err := range p.serviceErrs {
-		errs = append(errs, err)
-	}
-	if err := p.broker.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+		p.stopServices()
+		p.services.Wait()
+		close(p.serviceErrs)
+		for err := range p.serviceErrs {
+			errs = append(errs, err)
+		}
+		if err := p.broker.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		p.shutdownErr = errors.Join(errs...)
+	})
+	return p.shutdownErr
 }
 
 // Status is one progress snapshot, summed over the components' counters.

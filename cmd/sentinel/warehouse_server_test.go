@@ -115,12 +115,7 @@ func TestIngestThroughWarehouseServer(t *testing.T) {
 		Logger: discard(),
 	})
 	require.NoError(t, err)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			p.Shutdown()
-		}
-	})
+	t.Cleanup(func() { p.Shutdown() })
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
 	p.RunFleet(fleetCtx)
@@ -130,7 +125,6 @@ func TestIngestThroughWarehouseServer(t *testing.T) {
 	}, 2*time.Minute, 100*time.Millisecond, "every device's telemetry, and failures in several regions, reach the server")
 	stopFleet()
 	require.NoError(t, p.Drain(30*time.Second))
-	stopped = true
 	require.NoError(t, p.Shutdown())
 
 	// Nothing acknowledged to a device was lost on the way through HTTP.
