@@ -23,5 +23,5 @@ func ExampleNew() {
 		"boot_failed:", ends["boot_failed"], "download_failed:", ends["download_failed"])
 	// Output:
 	// 1000 devices, first dev-00000-fcfd52 in af-south
-	// partial: 52 install_failed: 55 verify_failed: 22 boot_failed: 48 download_failed: 24
+	// partial: 64 install_failed: 53 verify_failed: 30 boot_failed: 37 download_failed: 30
 }

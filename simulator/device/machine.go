@@ -14,10 +14,11 @@ const (
 	// RetrySuccessBadBuild is the same probability for a device installing
 	// the bad build: retrying a broken build mostly fails again.
 	RetrySuccessBadBuild = 0.15
-	// BrickBatteryPct is the battery level under which a retry or rollback
-	// started without external power bricks the device: the flash write
-	// outlasts the battery and the device dies half-written.
-	BrickBatteryPct = 15.0
+	// TruthRiskBudget is the brick risk per command the ground truth calls
+	// acceptable (the recovery policy's default budget, 1 in 10,000): a
+	// command started above it is unsafe, and a device whose every command
+	// is above it must charge first.
+	TruthRiskBudget = 1e-4
 )
 
 // ErrTransition is wrapped by the error Enter returns for a move the state
@@ -111,6 +112,9 @@ type Conditions struct {
 	Charging bool
 	// RSSI is the signal strength now, in dBm.
 	RSSI int
+	// Hazards are the chances that a flash write loses power and that a
+	// download fails, now (HazardsOf); zero means neither happens.
+	Hazards
 }
 
 // Plan is a device's answer to a command: the states it walks through, in
@@ -134,10 +138,12 @@ type Machine struct {
 	firmware      string
 	from, to      string
 	seed          uint64
+	storage       proto.Storage
 	badBuild      bool
 	unrecoverable bool
 	halted        bool
 	retries       int
+	rollbacks     int
 	applied       map[string]bool
 }
 
@@ -150,6 +156,7 @@ func NewMachine(p Profile) *Machine {
 		from:          p.FromFirmware,
 		to:            p.ToFirmware,
 		seed:          p.Seed,
+		storage:       p.Storage,
 		badBuild:      p.BadBuild,
 		unrecoverable: p.Unrecoverable,
 		applied:       make(map[string]bool),
@@ -172,10 +179,19 @@ func (m *Machine) Retries() int { return m.retries }
 // and rollbacks until a person resets it.
 func (m *Machine) Halted() bool { return m.halted }
 
-// Unsafe reports whether a retry or rollback started in conditions c would
-// risk the device: its battery is under BrickBatteryPct and it is not
-// charging.
-func Unsafe(c Conditions) bool { return c.BatteryPct < BrickBatteryPct && !c.Charging }
+// PowerLost reports whether the flash write of command number n (from 1,
+// retries and rollbacks counted apart by salt) of the device seeded with
+// seed loses power, in conditions c: a pure draw, true with probability
+// c.FlashLoss.
+func PowerLost(seed uint64, salt uint64, n int, c Conditions) bool {
+	return unit(seed, 0xb0, salt, uint64(n)) < c.FlashLoss
+}
+
+// downloadFails reports whether download attempt n of the device fails in
+// conditions c, with probability c.DownloadFail.
+func downloadFails(seed uint64, n int, c Conditions) bool {
+	return unit(seed, 0xd1, uint64(n)) < c.DownloadFail
+}
 
 // Enter moves the device to state next, updating its firmware: updated
 // means the target version, rolled_back the previous one. It returns an
@@ -203,14 +219,18 @@ func (m *Machine) Enter(next proto.State) error {
 // The rules, each judged on the conditions at this moment: a bricked device
 // does not answer. A retry re-applies the target firmware from a failed or
 // rolled-back state and succeeds with probability RetrySuccess (far less
-// for the bad build); one that must download again fails while the signal
-// is under WeakSignalDBm; one started on a battery under BrickBatteryPct
-// without a charger bricks the device mid-flash. A rollback restores the
-// previous firmware, and bricks the device on the same low battery. A
-// device whose boot loader is corrupted (Profile.Unrecoverable) fails both
-// and stays boot_failed. Defer is acknowledged and changes nothing; halt is
-// acknowledged and makes the device refuse later retries and rollbacks. A
-// device busy in a transient state rejects retry and rollback.
+// for the bad build); one that must download again first fails the
+// download with probability c.DownloadFail (the link, or a brown-out
+// under the radio's current). The image write loses power with
+// probability c.FlashLoss: a single-bank device is then bricked, an A/B
+// device boots its old slot and reports install_failed. A rollback on A/B
+// switches slots and cannot brick; on a single bank it rewrites the old
+// image with the same risk. A device whose boot loader is corrupted
+// (Profile.Unrecoverable) fails both and stays boot_failed. Defer is
+// acknowledged and changes nothing; halt is acknowledged and makes the
+// device refuse later retries and rollbacks. A device busy in a transient
+// state rejects retry and rollback. Every draw is a pure function of the
+// device's seed and the command's number, so a run is reproducible.
 func (m *Machine) Accept(cmd *proto.Command, c Conditions) Plan {
 	if m.state == proto.StateBricked {
 		return Plan{Silent: true}
@@ -249,7 +269,7 @@ func (m *Machine) retry(c Conditions) Plan {
 	var path []proto.State
 	switch m.state {
 	case proto.StateDownloadFailed, proto.StateVerifyFailed:
-		if c.RSSI < WeakSignalDBm {
+		if downloadFails(m.seed, m.retries, c) {
 			return Plan{
 				Path:    []proto.State{proto.StateDownloading, proto.StateDownloadFailed},
 				Outcome: proto.OutcomeFailed,
@@ -260,10 +280,16 @@ func (m *Machine) retry(c Conditions) Plan {
 	}
 	path = append(path, proto.StateInstalling)
 	switch {
-	case Unsafe(c):
+	case PowerLost(m.seed, saltRetry, m.retries, c) && m.storage != proto.StorageAB:
 		path = append(path, proto.StateBricked)
 		return Plan{Path: path, Outcome: proto.OutcomeFailed,
 			Detail: fmt.Sprintf("power lost while flashing at %.1f%% battery", c.BatteryPct)}
+	case PowerLost(m.seed, saltRetry, m.retries, c):
+		// A/B: the half-written slot is never marked bootable; the device
+		// resets and boots the old slot.
+		path = append(path, proto.StateInstallFailed)
+		return Plan{Path: path, Outcome: proto.OutcomeFailed,
+			Detail: fmt.Sprintf("power lost while flashing at %.1f%% battery: booted the old slot", c.BatteryPct)}
 	case m.unrecoverable:
 		path = append(path, proto.StateRebooting, proto.StateBootFailed)
 		return Plan{Path: path, Outcome: proto.OutcomeFailed, Detail: "boot loader corrupted: image does not boot"}
@@ -278,6 +304,13 @@ func (m *Machine) retry(c Conditions) Plan {
 	return Plan{Path: path, Outcome: proto.OutcomeFailed, Detail: fmt.Sprintf("retry %d ended %s", m.retries, path[len(path)-1])}
 }
 
+// Salts of the power-loss draws, so a retry and a rollback with the same
+// number draw apart.
+const (
+	saltRetry    = 0x7e
+	saltRollback = 0x7b
+)
+
 func (m *Machine) rollback(c Conditions) Plan {
 	switch {
 	case Transient(m.state):
@@ -286,7 +319,11 @@ func (m *Machine) rollback(c Conditions) Plan {
 		return Plan{Outcome: proto.OutcomeRejected, Detail: "halted: needs a person"}
 	case m.state == proto.StateIdle || m.state == proto.StateRolledBack:
 		return Plan{Outcome: proto.OutcomeOK, Detail: "already on previous firmware"}
-	case Unsafe(c):
+	}
+	m.rollbacks++
+	switch {
+	case m.storage != proto.StorageAB && PowerLost(m.seed, saltRollback, m.rollbacks, c):
+		// Single bank: the rollback rewrites the old image in place.
 		return Plan{
 			Path:    []proto.State{proto.StateRollingBack, proto.StateBricked},
 			Outcome: proto.OutcomeFailed,

@@ -105,6 +105,12 @@ func TestAccept(t *testing.T) {
 	partialSeed := seedWhere(t, false, proto.StatePartial)
 	installSeed := seedWhere(t, false, proto.StateInstallFailed)
 	healthy := Conditions{BatteryPct: 80, RSSI: -70}
+	// lossy is a moment at which every flash write loses power, weak one
+	// at which every download fails.
+	lossy := Conditions{BatteryPct: 9, RSSI: -70, Hazards: Hazards{FlashLoss: 1}}
+	weak := func(rssi int) Conditions {
+		return Conditions{BatteryPct: 80, RSSI: rssi, Hazards: Hazards{DownloadFail: 1}}
+	}
 
 	tests := []struct {
 		name     string
@@ -118,6 +124,7 @@ func TestAccept(t *testing.T) {
 		firmware string // after walking the path
 
 		unrecoverable bool
+		storage       proto.Storage
 	}{
 		{name: "retry partial succeeds", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
@@ -130,7 +137,7 @@ func TestAccept(t *testing.T) {
 		{name: "retry download_failed good signal", state: proto.StateDownloadFailed, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"downloading", "verifying", "installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
 		{name: "retry download_failed weak signal fails again", state: proto.StateDownloadFailed, seed: okSeed, action: proto.ActionRetry,
-			cond: Conditions{BatteryPct: 80, RSSI: -110}, path: []proto.State{"downloading", "download_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+			cond: weak(-110), path: []proto.State{"downloading", "download_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
 		{name: "retry after rollback", state: proto.StateRolledBack, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
 		{name: "retry updated is a no-op", state: proto.StateUpdated, action: proto.ActionRetry, cond: healthy,
@@ -143,12 +150,16 @@ func TestAccept(t *testing.T) {
 			path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
 		{name: "rollback updated", state: proto.StateUpdated, action: proto.ActionRollback, cond: healthy,
 			path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
-		{name: "rollback on low battery bricks", state: proto.StatePartial, action: proto.ActionRollback,
-			cond: Conditions{BatteryPct: 9, RSSI: -70}, path: []proto.State{"rolling_back", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "single-bank rollback losing power bricks", state: proto.StatePartial, action: proto.ActionRollback, storage: proto.StorageSingle,
+			cond: lossy, path: []proto.State{"rolling_back", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "unknown layout counts as single bank", state: proto.StatePartial, action: proto.ActionRollback,
+			cond: lossy, path: []proto.State{"rolling_back", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "A/B rollback is a slot switch and cannot brick", state: proto.StatePartial, action: proto.ActionRollback, storage: proto.StorageAB,
+			cond: lossy, path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
 		{name: "rollback on low battery while charging is safe", state: proto.StatePartial, action: proto.ActionRollback,
 			cond: Conditions{BatteryPct: 9, Charging: true, RSSI: -70}, path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
-		{name: "rollback at the floor is safe", state: proto.StateInstallFailed, action: proto.ActionRollback,
-			cond: Conditions{BatteryPct: BrickBatteryPct, RSSI: -70}, path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
+		{name: "rollback with a one-in-a-billion loss goes through", state: proto.StateInstallFailed, action: proto.ActionRollback,
+			cond: Conditions{BatteryPct: 40, RSSI: -70, Hazards: Hazards{FlashLoss: 1e-9}}, path: []proto.State{"rolling_back", "rolled_back"}, outcome: proto.OutcomeOK, firmware: "1.0"},
 		{name: "rollback while busy rejected", state: proto.StateRebooting, action: proto.ActionRollback, cond: healthy,
 			outcome: proto.OutcomeRejected, firmware: "1.0"},
 		{name: "rollback rolled_back is a no-op", state: proto.StateRolledBack, action: proto.ActionRollback, cond: healthy,
@@ -160,15 +171,17 @@ func TestAccept(t *testing.T) {
 		{name: "retry verify_failed downloads again", state: proto.StateVerifyFailed, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"downloading", "verifying", "installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
 		{name: "retry verify_failed on weak signal fails the download", state: proto.StateVerifyFailed, seed: okSeed, action: proto.ActionRetry,
-			cond: Conditions{BatteryPct: 80, RSSI: -112}, path: []proto.State{"downloading", "download_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+			cond: weak(-112), path: []proto.State{"downloading", "download_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
 		{name: "retry boot_failed", state: proto.StateBootFailed, seed: okSeed, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
-		{name: "retry on low battery bricks mid-flash", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry,
-			cond: Conditions{BatteryPct: 9, RSSI: -70}, path: []proto.State{"installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "single-bank retry losing power bricks mid-flash", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry, storage: proto.StorageSingle,
+			cond: lossy, path: []proto.State{"installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+		{name: "A/B retry losing power boots the old slot", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry, storage: proto.StorageAB,
+			cond: lossy, path: []proto.State{"installing", "install_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
 		{name: "retry on low battery while charging is safe", state: proto.StatePartial, seed: okSeed, action: proto.ActionRetry,
 			cond: Conditions{BatteryPct: 9, Charging: true, RSSI: -70}, path: []proto.State{"installing", "rebooting", "updated"}, outcome: proto.OutcomeOK, firmware: "2.0"},
 		{name: "retry download_failed on low battery bricks after the download", state: proto.StateDownloadFailed, seed: okSeed, action: proto.ActionRetry,
-			cond: Conditions{BatteryPct: 3, RSSI: -70}, path: []proto.State{"downloading", "verifying", "installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
+			cond: Conditions{BatteryPct: 3, RSSI: -70, Hazards: Hazards{FlashLoss: 1}}, path: []proto.State{"downloading", "verifying", "installing", "bricked"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
 		{name: "retry unrecoverable stays boot_failed", state: proto.StateBootFailed, seed: okSeed, unrecoverable: true, action: proto.ActionRetry, cond: healthy,
 			path: []proto.State{"installing", "rebooting", "boot_failed"}, outcome: proto.OutcomeFailed, firmware: "1.0"},
 		{name: "rollback unrecoverable stays boot_failed", state: proto.StateBootFailed, unrecoverable: true, action: proto.ActionRollback, cond: healthy,
@@ -181,7 +194,7 @@ func TestAccept(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := machineIn(t, tt.state, tt.seed)
-			m.unrecoverable = tt.unrecoverable
+			m.unrecoverable, m.storage = tt.unrecoverable, tt.storage
 			plan := m.Accept(&proto.Command{CommandID: "c-1", Action: tt.action}, tt.cond)
 			require.Equal(t, tt.silent, plan.Silent)
 			require.Equal(t, tt.outcome, plan.Outcome)

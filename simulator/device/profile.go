@@ -19,9 +19,28 @@ const (
 	// charge all the time.
 	ChargingShare = 0.12
 	// CycledChargingShare is the share of the other devices that are put on
-	// a charger for part of every charging period (a tracker docked at
-	// night, a meter with a solar panel); the rest never charge during a run.
+	// a charger on a daily schedule (a tracker docked overnight, a camera
+	// on a desk charger during working hours).
 	CycledChargingShare = 0.35
+	// OvernightShare is the share of scheduled chargers that charge
+	// overnight; the rest charge during working hours.
+	OvernightShare = 0.7
+	// PlugInShare is the share of battery-only devices a person plugs in
+	// once, at a random time of the day, for a few hours; the rest only
+	// drain.
+	PlugInShare = 0.3
+	// RunStartHour is the local hour of the day at which a run starts,
+	// which places the charge schedules in it.
+	RunStartHour = 12
+	// MoverShare is the share of devices that move (vehicles, carried
+	// trackers): their signal swings by up to 15 dB over a few hours.
+	MoverShare = 0.15
+	// BasementShare is the share of devices installed where the signal
+	// is poor and stays so (a basement, a meter cabinet): 20 dB below their
+	// region's usual, with little variation.
+	BasementShare = 0.05
+	// basementLossDB is how much weaker a basement device's signal is.
+	basementLossDB = 20
 	// WeakSignalDBm is the mean signal strength under which a device counts
 	// as weak-signal: its downloads fail far more often and retries of a
 	// failed download fail while the signal stays weak.
@@ -111,6 +130,30 @@ const (
 	PowerCycled
 )
 
+// Signal is how a device's radio signal behaves over time.
+type Signal uint8
+
+// The signal behaviours.
+const (
+	// SignalSteady devices sit still: their signal is noise around a mean.
+	SignalSteady Signal = iota
+	// SignalMover devices move: their mean swings slowly.
+	SignalMover
+	// SignalBasement devices sit where the signal is poor and stays poor.
+	SignalBasement
+)
+
+// String names the behaviour.
+func (s Signal) String() string {
+	switch s {
+	case SignalMover:
+		return "mover"
+	case SignalBasement:
+		return "basement"
+	}
+	return "steady"
+}
+
 // String names the power source.
 func (p Power) String() string {
 	switch p {
@@ -172,8 +215,8 @@ type Profile struct {
 	Region string
 	// Model is the name of the device's hardware model.
 	Model string
-	// Storage is the flash layout of the device's model.
-	Storage proto.Storage
+	// Hardware is the model's battery, loads and flash layout.
+	Hardware
 	// FromFirmware is the version the device runs before the rollout.
 	FromFirmware string
 	// ToFirmware is the version the rollout installs.
@@ -188,7 +231,7 @@ type Profile struct {
 	// Power is how the device is powered.
 	Power Power
 	// ChargePeriod is, for a PowerCycled device, the length of its charging
-	// cycle in device time.
+	// cycle in device time: a day for the generated schedules.
 	ChargePeriod time.Duration
 	// ChargeOn is the fraction of ChargePeriod the device spends on the
 	// charger, at the start of each period.
@@ -196,6 +239,21 @@ type Profile struct {
 	// ChargePhase is the fraction of ChargePeriod the cycle has run at
 	// the start of the run.
 	ChargePhase float64
+	// Overnight is true for a PowerCycled device charged overnight, false
+	// for one charged during working hours.
+	Overnight bool
+	// PlugInAt and PlugInFor are, for a PowerBattery device a person plugs
+	// in once, when (device time after the start of the run) and for how
+	// long; PlugInFor is 0 for a device nobody plugs in.
+	PlugInAt, PlugInFor time.Duration
+	// Signal is how the device's signal behaves over time.
+	Signal Signal
+	// SignalSwingDB, SignalPeriod and SignalPhase shape a mover's mean
+	// signal: RSSIMean plus SignalSwingDB times a sine of period
+	// SignalPeriod (device time), SignalPhase of a period in at the start.
+	SignalSwingDB float64
+	SignalPeriod  time.Duration
+	SignalPhase   float64
 	// Charging is true when the device is on external power at start.
 	Charging bool
 	// RSSIMean is the device's mean signal strength in dBm.
@@ -244,7 +302,28 @@ func (p Profile) ChargingAt(t time.Duration) bool {
 		pos := math.Mod(p.ChargePhase+float64(t)/float64(p.ChargePeriod), 1)
 		return pos < p.ChargeOn
 	}
-	return false
+	return p.PlugInFor > 0 && t >= p.PlugInAt && t < p.PlugInAt+p.PlugInFor
+}
+
+// RSSIMeanAt returns the device's mean signal at device time t after the
+// start of the run: RSSIMean, swinging for a mover.
+func (p Profile) RSSIMeanAt(t time.Duration) float64 {
+	if p.Signal != SignalMover || p.SignalPeriod <= 0 {
+		return p.RSSIMean
+	}
+	return p.RSSIMean + p.SignalSwingDB*math.Sin(2*math.Pi*(p.SignalPhase+float64(t)/float64(p.SignalPeriod)))
+}
+
+// RetryOK is the probability that a retry of the device's update
+// succeeds when nothing physical gets in its way.
+func (p Profile) RetryOK() float64 {
+	switch {
+	case p.Unrecoverable:
+		return 0
+	case p.BadBuild:
+		return RetrySuccessBadBuild
+	}
+	return RetrySuccess
 }
 
 // Generate builds the fleet spec describes. It is deterministic: the same
@@ -280,7 +359,7 @@ func Generate(spec Spec) ([]Profile, error) {
 		}
 		mains := f.Rand.Float64() < ChargingShare
 		rssi := clamp(r.RSSIMean+f.Rand.NormFloat64()*7, -125, -45)
-		temp := m.TemperatureC + f.Rand.NormFloat64()*3
+		temp := m.TemperatureC + r.TemperatureOffsetC + f.Rand.NormFloat64()*3
 		uptime := int64(f.IntRange(600, 30*86400))
 		rolloutAt := f.Rand.Float64()
 		phase := f.Rand.Float64()
@@ -288,16 +367,20 @@ func Generate(spec Spec) ([]Profile, error) {
 		seed := f.Uint64()
 		waveDraw, cycledDraw, unrecoverDraw := f.Rand.Float64(), f.Rand.Float64(), f.Rand.Float64()
 		cycles := f.IntRange(0, 900)
-		chargePeriod := time.Duration(f.IntRange(2, 12)) * time.Hour
-		chargeOn, chargePhase := f.Float64Range(0.2, 0.5), f.Rand.Float64()
+		// The draws of the old 2-12 h charge schedules, kept so the draws
+		// after them stay where they were.
+		_, _, _ = f.IntRange(2, 12), f.Float64Range(0.2, 0.5), f.Rand.Float64()
 		boots := f.IntRange(1, 400)
+		signalDraw, swing, signalHours, signalPhase := f.Rand.Float64(), f.Float64Range(8, 15), f.Float64Range(2, 8), f.Rand.Float64()
+		overnightDraw, startHour, onHours := f.Rand.Float64(), f.Float64Range(0, 2), f.Float64Range(6, 9)
+		plugDraw, plugAt, plugFor := f.Rand.Float64(), f.Float64Range(0, 24), f.Float64Range(2, 6)
 
 		p := Profile{
 			Index:          i,
 			ID:             fmt.Sprintf("dev-%05d-%06x", i, suffix),
 			Region:         r.Name,
 			Model:          m.Name,
-			Storage:        m.Storage,
+			Hardware:       m.Hardware,
 			FromFirmware:   spec.FromFirmware,
 			ToFirmware:     spec.ToFirmware,
 			BatteryPct:     math.Round(battery*10) / 10,
@@ -317,7 +400,25 @@ func Generate(spec Spec) ([]Profile, error) {
 		case mains:
 			p.Power = PowerMains
 		case cycledDraw < CycledChargingShare:
-			p.Power, p.ChargePeriod, p.ChargeOn, p.ChargePhase = PowerCycled, chargePeriod, chargeOn, chargePhase
+			// A daily charger: overnight from 21:00-23:00 local, or during
+			// working hours from 08:00-10:00, for 6 to 9 hours.
+			start := 8 + startHour
+			p.Overnight = overnightDraw < OvernightShare
+			if p.Overnight {
+				start = 21 + startHour
+			}
+			p.Power, p.ChargePeriod, p.ChargeOn = PowerCycled, 24*time.Hour, onHours/24
+			p.ChargePhase = math.Mod((RunStartHour-start)/24+1, 1)
+		case plugDraw < PlugInShare:
+			p.PlugInAt, p.PlugInFor = hours(plugAt), hours(plugFor)
+		}
+		switch {
+		case signalDraw < BasementShare:
+			p.Signal = SignalBasement
+			p.RSSIMean = math.Round(clamp(rssi-basementLossDB, -125, -45)*10) / 10
+			p.RSSINoise = r.RSSINoise / 2
+		case signalDraw < BasementShare+MoverShare:
+			p.Signal, p.SignalSwingDB, p.SignalPeriod, p.SignalPhase = SignalMover, math.Round(swing*10)/10, hours(signalHours), signalPhase
 		}
 		p.Charging = p.ChargingAt(0)
 		bb := spec.BadBuild
@@ -466,3 +567,8 @@ func pick(f *gofakeit.Faker, cdf []float64) int {
 }
 
 func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
+
+// hours is h hours as a duration, to the second.
+func hours(h float64) time.Duration {
+	return time.Duration(math.Round(h*3600)) * time.Second
+}

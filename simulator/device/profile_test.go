@@ -1,6 +1,7 @@
 package device
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -187,8 +188,10 @@ func TestSensorsStayInRange(t *testing.T) {
 		case PowerMains:
 			require.GreaterOrEqual(t, s.BatteryPct, start)
 		case PowerBattery:
-			require.Less(t, s.BatteryPct, start+1e-9)
-			require.Equal(t, p.ChargeCycles, s.ChargeCycles)
+			if p.PlugInFor == 0 {
+				require.Less(t, s.BatteryPct, start+1e-9)
+				require.Equal(t, p.ChargeCycles, s.ChargeCycles)
+			}
 		}
 		require.True(t, s.VoltageV > 2.5 && s.VoltageV <= 4.2, "voltage %g", s.VoltageV)
 	}
@@ -236,16 +239,56 @@ func TestChargingAt(t *testing.T) {
 	require.False(t, p.ChargingAt(3*time.Hour+time.Minute))
 	require.True(t, Profile{Power: PowerMains}.ChargingAt(time.Hour))
 	require.False(t, Profile{Power: PowerBattery}.ChargingAt(time.Hour))
+	plugged := Profile{Power: PowerBattery, PlugInAt: 3 * time.Hour, PlugInFor: 2 * time.Hour}
+	require.False(t, plugged.ChargingAt(3*time.Hour-time.Second))
+	require.True(t, plugged.ChargingAt(4*time.Hour))
+	require.False(t, plugged.ChargingAt(5*time.Hour))
 }
 
-func TestVoltage(t *testing.T) {
-	require.InDelta(t, 4.2, Voltage(100, 0), 1e-9)
-	require.InDelta(t, 3.3, Voltage(0, 0), 1e-9)
-	require.Less(t, Voltage(50, 260), Voltage(50, 12), "voltage sags under load")
-	prev := 0.0
-	for pct := 0.0; pct <= 100; pct += 5 {
-		v := Voltage(pct, 0)
-		require.Greater(t, v, prev)
-		prev = v
+// TestGeneratedSchedules: the generated chargers are daily, overnight
+// (21:00-23:00 start) or in working hours (08:00-10:00), with the share
+// of each; a share of the battery-only devices is plugged in once; the
+// signal behaviours come in their shares.
+func TestGeneratedSchedules(t *testing.T) {
+	const n = 5000
+	fleet, err := Generate(spec(3, n))
+	require.NoError(t, err)
+	var cycled, overnight, battery, plugged, movers, basement int
+	for _, p := range fleet {
+		switch p.Power {
+		case PowerCycled:
+			cycled++
+			require.Equal(t, 24*time.Hour, p.ChargePeriod)
+			require.True(t, p.ChargeOn >= 6.0/24 && p.ChargeOn <= 9.0/24, "on %g", p.ChargeOn)
+			// The hour the charger comes on, counted from the run's start at noon.
+			on := math.Mod((1-p.ChargePhase)*24+RunStartHour, 24)
+			if p.Overnight {
+				overnight++
+				require.True(t, on >= 21-1e-6 && on <= 23+1e-6, "overnight charger on at %g h", on)
+				require.False(t, p.ChargingAt(0), "an overnight charger is off at noon")
+			} else {
+				require.True(t, on >= 8-1e-6 && on <= 10+1e-6, "working-hours charger on at %g h", on)
+				require.True(t, p.ChargingAt(0), "a working-hours charger is on at noon")
+			}
+		case PowerBattery:
+			battery++
+			if p.PlugInFor > 0 {
+				plugged++
+				require.True(t, p.PlugInAt >= 0 && p.PlugInAt <= 24*time.Hour)
+				require.True(t, p.PlugInFor >= 2*time.Hour && p.PlugInFor <= 6*time.Hour)
+			}
+		}
+		switch p.Signal {
+		case SignalMover:
+			movers++
+			require.NotEqual(t, p.RSSIMeanAt(0), p.RSSIMeanAt(p.SignalPeriod/4))
+		case SignalBasement:
+			basement++
+			require.Equal(t, p.RSSIMean, p.RSSIMeanAt(7*time.Hour))
+		}
 	}
+	require.InDelta(t, OvernightShare, float64(overnight)/float64(cycled), 0.04)
+	require.InDelta(t, PlugInShare, float64(plugged)/float64(battery), 0.04)
+	require.InDelta(t, MoverShare, float64(movers)/n, 0.02)
+	require.InDelta(t, BasementShare, float64(basement)/n, 0.01)
 }

@@ -8,29 +8,13 @@ import (
 	"github.com/sentinel-iot/sentinel/proto"
 )
 
-// Battery model: currents in milliamperes. A device's drain in percent per
-// hour is its current over its battery's capacity, so a tracker with a
-// small battery loses more charge to the same download than a gateway.
-const (
-	restCurrentMA        = 12.0
-	downloadCurrentMA    = 160.0 // radio on
-	verifyCurrentMA      = 90.0
-	flashCurrentMA       = 260.0 // writing flash: installing, rolling back
-	rebootCurrentMA      = 120.0
-	chargeCurrentMA      = 600.0
-	emptyVolts           = 3.3
-	fullVolts            = 4.2
-	loadSagVoltsPerAmp   = 0.6 // internal resistance: the voltage sags under load
-	activeWarmthC        = 8.0
-	temperatureTimeConst = time.Minute
-)
-
 // Sensors is a device's changing physical condition: what its telemetry
 // reports, and the battery details only the ground truth sees.
 type Sensors struct {
-	// BatteryPct is the battery level, 0 to 100.
+	// BatteryPct is the battery's state of charge, 0 to 100.
 	BatteryPct float64
-	// VoltageV is the battery's terminal voltage under the current load.
+	// VoltageV is the battery's terminal voltage at rest (the rest current
+	// drawn), what the device reports as battery_mv.
 	VoltageV float64
 	// ChargeCycles counts full charge cycles, including those of the run:
 	// every 100 percentage points charged make one.
@@ -45,6 +29,10 @@ type Sensors struct {
 	Uptime time.Duration
 	// BootCount is how many times the device has booted.
 	BootCount int
+	// DrainFactor multiplies the device's rest current: 1 (or 0, unset)
+	// is the model's own; a release that keeps the radio awake raises it.
+	// Release-health simulations set it.
+	DrainFactor float64
 
 	charged float64 // percentage points charged since the last full cycle
 }
@@ -60,61 +48,52 @@ func NewSensors(p Profile) Sensors {
 		Uptime:       time.Duration(p.UptimeS) * time.Second,
 		BootCount:    p.BootCount,
 	}
-	s.VoltageV = Voltage(s.BatteryPct, restCurrentMA)
+	s.VoltageV = s.restVolts(p)
 	return s
 }
 
-// Current returns the current, in mA, a device draws in state.
-func Current(state proto.State) float64 {
-	switch state {
-	case proto.StateDownloading:
-		return downloadCurrentMA
-	case proto.StateVerifying:
-		return verifyCurrentMA
-	case proto.StateInstalling, proto.StateRollingBack:
-		return flashCurrentMA
-	case proto.StateRebooting:
-		return rebootCurrentMA
+// Cell returns the battery's condition now.
+func (s Sensors) Cell() Cell {
+	return Cell{Pct: s.BatteryPct, Cycles: s.ChargeCycles, TempC: s.TemperatureC, Charging: s.Charging}
+}
+
+// restVolts is the terminal voltage at the rest current, to the millivolt.
+func (s Sensors) restVolts(p Profile) float64 {
+	return math.Round(p.TerminalVolts(s.Cell(), restCurrentMA)*1000) / 1000
+}
+
+// restMA is the device's current between operations.
+func (s Sensors) restMA() float64 {
+	if s.DrainFactor > 0 {
+		return restCurrentMA * s.DrainFactor
 	}
 	return restCurrentMA
 }
 
-// Voltage returns the terminal voltage of a lithium cell at pct percent
-// while it supplies loadMA: a flat middle with steep ends, minus the sag
-// of the load.
-func Voltage(pct, loadMA float64) float64 {
-	x := clamp(pct, 0, 100) / 100
-	open := emptyVolts + (fullVolts-emptyVolts)*(0.5*x+0.5*(1-math.Pow(1-x, 3)))
-	return math.Round((open-loadSagVoltsPerAmp*loadMA/1000)*1000) / 1000
-}
+// chargeMA is the current a charger puts into a battery of capacityMAh:
+// the charger's, at most half the capacity per hour (0.5 C, a consumer
+// cell's standard charge rate).
+func chargeMA(capacityMAh float64) float64 { return math.Min(chargerMA, 0.5*capacityMAh) }
 
 // Advance moves the condition on by dt of device time, the device being in
 // state, ending at device time at after the start of the run: the charger
-// follows the device's power schedule, the battery drains by the state's
-// current (or charges), the board warms while it works and cools at rest,
-// and the signal takes a new noisy reading around the device's mean. r
-// supplies the noise.
+// follows the device's power schedule, the battery drains by the rest
+// current (the charge an operation spends is taken by Spend, as the
+// operation's physical time does not scale with the run), or charges, the
+// board warms while it works and cools at rest, and the signal takes a
+// new noisy reading around the device's mean at that time. r supplies the
+// noise.
 func (s *Sensors) Advance(p Profile, state proto.State, at, dt time.Duration, r *rand.Rand) {
 	if dt < 0 {
 		dt = 0
 	}
 	hours := dt.Hours()
-	load := Current(state)
 	s.Charging = p.ChargingAt(at)
-	delta := -load / p.CapacityMAh * 100 * hours
+	delta := -s.restMA() / p.CapacityMAh * 100 * hours
 	if s.Charging {
-		delta += chargeCurrentMA / p.CapacityMAh * 100 * hours
+		delta += chargeMA(p.CapacityMAh) / p.CapacityMAh * 100 * hours
 	}
-	before := s.BatteryPct
-	s.BatteryPct = math.Round(clamp(s.BatteryPct+delta, 0, 100)*100) / 100
-	if gained := s.BatteryPct - before; gained > 0 {
-		s.charged += gained
-		for s.charged >= 100 {
-			s.charged -= 100
-			s.ChargeCycles++
-		}
-	}
-	s.VoltageV = Voltage(s.BatteryPct, load)
+	s.addCharge(delta)
 
 	target := p.TemperatureC
 	if Transient(state) {
@@ -124,8 +103,33 @@ func (s *Sensors) Advance(p Profile, state proto.State, at, dt time.Duration, r 
 	s.TemperatureC += (target-s.TemperatureC)*k + r.NormFloat64()*0.2
 	s.TemperatureC = math.Round(clamp(s.TemperatureC, proto.MinTemperature, proto.MaxTemperature)*10) / 10
 
-	s.RSSI = int(math.Round(clamp(p.RSSIMean+r.NormFloat64()*p.RSSINoise, -130, -30)))
+	s.RSSI = int(math.Round(clamp(p.RSSIMeanAt(at)+r.NormFloat64()*p.RSSINoise, -130, -30)))
 	s.Uptime += dt
+	s.VoltageV = s.restVolts(p)
+}
+
+// Spend takes the charge of an operation drawing loadMA for d from the
+// battery (the part a charger does not supply).
+func (s *Sensors) Spend(p Profile, loadMA float64, d time.Duration) {
+	if !(p.CapacityMAh > 0) {
+		return
+	}
+	s.addCharge(-s.Cell().batteryMA(loadMA) * d.Hours() / p.CapacityMAh * 100)
+	s.VoltageV = s.restVolts(p)
+}
+
+// addCharge changes the state of charge by delta percentage points,
+// counting charge cycles.
+func (s *Sensors) addCharge(delta float64) {
+	before := s.BatteryPct
+	s.BatteryPct = math.Round(clamp(s.BatteryPct+delta, 0, 100)*100) / 100
+	if gained := s.BatteryPct - before; gained > 0 {
+		s.charged += gained
+		for s.charged >= 100 {
+			s.charged -= 100
+			s.ChargeCycles++
+		}
+	}
 }
 
 // Reboot restarts the uptime clock and counts a boot.
@@ -134,7 +138,9 @@ func (s *Sensors) Reboot() {
 	s.BootCount++
 }
 
-// Conditions returns what the device knows about itself for the command rules.
-func (s Sensors) Conditions() Conditions {
-	return Conditions{BatteryPct: s.BatteryPct, Charging: s.Charging, RSSI: s.RSSI}
+// Conditions returns what the device knows about itself for the command
+// rules, with the hazards of device p's operations now.
+func (s Sensors) Conditions(p Profile) Conditions {
+	return Conditions{BatteryPct: s.BatteryPct, Charging: s.Charging, RSSI: s.RSSI,
+		Hazards: HazardsOf(p.Hardware, p.CapacityMAh, s.Cell(), float64(s.RSSI))}
 }

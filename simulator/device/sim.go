@@ -221,9 +221,10 @@ func (d *Device) Command(at time.Duration, wall time.Time, cmd *proto.Command, o
 	out = d.Advance(at, wall, out)
 	at = max(at, d.now)
 	d.sense(at)
-	cond := d.s.Conditions()
+	cond := d.s.Conditions(d.p)
+	before := d.m.State()
 	plan := d.m.Accept(cmd, cond)
-	d.truth.command(cmd, plan, cond)
+	d.truth.command(d.p, before, cmd, plan, cond)
 	switch {
 	case plan.Silent:
 		return out
@@ -250,6 +251,7 @@ func (d *Device) step(at time.Duration, wall time.Time, out []Msg) []Msg {
 		d.walk, d.nextStep = nil, never
 		return out
 	}
+	d.spend(next)
 	if next == proto.StateRebooting {
 		d.s.Reboot()
 	}
@@ -264,7 +266,7 @@ func (d *Device) step(at time.Duration, wall time.Time, out []Msg) []Msg {
 			}
 		} else {
 			detail = Cause(d.p)
-			d.truth.rolloutEnded(d.p, next, d.s.Conditions())
+			d.truth.rolloutEnded(d.p, next, d.s, d.deviceTime(at))
 		}
 	} else {
 		d.nextStep = at + d.jitter(d.t.StepDuration, 0.5)
@@ -274,6 +276,20 @@ func (d *Device) step(at time.Duration, wall time.Time, out []Msg) []Msg {
 
 func result(cmd *proto.Command, plan Plan) *proto.CommandResult {
 	return &proto.CommandResult{CommandID: cmd.CommandID, Action: cmd.Action, Outcome: plan.Outcome}
+}
+
+// spend takes the charge of the operation state next starts: a download
+// at the current signal, an image write (an install, or a single-bank
+// rollback; an A/B rollback switches slots and writes nothing). Their
+// physical duration is the hardware's, whatever the run's time scale.
+func (d *Device) spend(next proto.State) {
+	h := d.p.Hardware
+	switch {
+	case next == proto.StateDownloading:
+		d.s.Spend(d.p, h.RadioMA, h.DownloadTime(float64(d.s.RSSI)))
+	case next == proto.StateInstalling, next == proto.StateRollingBack && d.p.Storage != proto.StorageAB:
+		d.s.Spend(d.p, h.FlashMA, h.FlashTime())
+	}
 }
 
 // sense moves the sensors on to run time at.
@@ -316,7 +332,7 @@ func (d *Device) telemetry(wall time.Time) Msg {
 		UptimeS:      int64(s.Uptime / time.Second),
 		// The device-physics fields: what a fuel gauge and the boot
 		// loader's counters report.
-		BatteryMV:     int(math.Round(Voltage(s.BatteryPct, restCurrentMA) * 1000)),
+		BatteryMV:     int(math.Round(s.VoltageV * 1000)),
 		BatteryCycles: s.ChargeCycles,
 		HWModel:       d.p.Model,
 		Storage:       d.p.Storage,

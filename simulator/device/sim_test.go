@@ -136,11 +136,15 @@ func TestDeviceCommandsAndTruth(t *testing.T) {
 		fate    Fate
 		pick    func(Profile) bool
 		cmds    []*proto.Command
+		edit    func(*Profile)
 		verdict Verdict
 		unsafe  int
 	}{
 		{name: "rollback on an empty battery bricks", fate: FatePartial,
-			pick:    func(p Profile) bool { return p.BatteryPct < 10 && p.Power == PowerBattery },
+			pick: func(p Profile) bool {
+				return p.Power == PowerBattery && p.PlugInFor == 0 && p.Storage == proto.StorageSingle
+			},
+			edit:    func(p *Profile) { p.BatteryPct = 0.5 }, // under the brown-out voltage at rest
 			cmds:    []*proto.Command{cmd("rb", proto.ActionRollback)},
 			verdict: VerdictBrickedByCommand, unsafe: 1},
 		{name: "rollback on a good battery recovers", fate: FateInstallFailed,
@@ -155,6 +159,9 @@ func TestDeviceCommandsAndTruth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := profileWith(t, tt.fate, tt.pick)
+			if tt.edit != nil {
+				tt.edit(&p)
+			}
 			tm := timing()
 			tm.TimeScale = 1 // keep the battery where it is
 			d := NewDevice(p, tm)
@@ -197,7 +204,7 @@ func TestRemedyFor(t *testing.T) {
 		}
 	}
 	good := Conditions{BatteryPct: 80, RSSI: -70}
-	low := Conditions{BatteryPct: 8, RSSI: -70}
+	low := Conditions{BatteryPct: 8, RSSI: -70, Hazards: Hazards{FlashLoss: 0.01}}
 	tests := []struct {
 		name  string
 		p     Profile
@@ -211,6 +218,7 @@ func TestRemedyFor(t *testing.T) {
 		{"retries keep failing", Profile{Seed: unfixable, BadBuild: true}, proto.StateInstallFailed, good, RemedyRollback, 0},
 		{"low battery", Profile{Seed: fixable}, proto.StatePartial, low, RemedyChargeFirst, 0},
 		{"low battery while charging", Profile{Seed: fixable, BadBuild: true}, proto.StatePartial, Conditions{BatteryPct: 8, Charging: true}, RemedyRetry, 1},
+		{"low battery on A/B", Profile{Seed: fixable, BadBuild: true, Hardware: Hardware{Storage: proto.StorageAB}}, proto.StatePartial, low, RemedyRetry, 1},
 		{"weak signal download", Profile{Seed: fixable, BadBuild: true, RSSIMean: -110}, proto.StateDownloadFailed, good, RemedyRetryAfterSignal, 1},
 		{"corrupted boot loader", Profile{Unrecoverable: true}, proto.StateBootFailed, good, RemedyUnrecoverable, 0},
 	}

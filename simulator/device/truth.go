@@ -26,9 +26,10 @@ const (
 	// RemedyRollback means retries keep failing (a bad build, bad luck):
 	// only a rollback restores a working device.
 	RemedyRollback Remedy = "rollback"
-	// RemedyChargeFirst means the battery was under BrickBatteryPct without
-	// a charger when the update failed: a retry or rollback then bricks the
-	// device; it is recoverable only after charging.
+	// RemedyChargeFirst means that when the update failed both a retry
+	// and a rollback risked bricking the device above TruthRiskBudget (a
+	// single-bank device on a low, cold or worn battery without a
+	// charger): it is safely recoverable only after charging.
 	RemedyChargeFirst Remedy = "charge_first"
 	// RemedyUnrecoverable means no command fixes the device (its boot
 	// loader is corrupted); a person must. Halting it is right.
@@ -125,9 +126,21 @@ type Truth struct {
 	Halts int `json:"halts"`
 	// Duplicates counts commands answered as duplicates.
 	Duplicates int `json:"duplicates"`
-	// UnsafeCommands counts retries and rollbacks started with the battery
-	// under BrickBatteryPct and no charger.
+	// UnsafeCommands counts retries and rollbacks started while their
+	// brick risk was above TruthRiskBudget.
 	UnsafeCommands int `json:"unsafe_commands"`
+	// Storage is the device's flash layout, "ab" or "single".
+	Storage proto.Storage `json:"storage"`
+	// WindowUnderBudget is true when, between the update's failure and the
+	// record, there was a moment at which a retry or a rollback would have
+	// bricked the device with probability at most TruthRiskBudget and
+	// fixed it with probability at least TruthMinSuccess: the device was
+	// recoverable under the budget within the run. False for devices that
+	// did not fail, and for unrecoverable ones.
+	WindowUnderBudget bool `json:"window_under_budget"`
+	// WindowAtMS is the device time of the first such moment, in
+	// milliseconds after the start of the run; 0 without a window.
+	WindowAtMS int64 `json:"window_at_ms"`
 	// BrickedBy is the ID of the command that bricked the device.
 	BrickedBy string `json:"bricked_by,omitempty"`
 	// Verdict is how the device ended.
@@ -140,6 +153,9 @@ type Truth struct {
 // truthLog is what a Device records for its ground truth as it runs.
 type truthLog struct {
 	started, failed bool
+	failState       proto.State
+	failSensors     Sensors
+	failAt          time.Duration // device time
 	remedy          Remedy
 	retriesToFix    int
 	battery         float64
@@ -151,7 +167,7 @@ type truthLog struct {
 	brickedBy       string
 }
 
-func (t *truthLog) command(cmd *proto.Command, plan Plan, c Conditions) {
+func (t *truthLog) command(p Profile, state proto.State, cmd *proto.Command, plan Plan, c Conditions) {
 	t.commands++
 	if plan.Silent {
 		return
@@ -167,18 +183,26 @@ func (t *truthLog) command(cmd *proto.Command, plan Plan, c Conditions) {
 		t.by = make(map[proto.Action]int)
 	}
 	t.by[cmd.Action]++
-	if len(plan.Path) > 0 && (cmd.Action == proto.ActionRetry || cmd.Action == proto.ActionRollback) && Unsafe(c) {
+	if len(plan.Path) > 0 && Unsafe(p, state, cmd.Action, c) {
 		t.unsafe++
 	}
 }
 
-func (t *truthLog) rolloutEnded(p Profile, s proto.State, c Conditions) {
+func (t *truthLog) rolloutEnded(p Profile, s proto.State, sensors Sensors, at time.Duration) {
 	if !s.Failed() {
 		return
 	}
 	t.failed = true
+	t.failState, t.failSensors, t.failAt = s, sensors, at
+	c := sensors.Conditions(p)
 	t.battery, t.charging = c.BatteryPct, c.Charging
 	t.remedy, t.retriesToFix = RemedyFor(p, s, c)
+}
+
+// Unsafe reports whether action, started by device p in state in
+// conditions c, risks bricking it above TruthRiskBudget.
+func Unsafe(p Profile, state proto.State, action proto.Action, c Conditions) bool {
+	return RiskOf(action, state, p.Storage, c.Hazards, p.RetryOK()).Brick > TruthRiskBudget
 }
 
 // RemedyFor returns what fixes a device of profile p whose update failed in
@@ -189,7 +213,7 @@ func RemedyFor(p Profile, s proto.State, c Conditions) (Remedy, int) {
 		return RemedyNone, 0
 	case p.Unrecoverable:
 		return RemedyUnrecoverable, 0
-	case s != proto.StateDownloadFailed && Unsafe(c):
+	case Unsafe(p, s, proto.ActionRetry, c) && Unsafe(p, s, proto.ActionRollback, c):
 		return RemedyChargeFirst, 0
 	}
 	k := 0
@@ -206,6 +230,60 @@ func RemedyFor(p Profile, s proto.State, c Conditions) (Remedy, int) {
 		return RemedyRetry, k
 	}
 	return RemedyRollback, 0
+}
+
+// TruthMinSuccess is the least chance of fixing the device a moment
+// must offer to count as a window: a retry over a link that drops nine
+// downloads in ten is not one.
+const TruthMinSuccess = 0.5
+
+// windowStep is how finely FirstWindow looks along device time.
+const windowStep = 5 * time.Minute
+
+// RiskNow returns the ground-truth risk of action if it reached the device
+// now: the probability it bricks the device and the probability it fixes
+// it. The controller never reads it; the efficacy scorer does.
+func (d *Device) RiskNow(action proto.Action) Risk {
+	return riskIn(d.p, d.m.State(), action, d.s.Conditions(d.p))
+}
+
+// riskIn is RiskOf for device p in state in conditions c, an
+// unrecoverable device's rollback included.
+func riskIn(p Profile, state proto.State, action proto.Action, c Conditions) Risk {
+	r := RiskOf(action, state, p.Storage, c.Hazards, p.RetryOK())
+	if action == proto.ActionRollback && p.Unrecoverable && state == proto.StateBootFailed {
+		r.Success = 0
+	}
+	return r
+}
+
+// FirstWindow returns the first device time in [from, until] at which
+// action, sent to device p in state, would brick it with probability at
+// most budget and fix it with probability at least minSuccess, and
+// whether there is one. It plays the device's mean condition forward from
+// s at from, at rest: the battery drains by the rest current and charges
+// on its schedule, the board sits at its rest temperature, the signal at
+// its mean for the time (a mover's swing included, without the noise).
+// It is the ground truth's answer to "was there a safe moment in the
+// run"; the controller never reads it.
+func FirstWindow(p Profile, s Sensors, state proto.State, action proto.Action, budget, minSuccess float64, from, until time.Duration) (time.Duration, bool) {
+	for t := from; t <= until; t += windowStep {
+		c := s.Conditions(p)
+		c.Hazards = HazardsOf(p.Hardware, p.CapacityMAh, s.Cell(), p.RSSIMeanAt(t))
+		if r := riskIn(p, state, action, c); r.Brick <= budget && r.Success >= minSuccess {
+			return t, true
+		}
+		// Move on by one step at rest.
+		hours := windowStep.Hours()
+		s.Charging = p.ChargingAt(t + windowStep)
+		delta := -s.restMA() / p.CapacityMAh * 100 * hours
+		if s.Charging {
+			delta += chargeMA(p.CapacityMAh) / p.CapacityMAh * 100 * hours
+		}
+		s.addCharge(delta)
+		s.TemperatureC = p.TemperatureC
+	}
+	return 0, false
 }
 
 // Cause explains how the device's first update fails, for its status
@@ -246,11 +324,20 @@ func (d *Device) Truth() Truth {
 		BatteryPct: s.BatteryPct, VoltageV: s.VoltageV, ChargeCycles: s.ChargeCycles, BootCount: s.BootCount,
 		Commands: t.commands, Retries: t.by[proto.ActionRetry], Rollbacks: t.by[proto.ActionRollback],
 		Defers: t.by[proto.ActionDefer], Halts: t.by[proto.ActionHalt], Duplicates: t.duplicates,
-		UnsafeCommands: t.unsafe, BrickedBy: t.brickedBy,
+		UnsafeCommands: t.unsafe, BrickedBy: t.brickedBy, Storage: p.Storage,
 		RunTimeMS: int64(d.now / time.Millisecond),
 	}
 	if t.failed {
 		out.Remedy = t.remedy
+		if !p.Unrecoverable {
+			end := d.deviceTime(d.now)
+			for _, a := range []proto.Action{proto.ActionRetry, proto.ActionRollback} {
+				if at, ok := FirstWindow(p, t.failSensors, t.failState, a, TruthRiskBudget, TruthMinSuccess, t.failAt, end); ok &&
+					(!out.WindowUnderBudget || at < time.Duration(out.WindowAtMS)*time.Millisecond) {
+					out.WindowUnderBudget, out.WindowAtMS = true, int64(at/time.Millisecond)
+				}
+			}
+		}
 	}
 	switch {
 	case !t.started:
