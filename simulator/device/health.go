@@ -114,7 +114,7 @@ func (d *Device) applyHealth(at, dt time.Duration) {
 		h.nextCrash = at - dt + h.wait(r.CrashesPerHour)
 	}
 	if r.DrainFactor > 1 && !d.s.Charging {
-		extra := -(r.DrainFactor - 1) * Current(d.m.State()) / d.p.CapacityMAh * 100 * dt.Hours()
+		extra := -(r.DrainFactor - 1) * restCurrentMA / d.p.CapacityMAh * 100 * dt.Hours() // an updated device draws the rest current
 		d.s.BatteryPct = math.Round(clamp(d.s.BatteryPct+extra, 0, 100)*100) / 100
 	}
 	for r.CrashesPerHour > 0 && h.nextCrash <= at {
