@@ -47,6 +47,11 @@ const (
 	DefaultMaxKeepAlive = math.MaxUint16 * time.Second
 )
 
+// DefaultClientIdentity is TLSConfig.ClientIdentity's default: a device
+// certificate names its device in its subject's Common Name, as AWS IoT
+// Core's thing certificates do.
+const DefaultClientIdentity = auth.IdentityCN
+
 // DefaultDeviceRate is LimitsConfig.DeviceRate's default: 20 messages/s
 // with bursts of 200, where a simulated device sends about one every two
 // seconds.
@@ -177,6 +182,19 @@ type TLSConfig struct {
 	// CertFile and KeyFile are the server's PEM certificate (chain) and key.
 	// Required with Addr, and only with it.
 	CertFile, KeyFile string
+	// ClientCAFile, when set, makes the TLS listener a device listener
+	// with mutual TLS: each client presents a certificate issued by a CA
+	// of this PEM bundle, is admitted as the device the certificate names
+	// (ClientIdentity), and must use that name as its client ID (CONNACK
+	// 0x85 otherwise); no certificate is 0x87, an untrusted or expired one
+	// 0x86, a revoked one (DenyFile) 0x8A. Default: password login.
+	ClientCAFile string
+	// ClientIdentity is where a device certificate names the device:
+	// auth.IdentityCN (default) or auth.IdentityDNS.
+	ClientIdentity string
+	// DenyFile lists revoked device certificates by serial number (see
+	// auth.CertsConfig.DenyFile); re-read with the credentials on SIGHUP.
+	DenyFile string
 }
 
 func (c *Config) ensureDefaults() {
@@ -237,6 +255,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Limits.DeviceRate.Burst %d: want at least 0", ErrConfig, l.DeviceRate.Burst)
 	case t.Addr != "" && (t.CertFile == "" || t.KeyFile == ""):
 		return fmt.Errorf("%w: TLS.Addr %s needs TLS.CertFile and TLS.KeyFile", ErrConfig, t.Addr)
+	case t.Addr == "" && (t.ClientCAFile != "" || t.DenyFile != ""):
+		return fmt.Errorf("%w: TLS.ClientCAFile and TLS.DenyFile need TLS.Addr", ErrConfig)
+	case t.ClientCAFile == "" && t.DenyFile != "":
+		return fmt.Errorf("%w: TLS.DenyFile needs TLS.ClientCAFile", ErrConfig)
 	case t.Addr == "" && (t.CertFile != "" || t.KeyFile != ""):
 		return fmt.Errorf("%w: TLS.CertFile and TLS.KeyFile need TLS.Addr", ErrConfig)
 	}

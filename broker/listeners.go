@@ -15,8 +15,12 @@ import (
 type security struct {
 	metrics *metrics
 	users   *auth.Users // the auth hook's, replaced in place on reload
+	certs   *auth.Certs // device certificates on the TLS listener, or nil
 	tlsLn   net.Listener
 }
+
+// tlsListenerID is the mochi listener ID of the TLS listener.
+const tlsListenerID = "tls"
 
 // counted wraps a listener so that every connection it ends with an error
 // is counted by reason: the refusals mochi makes before or outside any
@@ -50,8 +54,14 @@ func (b *Broker) addExtraListeners() error {
 		if err != nil {
 			return fmt.Errorf("broker: TLS listen on %s: %w", t.Addr, err)
 		}
-		tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-		if err := b.server.AddListener(b.counted(listeners.NewNet("tls", tln))); err != nil {
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if b.sec.certs != nil {
+			// Requested, not verified in the handshake: the auth hook
+			// verifies it at CONNECT, to refuse with a reason code.
+			tc.ClientAuth = tls.RequestClientCert
+		}
+		tln := tls.NewListener(ln, tc)
+		if err := b.server.AddListener(b.counted(listeners.NewNet(tlsListenerID, tln))); err != nil {
 			ln.Close()
 			return fmt.Errorf("broker: add TLS listener: %w", err)
 		}

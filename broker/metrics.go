@@ -34,6 +34,7 @@ const (
 // reasons lists every reason, so each series exists from the start.
 var reasons = []string{
 	auth.ReasonClientID, auth.ReasonDeviceClientID, auth.ReasonBadCredentials, auth.ReasonAnonymous, auth.ReasonWill,
+	auth.ReasonNoCertificate, auth.ReasonBadCertificate, auth.ReasonRevoked,
 	limits.ReasonRate, limits.ReasonWildcard, limits.ReasonReserved,
 	ReasonPacketTooLarge, ReasonMaxConnections, ReasonMalformed, ReasonProtocol, ReasonReceiveMaximum,
 	ReasonACLPublish, ReasonACLSubscribe,

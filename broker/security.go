@@ -36,6 +36,11 @@ func (b *Broker) ReloadCredentials() (users int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if b.sec.certs != nil {
+		if err := b.sec.certs.Reload(); err != nil {
+			return 0, fmt.Errorf("%w: TLS.DenyFile: %w", ErrConfig, err)
+		}
+	}
 	b.sec.users.Replace(u)
 	return u.Len(), nil
 }
@@ -49,6 +54,13 @@ func (b *Broker) addSecurityHooks() error {
 		return err
 	}
 	b.sec.users = users
+	if t := b.cfg.TLS; t.ClientCAFile != "" {
+		certs, err := auth.LoadCerts(auth.CertsConfig{CAFile: t.ClientCAFile, Identity: t.ClientIdentity, DenyFile: t.DenyFile})
+		if err != nil {
+			return fmt.Errorf("%w: TLS: %w", ErrConfig, err)
+		}
+		b.sec.certs = certs
+	}
 	m := newMetrics(b.info, b.inflight)
 	m.reg.MustRegister(storeCollector{b: b})
 	b.sec.metrics = m
@@ -57,6 +69,7 @@ func (b *Broker) addSecurityHooks() error {
 		Users: users, DeviceKey: a.DeviceKey, AllowAnonymous: a.AllowAnonymous,
 		WillAllowed: func(id auth.Identity, topic string) bool { return aclHook.Allows(id, acl.Write, topic) },
 		Server:      b.server, OnReject: m.authDenied,
+		Certs: b.sec.certs, CertListener: tlsListenerID,
 	}); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}

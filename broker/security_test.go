@@ -584,28 +584,65 @@ func TestTLSListener(t *testing.T) {
 	require.ErrorIs(t, err, broker.ErrConfig, "TLS without a certificate")
 }
 
-// selfSigned writes a self-signed certificate for localhost and its key.
+// selfSigned writes a certificate for localhost (and 127.0.0.1) from a
+// test CA, and its key, and returns a pool of the CA.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	ca := newTestCA(t, dir, "test-ca")
+	certFile, keyFile = ca.issue(t, "localhost", x509.ExtKeyUsageServerAuth, time.Now().Add(time.Hour))
+	pool = x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return certFile, keyFile, pool
+}
+
+// testCA issues the certificates of a test, generated with crypto/x509.
+type testCA struct {
+	dir    string
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	file   string // the CA certificate, PEM
+	serial int64
+}
+
+func newTestCA(t *testing.T, dir, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	ca := &testCA{dir: dir, cert: cert, key: key, file: filepath.Join(dir, name+".pem"), serial: 100}
+	require.NoError(t, os.WriteFile(ca.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	return ca
+}
+
+// issue writes a certificate for name (its CN and DNS name; 127.0.0.1 too
+// for a server) valid until notAfter, and its key. The serial number is
+// the last ca.serial.
+func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage, notAfter time.Time) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ca.serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+	if usage == x509.ExtKeyUsageServerAuth {
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(t, err)
 	kder, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	base := filepath.Join(ca.dir, fmt.Sprintf("%s-%d", name, ca.serial))
+	certFile, keyFile = base+".crt", base+".key"
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	return certFile, keyFile
 }
 
 func TestStoreMetrics(t *testing.T) {

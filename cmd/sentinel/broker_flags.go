@@ -26,6 +26,9 @@ type brokerFlags struct {
 	allowAnonymous bool
 	tlsListen      string
 	tlsCert        string
+	tlsClientCA    string
+	tlsIdentity    string
+	tlsDenyFile    string
 	tlsKey         string
 	wsListen       string
 	metricsListen  string
@@ -48,6 +51,9 @@ func (f *brokerFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "DEVELOPMENT ONLY: admit clients without a user name, with every right")
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "also serve MQTT over TLS on this address, e.g. 0.0.0.0:8883 (needs --tls-cert and --tls-key)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the TLS listener")
+	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM bundle of the CAs issuing device certificates: the TLS listener then admits devices by certificate (mutual TLS), client ID = the certificate's name")
+	fs.StringVar(&f.tlsIdentity, "tls-client-identity", broker.DefaultClientIdentity, "where a device certificate names the device: cn or dns (first DNS SAN)")
+	fs.StringVar(&f.tlsDenyFile, "tls-deny-file", "", "revoked device certificates, one hex serial number a line; re-read on SIGHUP")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
 	fs.StringVar(&f.wsListen, "ws-listen", "", "also serve MQTT over websocket on this address, e.g. 127.0.0.1:8083")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9100; empty: off")
@@ -79,7 +85,8 @@ func (f *brokerFlags) apply(cfg *broker.Config) error {
 	}
 	cfg.Auth.CredentialsFile = f.credentials
 	cfg.Auth.AllowAnonymous = f.allowAnonymous
-	cfg.TLS = broker.TLSConfig{Addr: f.tlsListen, CertFile: f.tlsCert, KeyFile: f.tlsKey}
+	cfg.TLS = broker.TLSConfig{Addr: f.tlsListen, CertFile: f.tlsCert, KeyFile: f.tlsKey,
+		ClientCAFile: f.tlsClientCA, ClientIdentity: f.tlsIdentity, DenyFile: f.tlsDenyFile}
 	cfg.WebsocketAddr = f.wsListen
 	cfg.MaxPacketSize = f.maxPacket
 	cfg.Limits = broker.LimitsConfig{

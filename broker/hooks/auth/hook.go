@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"sync"
 
@@ -54,6 +55,13 @@ type Options struct {
 	// OnReject, when set, is called with a Reason* constant for every
 	// refused CONNECT, for metrics.
 	OnReject func(reason string)
+	// Certs, with CertListener, authenticates the clients of the listener
+	// whose ID is CertListener by their TLS client certificate: each is a
+	// device named by its certificate (see Certs), whose client ID must be
+	// that name (0x85); user name and password are not asked for.
+	// Default: no certificate authentication.
+	Certs        *Certs
+	CertListener string
 }
 
 // Hook admits clients by user name, password and client ID. It refuses,
@@ -117,6 +125,9 @@ func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code
 	if !ValidClientID(cl.ID) {
 		return Identity{}, packets.ErrClientIdentifierNotValid, ReasonClientID
 	}
+	if h.opts.Certs != nil && cl.Net.Listener == h.opts.CertListener {
+		return h.certified(cl, pk)
+	}
 	name := string(pk.Connect.Username)
 	if name == "" && !pk.Connect.UsernameFlag {
 		if !h.opts.AllowAnonymous {
@@ -138,6 +149,23 @@ func (h *Hook) admit(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code
 		return Identity{}, packets.ErrClientIdentifierNotValid, ReasonDeviceClientID
 	}
 	return h.will(id, pk)
+}
+
+// certified admits a client of the mutual-TLS listener by its certificate.
+func (h *Hook) certified(cl *mqtt.Client, pk packets.Packet) (Identity, packets.Code, string) {
+	var state tls.ConnectionState
+	if c, ok := cl.Net.Conn.(tlsConn); ok {
+		state = c.ConnectionState()
+	}
+	name, code, reason := h.opts.Certs.Verify(state)
+	if code != packets.CodeSuccess {
+		return Identity{}, code, reason
+	}
+	if cl.ID != name {
+		return Identity{}, packets.ErrClientIdentifierNotValid, ReasonDeviceClientID
+	}
+	cl.Properties.Username = []byte(name) // stored with the session, for restored
+	return h.will(Identity{Username: name, ClientID: cl.ID, Role: RoleDevice}, pk)
 }
 
 // will refuses a Last Will the identity could not publish itself.
@@ -206,6 +234,8 @@ func (h *Hook) restored(cl *mqtt.Client) (Identity, bool) {
 	}
 	if usr, ok := h.opts.Users.Lookup(name); ok {
 		id.Role = usr.Role
+	} else if h.opts.Certs != nil && cl.Net.Listener == h.opts.CertListener {
+		id.Role = RoleDevice // it proved its certificate when it connected before
 	} else if len(h.opts.DeviceKey) > 0 {
 		id.Role = RoleDevice
 	} else {
