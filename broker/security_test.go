@@ -354,7 +354,8 @@ func publishPacket(topic string, id uint16, payload []byte) []byte {
 var encoders = map[byte]func(*packets.Packet, *bytes.Buffer) error{
 	packets.Connect: (*packets.Packet).ConnectEncode, packets.Publish: (*packets.Packet).PublishEncode,
 	packets.Puback: (*packets.Packet).PubackEncode, packets.Subscribe: (*packets.Packet).SubscribeEncode,
-	packets.Disconnect: (*packets.Packet).DisconnectEncode,
+	packets.Disconnect: (*packets.Packet).DisconnectEncode, packets.Unsubscribe: (*packets.Packet).UnsubscribeEncode,
+	packets.Pingreq: (*packets.Packet).PingreqEncode, packets.Pubrel: (*packets.Packet).PubrelEncode,
 }
 
 // send encodes pk in r's protocol version and writes it.
@@ -413,6 +414,12 @@ func (r *raw) tryRead() (packets.Packet, error) {
 		err = pk.PublishDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
 	}
 	return pk, err
 }
