@@ -4,8 +4,8 @@
 -- `SENTINEL_UPDATE_GOLDEN=1 go test ./analytics`); each query is tested on the
 -- embedded ClickHouse engine against an independent computation. The
 -- warehouse's migrations must have run (warehouse/migrations): queries read
--- its views and tables (cohort_failure_rate, rollout_devices_hourly,
--- state_timeouts, status_events.acknowledgement).
+-- its views and tables (cohort_failure_rate, breaker_verdicts,
+-- rollout_devices_hourly, state_timeouts, status_events.acknowledgement).
 --
 -- Every query takes the same parameters; pass them to clickhouse-client:
 --
@@ -18,7 +18,8 @@
 -- or, in an interactive session, SET param_since = '2026-11-27 00:00:00'; etc.
 -- since/until bound event time [since, until); firmware and region ''
 -- mean all; top bounds per-group lists; min_sample and threshold are the
--- cohort breaker's (the recoverer's defaults above). A redelivered MQTT
+-- parameters of the view cohort_failure_rate (migration 9's Wilson rule,
+-- the recoverer's --breaker-rule wilson defaults above). A redelivered MQTT
 -- message never counts twice: a query reads a table with FINAL, or only
 -- through aggregates a repeated row cannot change (max, min, argMax by
 -- seq, distinct devices), and each says which where it reads.
@@ -151,47 +152,77 @@ ORDER BY region;
 -- ==========================================================================
 
 -- name: cohort_failure_rate
--- title: Cohort breaker: which (firmware, region) cohorts trip, by the recoverer's rule
+-- title: Cohort breaker: each (firmware, region) cohort's counts and the recoverer's verdict on it
 -- Why: the recoverer stops retrying a cohort whose rollout is failing (the
--- cohort breaker); this shows, for the window [since, until), what that
--- rule says of each cohort, from the same warehouse view the recoverer's
--- breaker reads (cohort_failure_rate, migrations 4, 7 and 9) and with the
--- same parameters: a cohort trips when at least {min_sample} of its
--- devices have settled (failed, updated, rolled back or bricked) and the
--- lower bound of the one-sided 95 % Wilson interval of their failure rate
--- (settled_failure_rate_low) reaches {threshold}. The defaults (20, 0.5)
--- are the recoverer's (--breaker-min-sample, --breaker-threshold), and
--- the recoverer looks back 15 minutes: pass --since to match a live
--- breaker, or leave the window open to judge a whole rollout. Tripped
--- cohorts first, then by the bound.
+-- cohort breaker). Its rule, breaker v2 by default (cohortstat: an
+-- anytime-valid test of the cohort against the previous firmware in the
+-- region, alpha split over the active cohorts, release health, silence
+-- past a state's deadline; or the Wilson or AWS-style rule, by the
+-- recoverer's --breaker-rule, --breaker-alpha, --breaker-delta,
+-- --breaker-min-sample and --breaker-threshold), is judged in the
+-- recoverer at every look, latched, and logged in breaker_verdicts
+-- (migration 14) with the rule, the deciding signal and its numbers. This
+-- query shows that verdict, so it marks as tripped exactly the cohorts the
+-- recoverer tripped, whatever rule and parameters it ran with (they are
+-- in the row: rule, and alpha in breaker_verdicts). A cohort is in the
+-- list when it has status events in [since, until); its verdict is the
+-- latest one logged before until (verdicts are logged when they change,
+-- and a halt holds until the cohort leaves the breaker's lookback).
 -- Unit: one row per (target firmware, region); devices counts devices with
 -- a status event past idle (not offline) in the window, settled_devices
--- those whose update ended, failed_devices those in a failed state
--- (download_failed, verify_failed, install_failed, partial, boot_failed)
--- at least once.
--- Denominators: failure_rate is failed over all devices (still updating
--- ones dilute it; the breaker does not use it); settled_failure_rate is
--- failed over settled devices, and settled_failure_rate_low its Wilson
--- lower bound, the number that trips.
--- Excludes: devices that never left idle in the window and events without
--- a target firmware. Acknowledgements count: a device re-reporting a
--- failed state is failed, and counts once however often it reports.
+-- those whose update ended (failed, updated, rolled back, bricked),
+-- failed_devices those in a failed state (download_failed, verify_failed,
+-- install_failed, partial, boot_failed) at least once (the view
+-- cohort_failure_rate, migrations 4, 7 and 9). estimate, bound and
+-- bound_limit are the deciding signal's numbers in the verdict (a share of
+-- devices, or a rate per device-hour for crash_rate and drain), NULL
+-- without a verdict.
+-- Denominator: settled_failure_rate is failed over settled devices. The
+-- breaker's own counts (cohort_breaker_counts) also count a device silent
+-- past its state's deadline (state_timeouts) as settled and failed.
+-- Excludes: devices that never left idle in the window, events without a
+-- target firmware. Acknowledgements count: a device re-reporting a failed
+-- state is failed, and counts once however often it reports. verdict
+-- continue means the breaker logged no verdict for the cohort.
+WITH verdicts AS (
+    SELECT
+        firmware,
+        region,
+        argMax(verdict, ts) AS verdict,
+        argMax(rule, ts) AS rule,
+        argMax(signal, ts) AS signal,
+        argMax(estimate, ts) AS estimate,
+        argMax(bound, ts) AS bound,
+        argMax(bound_limit, ts) AS bound_limit,
+        max(ts) AS verdict_at
+    FROM breaker_verdicts
+    WHERE ts < {until:DateTime64(3, 'UTC')}
+      AND ({firmware:String} = '' OR firmware = {firmware:String})
+      AND ({region:String} = '' OR region = {region:String})
+    GROUP BY firmware, region
+)
 SELECT
-    firmware,
-    region,
-    devices,
-    settled_devices,
-    failed_devices,
-    failure_rate,
-    settled_failure_rate,
-    settled_failure_rate_low,
-    settled_devices >= {min_sample:UInt32} AS enough_sample,
-    breaker_tripped AS tripped
+    c.firmware AS firmware,
+    c.region AS region,
+    c.devices AS devices,
+    c.settled_devices AS settled_devices,
+    c.failed_devices AS failed_devices,
+    c.settled_failure_rate AS settled_failure_rate,
+    v.rule AS rule,
+    if(v.verdict = '', 'continue', v.verdict) AS verdict,
+    v.signal AS signal,
+    if(v.verdict = '', NULL, round(v.estimate, 4)) AS estimate,
+    if(v.verdict = '', NULL, round(v.bound, 4)) AS bound,
+    if(v.verdict = '', NULL, round(v.bound_limit, 4)) AS bound_limit,
+    if(v.verdict = '', NULL, v.verdict_at) AS verdict_at,
+    v.verdict = 'halt' AS tripped
 FROM cohort_failure_rate(
     since = {since:DateTime64(3, 'UTC')}, until = {until:DateTime64(3, 'UTC')},
     firmware = {firmware:String}, region = {region:String},
-    min_sample = {min_sample:UInt32}, threshold = {threshold:Float64})
-ORDER BY tripped DESC, settled_failure_rate_low DESC, firmware, region;
+    min_sample = {min_sample:UInt32}, threshold = {threshold:Float64}) AS c
+LEFT JOIN verdicts AS v ON v.firmware = c.firmware AND v.region = c.region
+ORDER BY tripped DESC, settled_failure_rate DESC, firmware, region
+SETTINGS join_use_nulls = 0;
 
 -- ==========================================================================
 

@@ -20,8 +20,8 @@ var bundleHeader = `-- Sentinel analysis queries: the whole library in one file.
 -- ` + "`SENTINEL_UPDATE_GOLDEN=1 go test ./analytics`" + `); each query is tested on the
 -- embedded ClickHouse engine against an independent computation. The
 -- warehouse's migrations must have run (warehouse/migrations): queries read
--- its views and tables (cohort_failure_rate, rollout_devices_hourly,
--- state_timeouts, status_events.acknowledgement).
+-- its views and tables (cohort_failure_rate, breaker_verdicts,
+-- rollout_devices_hourly, state_timeouts, status_events.acknowledgement).
 --
 -- Every query takes the same parameters; pass them to clickhouse-client:
 --
@@ -34,7 +34,8 @@ var bundleHeader = `-- Sentinel analysis queries: the whole library in one file.
 -- or, in an interactive session, SET param_since = '2026-11-27 00:00:00'; etc.
 -- since/until bound event time [since, until); firmware and region ''
 -- mean all; top bounds per-group lists; min_sample and threshold are the
--- cohort breaker's (the recoverer's defaults above). A redelivered MQTT
+-- parameters of the view cohort_failure_rate (migration 9's Wilson rule,
+-- the recoverer's --breaker-rule wilson defaults above). A redelivered MQTT
 -- message never counts twice: a query reads a table with FINAL, or only
 -- through aggregates a repeated row cannot change (max, min, argMax by
 -- seq, distinct devices), and each says which where it reads.

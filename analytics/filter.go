@@ -26,20 +26,20 @@ type Filter struct {
 	// Top bounds per-group lists such as the top problem devices. Zero
 	// means DefaultTop.
 	Top int
-	// MinSample is the fewest settled devices (failed, updated, rolled back
-	// or bricked) a cohort needs before the breaker judges it. Zero means
-	// DefaultMinSample.
+	// MinSample and Threshold are the parameters of the warehouse view
+	// cohort_failure_rate (migration 9's Wilson rule, the recoverer's
+	// --breaker-rule wilson): the fewest settled devices a cohort needs,
+	// and the failure share the lower bound of the one-sided 95 % Wilson
+	// interval must reach. The library's cohort_failure_rate query shows
+	// the verdict the recoverer logged, whatever its rule; the view's
+	// Wilson columns are there to select directly. Zero means
+	// DefaultMinSample and DefaultThreshold.
 	MinSample int
-	// Threshold is the failure share at which the breaker trips a cohort,
-	// once the lower bound of the one-sided 95 % Wilson interval of its
-	// settled failure rate reaches it (migration 9's rule, the recoverer's).
-	// Zero means DefaultThreshold.
 	Threshold float64
 }
 
 // The defaults of a zero Filter, exported so that flags state them once.
-// The breaker's are the recoverer's (its Wilson rule, cohortstat), so a
-// report with no flags marks what the recoverer trips.
+// The breaker's are the recoverer's Wilson rule's (cohortstat).
 const (
 	// DefaultTop is Filter.Top's default.
 	DefaultTop = 5

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-iot/sentinel/analytics"
-	"github.com/sentinel-iot/sentinel/cohortstat"
+	"github.com/sentinel-iot/sentinel/analytics/internal/fixture"
 	"github.com/sentinel-iot/sentinel/warehouse"
 	"github.com/sentinel-iot/sentinel/warehouse/httpserver"
 	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
@@ -35,7 +35,7 @@ func goldenRefs(timeouts map[string]time.Duration) map[string]expected {
 		"time_to_recover":          onEvents(wantTimeToRecover),
 		"stuck_devices":            onEvents(wantStuckDevices(timeouts)),
 		"failure_hotspots":         onEvents(wantFailureHotspots),
-		"cohort_failure_rate":      onEvents(wantCohortFailureRate),
+		"cohort_failure_rate":      onEvents(wantCohortFailureRate(fixture.Verdicts())),
 		"retry_success_by_attempt": wantRetrySuccess,
 		"battery_deferrals":        onDecisions(wantBatteryDeferrals),
 		"recovery_decisions":       onDecisions(wantRecoveryDecisions),
@@ -70,6 +70,7 @@ func TestGolden(t *testing.T) {
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableDecisions, drows))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableCommands, crows))
+	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableBreakerVerdicts, fixture.Verdicts()))
 	// Redelivered events (a crash between commit and ack) change nothing.
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableStatusEvents, rows[:len(rows)/3]))
 	require.NoError(t, warehouse.Insert(ctx, db, warehouse.TableDecisions, drows[:len(drows)/2]))
@@ -97,14 +98,14 @@ func TestGolden(t *testing.T) {
 		gap = gap || (moving[i-1][0] == moving[i][0] && b.Sub(a) > time.Minute && b.Sub(a) < 5*time.Minute)
 	}
 	require.True(t, gap, "the fixture has a minute without events inside a moving window")
-	tripped := map[string]string{} // region of 1.7.0 -> plain rate, tripped
+	tripped := map[string]string{} // region of 1.7.0 -> settled rate, tripped
 	for _, r := range golden["cohort_failure_rate"](events, decisions, analytics.Filter{}) {
 		if r[0] == "1.7.0" {
-			tripped[r[1]] = r[5] + " " + r[9]
+			tripped[r[1]] = r[5] + " " + r[13]
 		}
 	}
-	require.Equal(t, map[string]string{"sa-east": "0.6667 1", "eu-west": "0.3333 0"}, tripped,
-		"one cohort over the breaker's line, one between the old 0.25 on the plain rate and the bound's 0.5")
+	require.Equal(t, map[string]string{"sa-east": "0.6667 0", "eu-west": "0.3333 1"}, tripped,
+		"tripped is the recoverer's verdict, not a threshold on the rate: sa-east is over the Wilson line and the old 0.25, eu-west under both")
 
 	filters := []struct {
 		name string
@@ -669,75 +670,75 @@ func wantFailureHotspots(events []event, f analytics.Filter) [][]string {
 	return out
 }
 
-// wantCohortFailureRate judges each cohort with cohortstat's Wilson rule,
-// the recoverer's breaker, on the devices that settled in the window.
-func wantCohortFailureRate(events []event, f analytics.Filter) [][]string {
-	minSample, threshold := f.MinSample, f.Threshold
-	if minSample == 0 {
-		minSample = analytics.DefaultMinSample
-	}
-	if threshold == 0 {
-		threshold = analytics.DefaultThreshold
-	}
-	settledStates := set("download_failed", "verify_failed", "install_failed", "partial", "boot_failed", "updated", "rolled_back", "bricked")
-	settled := map[cohortKey]map[string]bool{}
-	for _, e := range events {
-		if e.state == "idle" || e.state == "offline" || e.firmware == "" {
-			continue
+// wantCohortFailureRate lists each cohort of the window with the
+// breaker's latest verdict before until: the recoverer's, from its log.
+func wantCohortFailureRate(verdicts []warehouse.BreakerVerdictRow) func([]event, analytics.Filter) [][]string {
+	return func(events []event, f analytics.Filter) [][]string {
+		settledStates := set("download_failed", "verify_failed", "install_failed", "partial", "boot_failed", "updated", "rolled_back", "bricked")
+		settled := map[cohortKey]map[string]bool{}
+		for _, e := range events {
+			if e.state == "idle" || e.state == "offline" || e.firmware == "" {
+				continue
+			}
+			k := cohortKey{e.firmware, e.region}
+			if settled[k] == nil {
+				settled[k] = map[string]bool{}
+			}
+			settled[k][e.device] = settled[k][e.device] || settledStates[e.state]
 		}
-		k := cohortKey{e.firmware, e.region}
-		if settled[k] == nil {
-			settled[k] = map[string]bool{}
-		}
-		settled[k][e.device] = settled[k][e.device] || settledStates[e.state]
-	}
-	type row struct {
-		k                        cohortKey
-		devices, settled, failed int
-		low                      float64
-		tripped                  bool
-	}
-	var rows []row
-	for k, c := range cohortCounts(events) {
-		r := row{k: k, devices: c.devices, failed: c.failed}
-		for _, ok := range settled[k] {
-			if ok {
-				r.settled++
+		latest := map[cohortKey]warehouse.BreakerVerdictRow{}
+		for _, v := range verdicts {
+			if !f.Until.IsZero() && !v.TS.Before(f.Until) {
+				continue
+			}
+			k := cohortKey{v.Firmware, v.Region}
+			if l, ok := latest[k]; !ok || v.TS.After(l.TS) {
+				latest[k] = v
 			}
 		}
-		r.low = cohortstat.WilsonLower(int64(r.failed), int64(r.settled), cohortstat.DefaultWilsonZ)
-		res, err := cohortstat.Wilson{Threshold: threshold, MinSample: minSample}.Judge(
-			cohortstat.Sample{Install: cohortstat.Proportion{Trials: int64(r.settled), Events: int64(r.failed)}}, 1)
-		if err != nil {
-			panic(err)
+		type row struct {
+			k                        cohortKey
+			devices, settled, failed int
+			rate                     float64
+			v                        warehouse.BreakerVerdictRow
 		}
-		r.tripped = res.Verdict == cohortstat.Halt
-		rows = append(rows, r)
+		var rows []row
+		for k, c := range cohortCounts(events) {
+			r := row{k: k, devices: c.devices, failed: c.failed, v: latest[k]}
+			for _, ok := range settled[k] {
+				if ok {
+					r.settled++
+				}
+			}
+			if r.settled > 0 {
+				r.rate = math.RoundToEven(float64(r.failed)/float64(r.settled)*1e4) / 1e4
+			}
+			rows = append(rows, r)
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			if ta, tb := a.v.Verdict == "halt", b.v.Verdict == "halt"; ta != tb {
+				return ta
+			}
+			if a.rate != b.rate {
+				return a.rate > b.rate
+			}
+			if a.k.fw != b.k.fw {
+				return a.k.fw < b.k.fw
+			}
+			return a.k.region < b.k.region
+		})
+		var out [][]string
+		for _, r := range rows {
+			verdict, est, bound, limit, at := "continue", "NULL", "NULL", "NULL", "NULL"
+			if r.v.Verdict != "" {
+				verdict, est, bound, limit, at = r.v.Verdict, f64(r.v.Estimate, 4), f64(r.v.Bound, 4), f64(r.v.Limit, 4), ts(r.v.TS)
+			}
+			out = append(out, []string{r.k.fw, r.k.region, u(r.devices), u(r.settled), u(r.failed), f64(r.rate, 4),
+				r.v.Rule, verdict, r.v.Signal, est, bound, limit, at, b01(r.v.Verdict == "halt")})
+		}
+		return out
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.tripped != b.tripped {
-			return a.tripped
-		}
-		la, lb := math.RoundToEven(a.low*1e4), math.RoundToEven(b.low*1e4)
-		if la != lb {
-			return la > lb
-		}
-		if a.k.fw != b.k.fw {
-			return a.k.fw < b.k.fw
-		}
-		return a.k.region < b.k.region
-	})
-	var out [][]string
-	for _, r := range rows {
-		rate := 0.0
-		if r.settled > 0 {
-			rate = float64(r.failed) / float64(r.settled)
-		}
-		out = append(out, []string{r.k.fw, r.k.region, u(r.devices), u(r.settled), u(r.failed),
-			f64(float64(r.failed)/float64(r.devices), 4), f64(rate, 4), f64(r.low, 4), b01(r.settled >= minSample), b01(r.tripped)})
-	}
-	return out
 }
 
 func wantRetrySuccess(all []event, decisions []decision, f analytics.Filter) [][]string {

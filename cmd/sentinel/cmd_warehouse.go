@@ -87,8 +87,6 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&filter.Firmware, "firmware", "", "only rollouts to this target firmware")
 	fs.StringVar(&filter.Region, "region", "", "only this region")
 	fs.IntVar(&filter.Top, "top", analytics.DefaultTop, "rows per group in per-group lists (at least 1)")
-	fs.IntVar(&filter.MinSample, "min-sample", analytics.DefaultMinSample, "cohort_failure_rate: settled devices a cohort needs before the breaker judges it (the recoverer's --breaker-min-sample)")
-	fs.Float64Var(&filter.Threshold, "threshold", analytics.DefaultThreshold, "cohort_failure_rate: failure share the Wilson lower bound must reach to trip (the recoverer's --breaker-threshold)")
 	htmlOut := fs.String("html", "", "write the charts report, one self-contained HTML file, to this path")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -128,8 +126,8 @@ func cmdReport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// Zero means "the default" in a Filter; on the command line it is a
 	// value, and --top 0 used to mean 5 without a word.
-	if filter.Top < 1 || filter.MinSample < 1 || filter.Threshold <= 0 {
-		return fmt.Errorf("--top %d, --min-sample %d, --threshold %g: each must be above 0", filter.Top, filter.MinSample, filter.Threshold)
+	if filter.Top < 1 {
+		return fmt.Errorf("--top %d: must be at least 1", filter.Top)
 	}
 	if _, err := filter.Params(); err != nil {
 		return err
