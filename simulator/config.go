@@ -28,7 +28,11 @@ const (
 	DefaultStepDuration      = time.Second
 	DefaultConnectRate       = 500
 	DefaultTimeScale         = 60
-	DefaultBadBuildFactor    = device.DefaultBadBuildFactor
+	// DefaultEfficacyHorizon is the device time an efficacy run should
+	// cover (Config.Horizon): a whole day, so overnight and working-hours
+	// charge windows (device.RunStartHour is noon) happen within it.
+	DefaultEfficacyHorizon = 24 * time.Hour
+	DefaultBadBuildFactor  = device.DefaultBadBuildFactor
 	// MinTelemetryInterval is the shortest telemetry interval accepted,
 	// directly or through Rate: below it a device would do nothing but
 	// publish.
@@ -147,6 +151,16 @@ type Config struct {
 	// than the wall clock, so a short run shows batteries move. Default 60
 	// (a second of run is a minute of battery).
 	TimeScale float64
+	// Horizon, when set, is the device time a run of RunFor covers: it
+	// sets TimeScale to Horizon / RunFor (whatever TimeScale says), so a
+	// 90-second efficacy run can cover DefaultEfficacyHorizon, chargers'
+	// overnight windows included. The OTA steps stay in run time; the
+	// charge a flash or a download spends is physical either way. Default
+	// 0: TimeScale decides.
+	Horizon time.Duration
+	// RunFor is how long the caller will run the fleet; only Horizon uses
+	// it, and Horizon requires it.
+	RunFor time.Duration
 	// ConnectRate is how many devices come online per second while the
 	// fleet ramps up (with Conns, connections are dialled at the same
 	// pace). Default 500.
@@ -209,6 +223,9 @@ func (c *Config) ensureDefaults() {
 	if c.BadBuildFactor == 0 {
 		c.BadBuildFactor = DefaultBadBuildFactor
 	}
+	if c.Horizon > 0 && c.RunFor > 0 {
+		c.TimeScale = float64(c.Horizon) / float64(c.RunFor)
+	}
 	if c.TimeScale == 0 {
 		c.TimeScale = DefaultTimeScale
 	}
@@ -250,6 +267,8 @@ func (c *Config) validate() (*url.URL, []device.Region, error) {
 		{c.StepDuration < 0, "StepDuration", fmt.Sprintf("%v is negative", c.StepDuration)},
 		{c.ConnectRate < 0, "ConnectRate", fmt.Sprintf("%d is negative", c.ConnectRate)},
 		{!(c.TimeScale > 0) || math.IsInf(c.TimeScale, 0), "TimeScale", fmt.Sprintf("%g must be positive", c.TimeScale)},
+		{c.Horizon < 0, "Horizon", fmt.Sprintf("%v is negative", c.Horizon)},
+		{c.Horizon > 0 && c.RunFor <= 0, "RunFor", fmt.Sprintf("%v: Horizon %v needs the run's length to set the time scale", c.RunFor, c.Horizon)},
 		{!(c.BadBuildFactor >= 1) || math.IsInf(c.BadBuildFactor, 0), "BadBuildFactor", fmt.Sprintf("%g must be at least 1", c.BadBuildFactor)},
 		{c.FromFirmware == c.ToFirmware, "ToFirmware", fmt.Sprintf("from and to firmware are both %q", c.FromFirmware)},
 		{c.BadBuild != "" && c.BadBuild != c.ToFirmware, "BadBuild", fmt.Sprintf("%q is not %q, the version this rollout installs", c.BadBuild, c.ToFirmware)},

@@ -58,6 +58,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative step", Config{StepDuration: -time.Second}, "StepDuration"},
 		{"negative connect rate", Config{ConnectRate: -1}, "ConnectRate"},
 		{"negative time scale", Config{TimeScale: -1}, "TimeScale"},
+		{"negative horizon", Config{Horizon: -time.Hour}, "Horizon"},
+		{"horizon without the run's length", Config{Horizon: 24 * time.Hour}, "RunFor"},
 		{"same firmware", Config{FromFirmware: "2.0", ToFirmware: "2.0"}, "ToFirmware"},
 		{"control character in firmware", Config{ToFirmware: "2.0\n"}, "ToFirmware"},
 		{"bad build not the target", Config{BadBuild: "9.9.9"}, "BadBuild"},
@@ -83,6 +85,18 @@ func TestRateSetsInterval(t *testing.T) {
 	f, err := New(Config{Devices: 1000, Rate: 250})
 	require.NoError(t, err)
 	require.Equal(t, 4*time.Second, f.cfg.TelemetryInterval)
+}
+
+// TestHorizonSetsTimeScale: a horizon over the run's length is the time
+// scale, whatever TimeScale says (the flag always sets it), so 90 s of run
+// cover a day of device time and a device's clock ends the run at 24 h.
+func TestHorizonSetsTimeScale(t *testing.T) {
+	f, err := New(Config{Devices: 10, Horizon: DefaultEfficacyHorizon, RunFor: 90 * time.Second, TimeScale: DefaultTimeScale})
+	require.NoError(t, err)
+	require.Equal(t, 960.0, f.cfg.TimeScale)
+	f, err = New(Config{Devices: 10})
+	require.NoError(t, err)
+	require.Equal(t, float64(DefaultTimeScale), f.cfg.TimeScale, "no horizon: the time scale decides")
 }
 
 func TestConnsSpreadDevices(t *testing.T) {

@@ -33,6 +33,7 @@ func cmdBenchRecover(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fleet.RunFor = *duration // --horizon's time scale
 	log, err := c.logger()
 	if err != nil {
 		return err

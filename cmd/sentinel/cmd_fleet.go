@@ -38,6 +38,7 @@ func cmdSimulate(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	cfg.RunFor = *duration // --horizon's time scale
 	log, err := c.logger()
 	if err != nil {
 		return err
@@ -231,6 +232,7 @@ func addFleetFlags(fs *flag.FlagSet, cfg *simulator.Config) {
 	fs.Float64Var(&cfg.BadBuildFactor, "bad-build-factor", simulator.DefaultBadBuildFactor, "how many times more often the bad build fails (at least 1)")
 	fs.Var((*weightsFlag)(&cfg.RegionWeights), "region-weights", "override region weights, e.g. eu-west=0.3,ap-south=0.2; regions: eu-west eu-north us-east us-west sa-east ap-south ap-northeast af-south")
 	fs.Float64Var(&cfg.TimeScale, "time-scale", simulator.DefaultTimeScale, "device physics (battery, chargers, temperature, uptime) run this many times faster than the clock")
+	fs.DurationVar(&cfg.Horizon, "horizon", 0, fmt.Sprintf("device time the run's --duration covers, e.g. %v for an efficacy run that sees overnight charging; sets --time-scale (0: --time-scale decides)", simulator.DefaultEfficacyHorizon))
 	fs.IntVar(&cfg.ConnectRate, "connect-rate", simulator.DefaultConnectRate, "devices coming online per second while ramping up")
 }
 
@@ -240,7 +242,7 @@ var fleetFlags = map[string]string{
 	"TelemetryInterval": "telemetry-interval", "Rate": "rate", "FromFirmware": "from-firmware", "ToFirmware": "to-firmware",
 	"Waves": "waves", "WaveInterval": "wave-interval", "RolloutSpread": "rollout-spread", "StepDuration": "step",
 	"BadBuild": "bad-build", "BadBuildRegion": "bad-build-region", "BadBuildFactor": "bad-build-factor",
-	"RegionWeights": "region-weights", "TimeScale": "time-scale", "ConnectRate": "connect-rate",
+	"RegionWeights": "region-weights", "TimeScale": "time-scale", "Horizon": "horizon", "RunFor": "duration", "ConnectRate": "connect-rate",
 	"Username": "username", "Password": "password", "CredentialsFile": "credentials",
 }
 

@@ -35,6 +35,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fleet.RunFor = *duration // --horizon's time scale
 	rc, err := controllerConfig(*controller)
 	if err != nil {
 		return err
