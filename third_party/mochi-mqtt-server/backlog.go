@@ -188,8 +188,14 @@ func (s *Server) drainLocked(cl *Client) {
 	if cl.Net.Conn == nil || cl.Closed() {
 		return // sent when the session's next connection comes
 	}
-	// Through the outbound queue, as publishToClient sends: this may run
-	// on a publisher's goroutine, which must not block on cl's socket.
+	s.sendWaiting(cl)
+}
+
+// sendWaiting sends cl's messages waiting for send quota, oldest first,
+// while it has quota. Through the outbound queue, as publishToClient
+// sends: this may run on a publisher's goroutine, which must not block on
+// cl's socket. Sentinel patch.
+func (s *Server) sendWaiting(cl *Client) {
 	for atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
 		next, ok := cl.State.Inflight.NextImmediate()
 		if !ok {

@@ -156,6 +156,14 @@ func (i *Inflight) Waiting(id uint16) bool {
 	return ok
 }
 
+// HasWaiting reports whether any message waits for send quota
+// (SetWaiting). Sentinel patch 24.
+func (i *Inflight) HasWaiting() bool {
+	i.RLock()
+	defer i.RUnlock()
+	return len(i.waiting) > 0
+}
+
 // Unwait clears the mark SetWaiting set on the message under packet id: it
 // is being sent. Sentinel patch 17.
 func (i *Inflight) Unwait(id uint16) {

@@ -314,6 +314,40 @@ func TestMaximumPacketSizeCountsTheWholePacket(t *testing.T) {
 	}
 }
 
+// publishesFrom decodes the PUBLISH packets a test client's WriteLoop
+// writes to its pipe (the r of newTestClient), until the pipe closes.
+func publishesFrom(t *testing.T, r net.Conn) <-chan packets.Packet {
+	got := make(chan packets.Packet, 16)
+	go func() {
+		defer close(got)
+		br := bufio.NewReader(r)
+		for {
+			fh := new(packets.FixedHeader)
+			b, err := br.ReadByte()
+			if err != nil {
+				return
+			}
+			if fh.Decode(b) != nil {
+				return
+			}
+			n, _, err := packets.DecodeLength(br)
+			if err != nil {
+				return
+			}
+			body := make([]byte, n)
+			if _, err = io.ReadFull(br, body); err != nil {
+				return
+			}
+			pk := packets.Packet{FixedHeader: *fh, ProtocolVersion: 5}
+			if pk.PublishDecode(body) != nil {
+				return
+			}
+			got <- pk
+		}
+	}()
+	return got
+}
+
 func TestResendInOrderWithinReceiveMaximum(t *testing.T) {
 	// Patch 21: messages queued for a session come back on its next
 	// connection in the order they were published [MQTT-4.6.0-6], with
@@ -330,28 +364,7 @@ func TestResendInOrderWithinReceiveMaximum(t *testing.T) {
 		_, _ = s.publishToClient(cl, sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
 			TopicName: "a/b", Payload: []byte(fmt.Sprint(i)), Created: now}) // all within one second
 	}
-	got := make(chan packets.Packet, 16)
-	go func() {
-		defer close(got)
-		br := bufio.NewReader(r)
-		for {
-			fh := new(packets.FixedHeader)
-			b, err := br.ReadByte()
-			if err != nil {
-				return
-			}
-			require.NoError(t, fh.Decode(b))
-			n, _, err := packets.DecodeLength(br)
-			require.NoError(t, err)
-			body := make([]byte, n)
-			_, err = io.ReadFull(br, body)
-			require.NoError(t, err)
-			pk := packets.Packet{FixedHeader: *fh, ProtocolVersion: 5}
-			require.NoError(t, pk.PublishDecode(body))
-			got <- pk
-		}
-	}()
-	go cl.WriteLoop()
+	got := publishesFrom(t, r)
 	publish(0)
 	first := <-got
 	require.Equal(t, "0", string(first.Payload))
@@ -543,4 +556,35 @@ func BenchmarkNextPacketID(b *testing.B) {
 		cl.State.Inflight.Delete(uint16(id))
 		atomic.StoreUint32(&cl.State.packetID, 0) // each allocation starts behind the 60,000 held
 	}
+}
+
+func TestWaitingMessagesAreNotOvertaken(t *testing.T) {
+	// Patch 24: a message published while older ones wait for the
+	// client's send quota waits behind them, and a freed slot goes to the
+	// oldest [MQTT-4.6.0-6]; upstream sent the new one at once, so under a
+	// burst the waiting ones starved.
+	s := newServer()
+	cl, r, w := newTestClient()
+	defer w.Close()
+	got := publishesFrom(t, r)
+	cl.Properties.ProtocolVersion = 5
+	cl.ops.options.Capabilities.MaximumInflight = 100
+	cl.State.Inflight.ResetSendQuota(2)
+	sub := packets.Subscription{Filter: "a/b", Qos: 1}
+	publish := func(i int) {
+		_, err := s.publishToClient(cl, sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			TopicName: "a/b", Payload: []byte(fmt.Sprint(i))})
+		require.NoError(t, err)
+	}
+	publish(1)
+	publish(2)
+	publish(3) // out of quota: waits
+	require.Equal(t, "1", string((<-got).Payload))
+	require.Equal(t, "2", string((<-got).Payload))
+	cl.State.Inflight.IncreaseSendQuota() // a PUBACK freed a slot
+	publish(4)
+	require.Equal(t, "3", string((<-got).Payload), "the freed slot goes to the oldest waiting")
+	next, ok := cl.State.Inflight.NextImmediate()
+	require.True(t, ok)
+	require.Equal(t, "4", string(next.Payload))
 }

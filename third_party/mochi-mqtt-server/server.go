@@ -1209,6 +1209,17 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
+	if out.FixedHeader.Qos > 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 && cl.State.Inflight.HasWaiting() {
+		// Sentinel patch 24: older messages wait for send quota, so this
+		// one waits behind them (FIFO), and the quota slot it took goes to
+		// the oldest. Upstream sent it at once, so under a burst new
+		// messages overtook the waiting ones, which starved [MQTT-4.6.0-6].
+		cl.State.Inflight.IncreaseSendQuota()
+		cl.State.Inflight.SetWaiting(out)
+		s.sendWaiting(cl)
+		return out, nil
+	}
+
 	select {
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
