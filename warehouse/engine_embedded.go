@@ -15,7 +15,8 @@ import (
 
 // embedded runs queries on libchdb in this process.
 type embedded struct {
-	conn *chdb.Conn
+	conn   *chdb.Conn
+	limits EngineLimits
 }
 
 func openEmbedded(dir string, opts Options) (engine, error) {
@@ -32,12 +33,18 @@ func openEmbedded(dir string, opts Options) (engine, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("warehouse: create data directory: %w", err)
 	}
-	conn, err := chdb.Open(dir)
+	limits := opts.Engine
+	limits.ensureDefaults()
+	config, err := writeEngineConfig(dir, limits)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := chdb.Open(dir, "--config-file="+config)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: open embedded engine: %w", err)
 	}
-	opts.Logger.Info("embedded ClickHouse engine open", "dir", dir, "lib", lib)
-	return &embedded{conn: conn}, nil
+	opts.Logger.Info("embedded ClickHouse engine open", "dir", dir, "lib", lib, "max_query_memory", limits.MaxQueryMemory, "max_memory", limits.MaxMemory)
+	return &embedded{conn: conn, limits: limits}, nil
 }
 
 func (e *embedded) name() string { return "embedded ClickHouse (libchdb " + chdb.LibVersion + ")" }

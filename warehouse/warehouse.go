@@ -25,6 +25,10 @@ type Options struct {
 	LibPath string
 	// Logger receives engine events. Default: discarded.
 	Logger *slog.Logger
+	// Engine are the embedded engine's access rules' memory ceilings (an
+	// embedded DSN only). Default: DefaultEngineMaxQueryMemory and
+	// DefaultEngineMaxMemory.
+	Engine EngineLimits
 }
 
 func (o *Options) ensureDefaults() {

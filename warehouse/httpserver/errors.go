@@ -21,6 +21,7 @@ const (
 	codeLimitExceeded         = 290
 	codeSupportIsDisabled     = 344
 	codeUnknownQueryParameter = 456
+	codeAccessDenied          = 497
 	codeAuthenticationFailed  = 516
 	codeCannotDecompress      = 271
 	codeUnknownException      = 1002
@@ -31,7 +32,7 @@ var codeNames = map[int]string{
 	codeUnknownDatabase: "UNKNOWN_DATABASE", codeTimeoutExceeded: "TIMEOUT_EXCEEDED",
 	codeReadonly: "READONLY", codeTooManyQueries: "TOO_MANY_SIMULTANEOUS_QUERIES",
 	codeLimitExceeded: "LIMIT_EXCEEDED", codeSupportIsDisabled: "SUPPORT_IS_DISABLED",
-	codeUnknownQueryParameter: "UNKNOWN_QUERY_PARAMETER", codeAuthenticationFailed: "AUTHENTICATION_FAILED",
+	codeUnknownQueryParameter: "UNKNOWN_QUERY_PARAMETER", codeAccessDenied: "ACCESS_DENIED", codeAuthenticationFailed: "AUTHENTICATION_FAILED",
 	codeUnknownException: "UNKNOWN_EXCEPTION", codeCannotDecompress: "CANNOT_DECOMPRESS",
 }
 
@@ -88,7 +89,7 @@ func statusOf(code int) int {
 	switch code {
 	case codeAuthenticationFailed, 192, 193, 194: // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD
 		return http.StatusUnauthorized
-	case codeReadonly, 497: // READONLY, ACCESS_DENIED
+	case codeReadonly, codeAccessDenied:
 		return http.StatusForbidden
 	case 60, codeUnknownDatabase: // UNKNOWN_TABLE, UNKNOWN_DATABASE
 		return http.StatusNotFound

