@@ -12,19 +12,21 @@ import (
 // ClickHouse error codes the server raises itself; the engine's own errors
 // keep the code the engine gave.
 const (
-	codeUnsupportedMethod     = 1
-	codeSyntaxError           = 62
-	codeUnknownDatabase       = 81
-	codeTimeoutExceeded       = 159
-	codeReadonly              = 164
-	codeTooManyQueries        = 202
-	codeLimitExceeded         = 290
-	codeSupportIsDisabled     = 344
-	codeUnknownQueryParameter = 456
-	codeAccessDenied          = 497
-	codeAuthenticationFailed  = 516
-	codeCannotDecompress      = 271
-	codeUnknownException      = 1002
+	codeUnsupportedMethod          = 1
+	codeSyntaxError                = 62
+	codeUnknownDatabase            = 81
+	codeTimeoutExceeded            = 159
+	codeReadonly                   = 164
+	codeTooManyQueries             = 202
+	codeLimitExceeded              = 290
+	codeSupportIsDisabled          = 344
+	codeUnknownQueryParameter      = 456
+	codeAccessDenied               = 497
+	codeCannotParseNumber          = 27
+	codeSettingConstraintViolation = 452
+	codeAuthenticationFailed       = 516
+	codeCannotDecompress           = 271
+	codeUnknownException           = 1002
 )
 
 var codeNames = map[int]string{
@@ -32,7 +34,8 @@ var codeNames = map[int]string{
 	codeUnknownDatabase: "UNKNOWN_DATABASE", codeTimeoutExceeded: "TIMEOUT_EXCEEDED",
 	codeReadonly: "READONLY", codeTooManyQueries: "TOO_MANY_SIMULTANEOUS_QUERIES",
 	codeLimitExceeded: "LIMIT_EXCEEDED", codeSupportIsDisabled: "SUPPORT_IS_DISABLED",
-	codeUnknownQueryParameter: "UNKNOWN_QUERY_PARAMETER", codeAccessDenied: "ACCESS_DENIED", codeAuthenticationFailed: "AUTHENTICATION_FAILED",
+	codeUnknownQueryParameter: "UNKNOWN_QUERY_PARAMETER", codeAccessDenied: "ACCESS_DENIED",
+	codeCannotParseNumber: "CANNOT_PARSE_NUMBER", codeSettingConstraintViolation: "SETTING_CONSTRAINT_VIOLATION", codeAuthenticationFailed: "AUTHENTICATION_FAILED",
 	codeUnknownException: "UNKNOWN_EXCEPTION", codeCannotDecompress: "CANNOT_DECOMPRESS",
 }
 
@@ -99,7 +102,7 @@ func statusOf(code int) int {
 		return http.StatusRequestEntityTooLarge
 	case codeTooManyQueries:
 		return http.StatusServiceUnavailable
-	case codeSyntaxError, codeSupportIsDisabled, codeUnknownQueryParameter, codeCannotDecompress,
+	case codeSyntaxError, codeSupportIsDisabled, codeSettingConstraintViolation, codeUnknownQueryParameter, codeCannotDecompress,
 		6, 16, 26, 27, 32, 33, 36, 38, 41, 42, 43, 44, 46, 47, 53, 73, 115, 117:
 		// SYNTAX_ERROR ..., CANNOT_PARSE_*, NO_SUCH_COLUMN_IN_TABLE, BAD_ARGUMENTS,
 		// argument and type errors, UNKNOWN_FUNCTION/IDENTIFIER/FORMAT/SETTING,

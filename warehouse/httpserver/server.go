@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -50,16 +49,19 @@ type Config struct {
 	// MaxQueryBytes caps the text of a query (an INSERT's up to its data).
 	// Default: 1 MiB.
 	MaxQueryBytes int
-	// MaxResultBytes caps a result, which the engine builds in memory.
-	// Default: 256 MiB.
-	MaxResultBytes int64
-	// QueryTimeout caps how long a read or INSERT runs, enforced by the
-	// engine as max_execution_time (a client may ask for less). Default: 60 s.
+	// QueryTimeout caps how long a request waits for the engine and the
+	// roles' MaxExecutionTime. Default: 60 s.
 	QueryTimeout time.Duration
-	// MaxConcurrentQueries caps the queries admitted at once; the engine
-	// runs one at a time, the rest wait. More are refused at once with
-	// TOO_MANY_SIMULTANEOUS_QUERIES. Default: 8.
+	// MaxConcurrentQueries caps the queries admitted at once, of all
+	// users; the engine runs one at a time, the rest wait. More are refused
+	// at once with TOO_MANY_SIMULTANEOUS_QUERIES. Default: 8.
 	MaxConcurrentQueries int
+	// ReadOnly bounds each query of a read-only user (analysts,
+	// dashboards). Zero fields: DefaultReadOnlyLimits.
+	ReadOnly RoleLimits
+	// ReadWrite bounds each query of a read-write user (the services) and
+	// of anonymous requests. Zero fields: DefaultReadWriteLimits.
+	ReadWrite RoleLimits
 	// TempDir holds INSERT data while the engine reads it. Default:
 	// os.TempDir().
 	TempDir string
@@ -94,9 +96,6 @@ func (c *Config) ensureDefaults() {
 	if c.MaxQueryBytes <= 0 {
 		c.MaxQueryBytes = DefaultMaxQueryBytes
 	}
-	if c.MaxResultBytes <= 0 {
-		c.MaxResultBytes = 256 << 20
-	}
 	if c.QueryTimeout <= 0 {
 		c.QueryTimeout = DefaultQueryTimeout
 	}
@@ -120,6 +119,7 @@ func (c *Config) ensureDefaults() {
 // Server serves one embedded warehouse over HTTP.
 type Server struct {
 	cfg     Config
+	perUser userSlots
 	db      *warehouse.DB
 	users   *Users
 	metrics *metrics
@@ -134,6 +134,15 @@ func New(cfg Config, db *warehouse.DB) (*Server, error) {
 	cfg.ensureDefaults()
 	if !db.Embedded() {
 		return nil, fmt.Errorf("httpserver: serve %s: %w", db.Engine(), warehouse.ErrNotEmbedded)
+	}
+	engine, _ := db.EngineLimits()
+	cfg.ReadOnly.ensureDefaults(DefaultReadOnlyLimits, engine.MaxQueryMemory, cfg.QueryTimeout)
+	cfg.ReadWrite.ensureDefaults(DefaultReadWriteLimits, engine.MaxQueryMemory, cfg.QueryTimeout)
+	if err := cfg.ReadOnly.validate(RoleReadOnly, engine.MaxQueryMemory, cfg.QueryTimeout); err != nil {
+		return nil, err
+	}
+	if err := cfg.ReadWrite.validate(RoleReadWrite, engine.MaxQueryMemory, cfg.QueryTimeout); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, slots: make(chan struct{}, cfg.MaxConcurrentQueries), log: cfg.Logger}
 	if cfg.UsersFile != "" {
@@ -196,7 +205,7 @@ var serverParams = map[string]bool{
 	"password": true, "quota_key": true, "enable_http_compression": true, "http_zlib_compression_level": true,
 	"client_protocol_version": true, "wait_end_of_query": true, "send_progress_in_http_headers": true,
 	"http_headers_progress_interval_ms": true, "buffer_size": true, "readonly": true, "max_execution_time": true,
-	"max_result_bytes": true, "result_overflow_mode": true, "add_http_cors_header": true,
+	"max_result_bytes": true, "max_memory_usage": true, "max_result_rows": true, "result_overflow_mode": true, "add_http_cors_header": true,
 	"compress": true, "decompress": true, "session_id": true, "session_timeout": true, "session_check": true,
 }
 
@@ -206,6 +215,7 @@ type request struct {
 	r        *http.Request
 	params   map[string][]string
 	user     string
+	role     Role
 	readonly bool
 	started  time.Time
 	queryID  string
@@ -243,6 +253,12 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		s.fail(q, "other", err)
 		return
 	}
+	limits := s.limits(q)
+	if !s.perUser.acquire(q.user, limits.MaxConcurrentQueries) {
+		s.fail(q, "other", newException(codeTooManyQueries, fmt.Sprintf("Too many simultaneous queries for user %s: %d are running or waiting, the limit of role %s", q.user, limits.MaxConcurrentQueries, q.role)))
+		return
+	}
+	defer s.perUser.release(q.user)
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -310,13 +326,13 @@ func (s *Server) authenticate(q *request) error {
 	anonymous := name == "" || name == "default" && password == ""
 	switch {
 	case anonymous && s.cfg.AllowAnonymous:
-		q.user = "default"
+		q.user, q.role = "default", RoleReadWrite
 	case s.users != nil && !anonymous:
 		role, ok := s.users.authenticate(name, password)
 		if !ok {
 			return newException(codeAuthenticationFailed, name+": Authentication failed: password is incorrect, or there is no user with such name")
 		}
-		q.user, q.readonly = name, role == RoleReadOnly
+		q.user, q.role, q.readonly = name, role, role == RoleReadOnly
 	case anonymous:
 		return newException(codeAuthenticationFailed, "Authentication required: send HTTP basic auth or X-ClickHouse-User and X-ClickHouse-Key (this server allows no anonymous access)")
 	default:
@@ -510,7 +526,11 @@ func (s *Server) execute(q *request, st *statement, data io.Reader) error {
 			settings = append(settings, lit)
 		}
 	}
-	settings = append(settings, fmt.Sprintf("max_execution_time=%d", s.timeoutSeconds(q)))
+	bounds, err := s.limits(q).settings(q.role, q.params, st.kind == kindRead)
+	if err != nil {
+		return err
+	}
+	settings = append(settings, bounds...)
 
 	format := q.param("default_format")
 	if format == "" {
@@ -525,7 +545,7 @@ func (s *Server) execute(q *request, st *statement, data io.Reader) error {
 		if isHello(st.text) && strings.EqualFold(format, "Native") {
 			return s.hello(ctx, q)
 		}
-		settings = append(settings, fmt.Sprintf("max_result_bytes=%d", s.cfg.MaxResultBytes), "result_overflow_mode='throw'")
+		settings = append(settings, "result_overflow_mode='throw'")
 		if q.readonly {
 			settings = append(settings, "readonly=1") // last: the settings before it still apply
 		}
@@ -548,14 +568,12 @@ func (s *Server) execute(q *request, st *statement, data io.Reader) error {
 	return s.write(q, res.Data)
 }
 
-// timeoutSeconds is the query's max_execution_time: the server's limit, or
-// less when the client asks for less.
-func (s *Server) timeoutSeconds(q *request) int {
-	limit := int(math.Ceil(s.cfg.QueryTimeout.Seconds()))
-	if v, err := strconv.Atoi(q.param("max_execution_time")); err == nil && v > 0 && v < limit {
-		return v
+// limits are the bounds of q's role.
+func (s *Server) limits(q *request) RoleLimits {
+	if q.role == RoleReadOnly {
+		return s.cfg.ReadOnly
 	}
-	return limit
+	return s.cfg.ReadWrite
 }
 
 // engineError turns the engine's error into the exception to send; a
