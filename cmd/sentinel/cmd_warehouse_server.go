@@ -32,6 +32,7 @@ type serverFlags struct {
 	maxQueryKiB   int
 	queryTimeout  time.Duration
 	maxConcurrent int
+	ro, rw        httpserver.RoleLimits
 }
 
 func (f *serverFlags) add(fs *flag.FlagSet, listenDefault, listenUsage string) {
@@ -42,13 +43,23 @@ func (f *serverFlags) add(fs *flag.FlagSet, listenDefault, listenUsage string) {
 	fs.IntVar(&f.maxQueryKiB, f.prefix+"max-query-size", httpserver.DefaultMaxQueryBytes>>10, "warehouse server: longest query text in KiB")
 	fs.DurationVar(&f.queryTimeout, f.prefix+"query-timeout", httpserver.DefaultQueryTimeout, "warehouse server: longest a read or INSERT may run")
 	fs.IntVar(&f.maxConcurrent, f.prefix+"max-concurrent-queries", httpserver.DefaultMaxConcurrentQueries, "warehouse server: queries admitted at once; more are refused")
+	fs.Int64Var(&f.ro.MaxQueryMemory, f.prefix+"readonly-max-query-memory", httpserver.DefaultReadOnlyLimits.MaxQueryMemory, "warehouse server: bytes a read-only user's query may allocate (max_memory_usage)")
+	fs.Int64Var(&f.ro.MaxResultRows, f.prefix+"readonly-max-result-rows", httpserver.DefaultReadOnlyLimits.MaxResultRows, "warehouse server: rows in a read-only user's result")
+	fs.Int64Var(&f.ro.MaxResultBytes, f.prefix+"readonly-max-result-bytes", httpserver.DefaultReadOnlyLimits.MaxResultBytes, "warehouse server: bytes in a read-only user's result")
+	fs.DurationVar(&f.ro.MaxExecutionTime, f.prefix+"readonly-max-execution-time", 0, "warehouse server: longest a read-only user's query runs (0: httpserver.DefaultReadOnlyLimits, at most --query-timeout)")
+	fs.IntVar(&f.ro.MaxConcurrentQueries, f.prefix+"readonly-max-concurrent-queries", httpserver.DefaultReadOnlyLimits.MaxConcurrentQueries, "warehouse server: queries one read-only user may have running or waiting")
+	fs.Int64Var(&f.rw.MaxQueryMemory, f.prefix+"readwrite-max-query-memory", httpserver.DefaultReadWriteLimits.MaxQueryMemory, "warehouse server: bytes a read-write user's query may allocate (max_memory_usage)")
+	fs.Int64Var(&f.rw.MaxResultRows, f.prefix+"readwrite-max-result-rows", httpserver.DefaultReadWriteLimits.MaxResultRows, "warehouse server: rows in a read-write user's result")
+	fs.Int64Var(&f.rw.MaxResultBytes, f.prefix+"readwrite-max-result-bytes", httpserver.DefaultReadWriteLimits.MaxResultBytes, "warehouse server: bytes in a read-write user's result")
+	fs.DurationVar(&f.rw.MaxExecutionTime, f.prefix+"readwrite-max-execution-time", 0, "warehouse server: longest a read-write user's query runs (0: --query-timeout)")
+	fs.IntVar(&f.rw.MaxConcurrentQueries, f.prefix+"readwrite-max-concurrent-queries", httpserver.DefaultReadWriteLimits.MaxConcurrentQueries, "warehouse server: queries one read-write user may have running or waiting")
 }
 
 func (f *serverFlags) config(log *slog.Logger) httpserver.Config {
 	return httpserver.Config{
 		UsersFile: f.users, AllowAnonymous: f.anonymous, MaxRequestBytes: f.maxRequestMiB << 20,
 		MaxQueryBytes: f.maxQueryKiB << 10, QueryTimeout: f.queryTimeout, MaxConcurrentQueries: f.maxConcurrent,
-		Logger: log,
+		ReadOnly: f.ro, ReadWrite: f.rw, Logger: log,
 	}
 }
 
