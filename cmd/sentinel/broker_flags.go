@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sentinel-iot/sentinel/broker"
@@ -111,30 +109,12 @@ func (f *brokerFlags) serve(ctx context.Context, b *broker.Broker, out io.Writer
 // reloadOnHangup re-reads the credentials file on every SIGHUP until ctx
 // ends; stopped closes when it has.
 func (f *brokerFlags) reloadOnHangup(ctx context.Context, b *broker.Broker, log *slog.Logger) (stopped <-chan struct{}) {
-	done := make(chan struct{})
 	if f.credentials == "" {
+		done := make(chan struct{})
 		close(done)
 		return done
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer close(done)
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if n, err := b.ReloadCredentials(); err != nil {
-					log.Error("credentials not reloaded; the old ones stay", "file", f.credentials, "err", err)
-				} else {
-					log.Info("credentials reloaded", "file", f.credentials, "users", n)
-				}
-			}
-		}
-	}()
-	return done
+	return reloadOnHangup(ctx, f.credentials, b.ReloadCredentials, log)
 }
 
 // cmdBrokerAddUser adds a user to a credentials file.

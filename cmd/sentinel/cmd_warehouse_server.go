@@ -37,7 +37,7 @@ type serverFlags struct {
 
 func (f *serverFlags) add(fs *flag.FlagSet, listenDefault, listenUsage string) {
 	fs.StringVar(&f.listen, f.prefix+"listen", listenDefault, listenUsage)
-	fs.StringVar(&f.users, f.prefix+"users", "", "warehouse server credentials file (name:bcrypt-hash:role lines; `sentinel warehouse adduser` writes it)")
+	fs.StringVar(&f.users, f.prefix+"users", "", "warehouse server credentials file (name:bcrypt-hash:role lines; `sentinel warehouse adduser` writes it; SIGHUP re-reads it)")
 	fs.BoolVar(&f.anonymous, f.prefix+"allow-anonymous", false, "warehouse server: let requests without credentials in, read-write (development only)")
 	fs.Int64Var(&f.maxRequestMiB, f.prefix+"max-request-size", httpserver.DefaultMaxRequestBytes>>20, "warehouse server: largest request body in MiB, after decompression")
 	fs.IntVar(&f.maxQueryKiB, f.prefix+"max-query-size", httpserver.DefaultMaxQueryBytes>>10, "warehouse server: longest query text in KiB")
@@ -81,10 +81,16 @@ func (f *serverFlags) start(ctx context.Context, db *warehouse.DB, out io.Writer
 	fmt.Fprintf(out, "warehouse: ClickHouse HTTP interface listening on http://%s (DSN http://USER:PASSWORD@%s/default; try curl 'http://%s/?query=SELECT+1')\n",
 		ln.Addr(), ln.Addr(), ln.Addr())
 	ctx, cancel := context.WithCancel(ctx)
+	reloaded := func() {}
+	if f.users != "" {
+		stopped := reloadOnHangup(ctx, f.users, srv.ReloadUsers, log)
+		reloaded = func() { <-stopped }
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	return ln.Addr().String(), func() error {
 		cancel()
+		reloaded()
 		return <-done
 	}, nil
 }

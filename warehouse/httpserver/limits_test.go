@@ -3,6 +3,8 @@ package httpserver
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,4 +59,30 @@ func TestRoleLimits(t *testing.T) {
 		httpCase{user: writer, pass: writerPass, body: "SELECT 2", wantBody: "2\n"}.check(t, addr)
 		require.Equal(t, http.StatusOK, <-slow)
 	})
+}
+
+// TestReloadUsers: users added to, or dropped from, the file take effect
+// on ReloadUsers (SIGHUP in `sentinel warehouse`), a bad file keeps the
+// old users, and a server without a file says it has none.
+func TestReloadUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	require.NoError(t, AddUser(path, "old", "pw-old", RoleReadWrite))
+	addr, srv := serve(t, Config{UsersFile: path})
+	httpCase{user: "new", pass: "pw-new", body: "SELECT 1", wantStatus: http.StatusUnauthorized, wantCode: codeAuthenticationFailed}.check(t, addr)
+
+	require.NoError(t, AddUser(path, "new", "pw-new", RoleReadOnly))
+	n, err := srv.ReloadUsers()
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	httpCase{user: "new", pass: "pw-new", body: "SELECT 'in'", wantBody: "in\n"}.check(t, addr)
+	httpCase{user: "new", pass: "pw-new", body: "DROP TABLE telemetry", wantStatus: http.StatusForbidden, wantCode: codeReadonly}.check(t, addr)
+
+	require.NoError(t, os.WriteFile(path, []byte("broken\n"), 0o600))
+	_, err = srv.ReloadUsers()
+	require.ErrorIs(t, err, ErrBadUsersFile)
+	httpCase{user: "old", pass: "pw-old", body: "SELECT 'still'", wantBody: "still\n"}.check(t, addr)
+
+	_, anon := serve(t, Config{AllowAnonymous: true})
+	_, err = anon.ReloadUsers()
+	require.ErrorIs(t, err, ErrNoUsersFile)
 }

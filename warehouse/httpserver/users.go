@@ -19,8 +19,13 @@ const (
 	RoleReadOnly Role = "readonly"
 )
 
-// ErrBadUsersFile means the credentials file could not be read as one.
-var ErrBadUsersFile = errors.New("httpserver: bad users file")
+var (
+	// ErrBadUsersFile means the credentials file could not be read as one.
+	ErrBadUsersFile = errors.New("httpserver: bad users file")
+	// ErrNoUsersFile means a reload was asked of a server started without
+	// a users file (anonymous access only).
+	ErrNoUsersFile = errors.New("httpserver: no users file")
+)
 
 // usersFormat is the server's use of the credentials file (package
 // credentials): name:role:bcrypt-hash, role readwrite or readonly. The
@@ -69,4 +74,21 @@ func (u *Users) authenticate(name, password string) (Role, bool) {
 		return "", false
 	}
 	return Role(e.Role), true
+}
+
+// ReloadUsers reads Config.UsersFile again (`sentinel warehouse` does on
+// SIGHUP, as `sentinel broker` does for its file), so users added or
+// removed with `sentinel warehouse adduser` take effect without a restart;
+// a query already admitted keeps the role it was admitted with. On error
+// the old users stay. It returns the number of users now served.
+func (s *Server) ReloadUsers() (users int, err error) {
+	if s.users == nil {
+		return 0, fmt.Errorf("httpserver: reload users: %w", ErrNoUsersFile)
+	}
+	u, err := LoadUsers(s.cfg.UsersFile, s.log)
+	if err != nil {
+		return 0, err
+	}
+	s.users.set.Replace(u.set)
+	return s.users.set.Len(), nil
 }
