@@ -33,9 +33,12 @@ report: build
 		--user-data-dir=$$(mktemp -d) --window-size=1200,4200 --screenshot=data/report.png file://$(CURDIR)/data/report.html
 	@echo "report: data/report.html, screenshot: data/report.png"
 
-# Formatting, vet, then every module's tests with the race detector.
+# Formatting, vet, then every module's tests with the race detector, then
+# a few seconds of the warehouse server's escape fuzzer (issue 20).
+ESCAPEFUZZTIME ?= 10s
 test: setup check
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzEscapes$$' -fuzztime $(ESCAPEFUZZTIME) -parallel 1 ./warehouse/httpserver
 
 check: fmt vet boundaries standalone
 
@@ -59,7 +62,7 @@ unit:
 
 # A short run of every fuzz target (the seed corpora run in `make test`).
 FUZZTIME ?= 15s
-FUZZPKGS ?= ./proto ./broker
+FUZZPKGS ?= ./proto ./broker ./warehouse/httpserver
 fuzz:
 	@for p in $(FUZZPKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \

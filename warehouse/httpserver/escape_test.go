@@ -142,3 +142,26 @@ func TestEscapes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEscapes mutates the escape table's queries and sends each as a
+// read-write or a read-only user: whatever the engine makes of it, no
+// response may carry the canary file's secret and nothing may reach the
+// test's loopback listener. (`make test` runs it for a few seconds; the
+// seeds run in every `go test`.)
+func FuzzEscapes(f *testing.F) {
+	env := newCanaryEnv(f)
+	for _, e := range escapes {
+		f.Add(env.expand(e.query), false)
+		f.Add(env.expand(e.query), true)
+	}
+	f.Fuzz(func(t *testing.T, query string, readonly bool) {
+		user, pass := writer, writerPass
+		if readonly {
+			user, pass = reader, readerPass
+		}
+		before := env.hits.Load()
+		_, body := httpCase{user: user, pass: pass, body: query}.do(t, testAddr)
+		require.NotContains(t, body, env.secret, "the response carries the host file's contents")
+		require.Equal(t, before, env.hits.Load(), "the server reached the test's loopback listener")
+	})
+}
