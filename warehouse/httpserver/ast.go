@@ -128,11 +128,13 @@ func (s *Server) confine(ctx context.Context, q *request, st *statement) error {
 		if f := n.function(); f != "" && deniedFunctions[strings.ToLower(f)] {
 			return newException(codeAccessDenied, q.user+": Not enough privileges: "+f+"() reaches the server host's files, processes or network, and no user of this server may call it")
 		}
-		if n.is("Storage definition") {
-			for _, c := range n.children {
-				if e := c.function(); e != "" && !allowedEngines[strings.ToLower(e)] {
-					return newException(codeAccessDenied, q.user+": Not enough privileges: table engine "+e+" keeps its data outside the warehouse, and no user of this server may create one")
-				}
+		// A storage definition's engine is its first child (then PARTITION
+		// BY, ORDER BY, ... SETTINGS); with no ENGINE clause the first
+		// child may be ORDER BY's expression, refused here when it is a
+		// function: the safe side of a false refusal.
+		if n.is("Storage definition") && len(n.children) > 0 {
+			if e := n.children[0].function(); e != "" && !allowedEngines[strings.ToLower(e)] {
+				return newException(codeAccessDenied, q.user+": Not enough privileges: table engine "+e+" keeps its data outside the warehouse, and no user of this server may create one")
 			}
 		}
 		if n.text == "Set" && !settingsAtTop(n, top) {
