@@ -107,10 +107,8 @@ func (s *Server) confine(ctx context.Context, q *request, st *statement) error {
 	text := st.text
 	switch {
 	case st.kind == kindInsert:
+		// The statement up to its data (for VALUES, up to the keyword).
 		text = st.text + " FORMAT " + st.format
-		if strings.EqualFold(st.format, "Values") {
-			text = st.text + " FORMAT Values"
-		}
 	case st.format != "" && st.formatEnd <= len(text):
 		text = text[:st.formatAt] + " " + text[st.formatEnd:]
 	}
