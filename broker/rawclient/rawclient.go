@@ -158,7 +158,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 
 // Publish sends a message. For QoS 1 it first takes a slot of the broker's
 // receive maximum (waiting for one while ctx lasts), and done runs on the
-// reader goroutine with the PUBACK's verdict: nil when the broker accepted
+// reader goroutine (so it must not block, nor publish) with the PUBACK's
+// verdict, freeing the slot when it returns: nil when the broker accepted
 // the message, or an error when it refused it or the connection ended
 // first. For QoS 0, done (if not nil) runs once the packet is written.
 // done runs exactly once when Publish returns nil, and never when it
@@ -231,7 +232,9 @@ func (c *Client) publish1(ctx context.Context, pk *packets.Packet, done func(err
 		}
 	}
 	id, err := c.register(func(err error) {
-		<-c.window
+		// The slot is freed once done has returned, so a caller counting
+		// its own publishes in done never sees more than the window.
+		defer func() { <-c.window }()
 		if done != nil {
 			done(err)
 		}
