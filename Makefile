@@ -4,7 +4,8 @@
 GO      ?= go
 # The mochi fork is tested, vetted and gofmt-checked like our own modules;
 # check-boundaries.sh keeps its own list (the fork is no service module).
-MODULES := proto quantile credentials cohortstat warehouse broker simulator ingestor recoverer analytics bench cmd/sentinel third_party/mochi-mqtt-server
+
+MODULES := proto quantile credentials mqttconn cohortstat warehouse broker simulator ingestor recoverer analytics bench cmd/sentinel third_party/mochi-mqtt-server
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN     := bin/sentinel
 

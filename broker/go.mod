@@ -7,8 +7,8 @@ require (
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
-	github.com/sentinel-iot/sentinel/quantile v0.0.0
 	github.com/sentinel-iot/sentinel/credentials v0.0.0
+	github.com/sentinel-iot/sentinel/quantile v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0
@@ -37,6 +37,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
+	github.com/sentinel-iot/sentinel/mqttconn v0.0.0
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
 	golang.org/x/net v0.62.0 // indirect
@@ -54,3 +55,5 @@ replace github.com/sentinel-iot/sentinel/credentials => ../credentials
 
 // mochi v2.7.9 with Sentinel's patches; see third_party/mochi-mqtt-server/README.sentinel.md.
 replace github.com/mochi-mqtt/server/v2 v2.7.9 => ../third_party/mochi-mqtt-server
+
+replace github.com/sentinel-iot/sentinel/mqttconn => ../mqttconn

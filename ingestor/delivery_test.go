@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sentinel-iot/sentinel/broker/brokertest"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/warehouse"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // fixture is what every test here needs: a broker, a warehouse and a
 // deadline.
-func fixture(t *testing.T) (broker string, db *warehouse.DB, ctx context.Context) {
+func fixture(t *testing.T) (broker *brokertest.Broker, db *warehouse.DB, ctx context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -56,7 +57,7 @@ func running(t *testing.T, in *ingestor.Ingestor) (stop func()) {
 }
 
 // publishReadings publishes n readings of one device, seq from first.
-func publishReadings(t *testing.T, ctx context.Context, broker, device string, first, n uint64) {
+func publishReadings(t *testing.T, ctx context.Context, broker *brokertest.Broker, device string, first, n uint64) {
 	t.Helper()
 	pub := publisher(t, ctx, broker)
 	defer pub.Disconnect(context.Background())
@@ -86,9 +87,9 @@ func scrape(t *testing.T, in *ingestor.Ingestor) string {
 func TestOutage(t *testing.T) {
 	broker, db, ctx := fixture(t)
 	var fault warehouse.FaultSwitch
-	in, err := ingestor.New(ingestor.Config{Broker: broker, Connections: 2, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
+	in, err := ingestor.New(onBroker(broker, ingestor.Config{Connections: 2, ReceiveMaximum: 50, Batch: warehouse.WriterConfig{
 		MaxRows: 40, MaxDelay: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Fault: &fault,
-	}}, db)
+	}}), db)
 	require.NoError(t, err)
 	fault.Fail(nil)
 	stop := running(t, in)
@@ -123,8 +124,8 @@ func TestShareGroup(t *testing.T) {
 	var ins []*ingestor.Ingestor
 	var stops []func()
 	for i := range 2 {
-		in, stop := start(t, db, ingestor.Config{Broker: broker, ClientID: fmt.Sprintf("ingest-%d", i),
-			Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}})
+		in, stop := start(t, db, onBroker(broker, ingestor.Config{ClientID: fmt.Sprintf("ingest-%d", i),
+			Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}))
 		ins = append(ins, in)
 		stops = append(stops, stop)
 	}
@@ -154,9 +155,10 @@ func TestMosquittoPubDeadLetters(t *testing.T) {
 	bin, err := exec.LookPath("mosquitto_pub")
 	require.NoError(t, err, "install mosquitto-clients (.ci/run does)")
 	broker, db, ctx := fixture(t)
-	u, err := url.Parse(broker)
+	u, err := url.Parse(broker.URL())
 	require.NoError(t, err)
-	in, stop := start(t, db, ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}})
+	pub := broker.Gateway()
+	in, stop := start(t, db, onBroker(broker, ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}))
 
 	valid := func(seq uint64) string {
 		b, err := proto.Encode(reading("eu-west", "dev-mq", seq))
@@ -184,7 +186,7 @@ func TestMosquittoPubDeadLetters(t *testing.T) {
 			}
 			seq := uint64(100 + i)
 			for _, msg := range []struct{ topic, payload string }{{topic, tc.payload}, {proto.TelemetryTopic("eu-west", "dev-mq"), valid(seq)}} {
-				cmd := exec.CommandContext(ctx, bin, "-h", u.Hostname(), "-p", u.Port(), "-V", "mqttv5", "-q", "1", "-t", msg.topic, "-s")
+				cmd := exec.CommandContext(ctx, bin, "-h", u.Hostname(), "-p", u.Port(), "-u", pub.Username, "-P", pub.Password, "-V", "mqttv5", "-q", "1", "-t", msg.topic, "-s")
 				cmd.Stdin = strings.NewReader(msg.payload)
 				out, err := cmd.CombinedOutput()
 				require.NoError(t, err, "%s", out)
@@ -217,7 +219,7 @@ func TestMosquittoPubDeadLetters(t *testing.T) {
 // TestMetrics: every series the issue names is on /metrics.
 func TestMetrics(t *testing.T) {
 	broker, db, ctx := fixture(t)
-	in, stop := start(t, db, ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 10, MaxDelay: 10 * time.Millisecond}})
+	in, stop := start(t, db, onBroker(broker, ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 10, MaxDelay: 10 * time.Millisecond}}))
 	publishReadings(t, ctx, broker, "dev-metrics", 1, 25)
 	require.Eventually(t, func() bool { return in.Stats().Acked == 25 }, 20*time.Second, 5*time.Millisecond)
 	m := scrape(t, in)

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sentinel-iot/sentinel/mqttconn"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/warehouse"
 )
@@ -282,13 +282,14 @@ func (in *Ingestor) Run(ctx context.Context) error {
 	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConn()
 	subscribed := make(chan struct{}, in.cfg.Connections)
+	conns := make([]*conn, 0, in.cfg.Connections)
 	cms := make([]*autopaho.ConnectionManager, 0, in.cfg.Connections)
 	for i := range in.cfg.Connections {
-		c := &conn{in: in, clientID: in.cfg.ClientID, subscribed: subscribed}
+		c := &conn{in: in, clientID: in.cfg.ClientID, subscribed: subscribed, up: mqttconn.NewConnUp()}
 		if in.cfg.Connections > 1 {
 			c.clientID = fmt.Sprintf("%s-%d", in.cfg.ClientID, i)
 		}
-		cm, err := autopaho.NewConnection(connCtx, c.clientConfig())
+		cm, err := autopaho.NewConnection(connCtx, c.clientConfig(connCtx))
 		if err != nil {
 			stopConn()
 			for _, cm := range cms {
@@ -299,8 +300,16 @@ func (in *Ingestor) Run(ctx context.Context) error {
 			return fmt.Errorf("ingestor: connect to %s: %w", in.cfg.Broker, err)
 		}
 		cms = append(cms, cm)
+		conns = append(conns, c)
 	}
-	go func() {
+	// Each connection subscribes on a goroutine of its own, which Run owns:
+	// OnConnectionUp only hands the connection over (paho documents it
+	// must not block).
+	var subscribers sync.WaitGroup
+	for _, c := range conns {
+		subscribers.Go(func() { c.up.Run(connCtx, c.subscribe) })
+	}
+	subscribers.Go(func() {
 		for range in.cfg.Connections {
 			select {
 			case <-subscribed:
@@ -309,7 +318,7 @@ func (in *Ingestor) Run(ctx context.Context) error {
 			}
 		}
 		in.readyOnce.Do(func() { close(in.ready) })
-	}()
+	})
 	in.cfg.Logger.Info("ingestor started", "broker", in.cfg.Broker, "client_id", in.cfg.ClientID, "group", in.cfg.Group,
 		"connections", in.cfg.Connections, "receive_maximum", in.cfg.ReceiveMaximum, "batch_rows", in.cfg.Batch.MaxRows)
 
@@ -322,7 +331,7 @@ func (in *Ingestor) Run(ctx context.Context) error {
 	werr := writers.Wait()
 	flushAcks := time.NewTimer(3 * in.cfg.SendAcksInterval)
 	<-flushAcks.C
-	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for _, cm := range cms {
 		_ = cm.Disconnect(dctx)
@@ -331,6 +340,7 @@ func (in *Ingestor) Run(ctx context.Context) error {
 	for _, cm := range cms {
 		<-cm.Done()
 	}
+	subscribers.Wait()
 	in.cfg.Logger.Info("ingestor stopped", "received", in.received.Load(), "acked", in.acked.Load())
 	return werr
 }
@@ -340,21 +350,52 @@ type conn struct {
 	in         *Ingestor
 	clientID   string
 	gen        atomic.Int64 // connection generation; acks never cross it
+	up         *mqttconn.ConnUp
 	subscribed chan<- struct{}
 	once       sync.Once
 }
 
-func (c *conn) clientConfig() autopaho.ClientConfig {
+// dialConfig is how the ingestor's connections are wrapped: paho reads
+// each packet's header and body from the socket unbuffered (two reads per
+// message) and writes each PUBACK on its own, which bounds the ingestor at
+// high rates; reads go through a buffer and writes are queued, so the acks
+// paho flushes together leave in one write.
+var dialConfig = mqttconn.DialConfig{ReadBuffer: 64 << 10, QueueWrites: true}
+
+// subscribeTimeout bounds the wait for a SUBACK.
+const subscribeTimeout = 10 * time.Second
+
+// subscribe joins the share group on a connection that came up, unless
+// the broker kept the session: it kept the subscriptions, and subscribing
+// again could fail besides (mochi checks a SUBSCRIBE's packet ID against
+// the IDs of the messages it has in flight to us, and a resumed session
+// has thousands). It runs on the connection's own goroutine (see Run).
+func (c *conn) subscribe(ctx context.Context, up mqttconn.Up) {
 	in := c.in
-	filters := []string{proto.Shared(in.cfg.Group, proto.FilterTelemetry), proto.Shared(in.cfg.Group, proto.FilterStatus)}
-	var dial func(context.Context, autopaho.ClientConfig, *url.URL) (net.Conn, error)
-	if sch := in.server.Scheme; (sch == "tcp" || sch == "mqtt") && in.server.Port() != "" {
-		dial = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
-			return dialBatched(ctx, u)
+	if !up.SessionPresent {
+		filters := []string{proto.Shared(in.cfg.Group, proto.FilterTelemetry), proto.Shared(in.cfg.Group, proto.FilterStatus)}
+		subs := make([]paho.SubscribeOptions, len(filters))
+		for i, f := range filters {
+			subs[i] = paho.SubscribeOptions{Topic: f, QoS: 1}
+		}
+		sctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
+		defer cancel()
+		if _, err := up.CM.Subscribe(sctx, &paho.Subscribe{Subscriptions: subs}); err != nil {
+			if ctx.Err() == nil {
+				in.cfg.Logger.Error("subscribe failed; retried at the next connection", "client_id", c.clientID, "filters", filters, "err", err)
+			}
+			return
 		}
 	}
+	c.once.Do(func() { c.subscribed <- struct{}{} })
+}
+
+// clientConfig is the connection's autopaho configuration; ctx bounds what
+// its handler waits for.
+func (c *conn) clientConfig(ctx context.Context) autopaho.ClientConfig {
+	in := c.in
 	return autopaho.ClientConfig{
-		AttemptConnection:             dial,
+		AttemptConnection:             mqttconn.Dialer(in.server, dialConfig),
 		ServerUrls:                    []*url.URL{in.server},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: false,
@@ -372,28 +413,7 @@ func (c *conn) clientConfig() autopaho.ClientConfig {
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 			c.gen.Add(1)
-			if ack != nil && ack.SessionPresent {
-				// The session kept the subscriptions. Subscribing again
-				// could fail besides: mochi checks a SUBSCRIBE's packet ID
-				// against the IDs of the messages it has in flight to us,
-				// and a resumed session has thousands.
-				c.once.Do(func() { c.subscribed <- struct{}{} })
-				return
-			}
-			subs := make([]paho.SubscribeOptions, len(filters))
-			for i, f := range filters {
-				subs[i] = paho.SubscribeOptions{Topic: f, QoS: 1}
-			}
-			// Subscribe from a goroutine: OnConnectionUp must not block.
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs}); err != nil {
-					in.cfg.Logger.Error("subscribe failed", "filters", filters, "err", err)
-					return
-				}
-				c.once.Do(func() { c.subscribed <- struct{}{} })
-			}()
+			c.up.OnConnectionUp(cm, ack) // subscribe runs on the connection's goroutine
 		},
 		OnConnectionDown: func() bool {
 			c.gen.Add(1)
@@ -405,13 +425,16 @@ func (c *conn) clientConfig() autopaho.ClientConfig {
 			ClientID:                   c.clientID,
 			EnableManualAcknowledgment: true,
 			SendAcksInterval:           in.cfg.SendAcksInterval,
-			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){c.handle},
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) { return c.handle(ctx, pr) },
+			},
 		},
 	}
 }
 
-// handle takes one message: decode, queue its row, ack after commit.
-func (c *conn) handle(pr paho.PublishReceived) (bool, error) {
+// handle takes one message: decode, queue its row, ack after commit. ctx
+// is the connection's: it ends at shutdown, after the writers stopped.
+func (c *conn) handle(ctx context.Context, pr paho.PublishReceived) (bool, error) {
 	in := c.in
 	in.received.Add(1)
 	pub, client := pr.Packet, pr.Client
@@ -433,7 +456,6 @@ func (c *conn) handle(pr paho.PublishReceived) (bool, error) {
 		in.metrics.acked.Inc()
 	}
 	now := time.Now()
-	ctx := context.Background()
 	_, msg, err := proto.Decode(pub.Topic, pub.Payload, in.cfg.MaxPayload)
 	switch m := msg.(type) {
 	case *proto.Telemetry:

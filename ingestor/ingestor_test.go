@@ -5,45 +5,42 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sentinel-iot/sentinel/broker/brokertest"
 	"github.com/sentinel-iot/sentinel/ingestor"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/warehouse"
 	"github.com/sentinel-iot/sentinel/warehouse/warehousetest"
 )
 
-// startBroker runs an embedded mochi broker on a free loopback port.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, s.AddHook(new(auth.AllowHook), nil))
-	require.NoError(t, s.AddListener(listeners.NewNet("t", ln)))
-	require.NoError(t, s.Serve())
-	t.Cleanup(func() { s.Close() })
-	return "tcp://" + ln.Addr().String()
+// startBroker starts Sentinel's own broker, with its credentials, ACL and
+// limits, on a free loopback port.
+func startBroker(t *testing.T) *brokertest.Broker { return brokertest.Start(t) }
+
+// onBroker is cfg connecting to broker as a Sentinel service.
+func onBroker(broker *brokertest.Broker, cfg ingestor.Config) ingestor.Config {
+	login := broker.Service()
+	cfg.Broker, cfg.Username, cfg.Password = broker.URL(), login.Username, login.Password
+	return cfg
 }
 
-func publisher(t *testing.T, ctx context.Context, broker string) *autopaho.ConnectionManager {
+// publisher connects as a gateway, which may publish any device's
+// telemetry and status.
+func publisher(t *testing.T, ctx context.Context, broker *brokertest.Broker) *autopaho.ConnectionManager {
 	t.Helper()
-	u, err := url.Parse(broker)
+	u, err := url.Parse(broker.URL())
 	require.NoError(t, err)
+	login := broker.Gateway()
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: login.Username, ConnectPassword: []byte(login.Password),
 		ClientConfig: paho.ClientConfig{ClientID: "test-publisher"},
 	})
 	require.NoError(t, err)
@@ -77,7 +74,7 @@ func TestIngest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	in, err := ingestor.New(ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 20 * time.Millisecond}}, db)
+	in, err := ingestor.New(onBroker(broker, ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 20 * time.Millisecond}}), db)
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sentinel-iot/sentinel/broker/brokertest"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
 	"github.com/sentinel-iot/sentinel/warehouse"
@@ -35,16 +36,18 @@ func (w *watcher) count() int {
 	return len(w.live)
 }
 
-func watch(t *testing.T, broker, topic string) *watcher {
+func watch(t *testing.T, broker *brokertest.Broker, topic string) *watcher {
 	t.Helper()
-	u, err := url.Parse(broker)
+	u, err := url.Parse(broker.URL())
 	require.NoError(t, err)
+	login := broker.Ops() // a person watching: sentinel/#, read-only
 	w := &watcher{}
 	ctx, cancel := context.WithCancel(context.Background())
 	subscribed := make(chan struct{})
 	var once sync.Once
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: login.Username, ConnectPassword: []byte(login.Password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1, RetainHandling: 2}}}); err == nil {
 				once.Do(func() { close(subscribed) })
@@ -73,7 +76,7 @@ func watch(t *testing.T, broker, topic string) *watcher {
 // retained reads the retained message on topic with mosquitto_sub, the
 // way a rollout manager's script would: --retained-only -C 1 prints the
 // retained advisory and exits. Empty when there is none (it times out).
-func retained(t *testing.T, broker, topic string) []byte {
+func retained(t *testing.T, broker *brokertest.Broker, topic string) []byte {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto_sub")
 	if err != nil {
@@ -82,9 +85,11 @@ func retained(t *testing.T, broker, topic string) []byte {
 		}
 		t.Skip("mosquitto_sub not installed (apt-get install mosquitto-clients)")
 	}
-	u, err := url.Parse(broker)
+	u, err := url.Parse(broker.URL())
 	require.NoError(t, err)
+	login := broker.Ops()
 	out, err := exec.Command(bin, "-V", "mqttv5", "-h", u.Hostname(), "-p", u.Port(), "-i", "advisory-reader",
+		"-u", login.Username, "-P", login.Password,
 		"-t", topic, "--retained-only", "-C", "1", "-W", "2").Output()
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 27 { // -W timed out: nothing retained
 		return nil
@@ -94,10 +99,12 @@ func retained(t *testing.T, broker, topic string) []byte {
 }
 
 // startBreaker starts a recoverer whose breaker looks every 100 ms.
-func startBreaker(t *testing.T, broker string, db *warehouse.DB) *run {
+func startBreaker(t *testing.T, broker *brokertest.Broker, db *warehouse.DB) *run {
 	t.Helper()
+	login := broker.Service()
 	r, err := recoverer.New(recoverer.Config{
-		Broker: broker, ClientID: "recoverer-breaker", BreakerInterval: 100 * time.Millisecond,
+		Broker: broker.URL(), Username: login.Username, Password: login.Password,
+		ClientID: "recoverer-breaker", BreakerInterval: 100 * time.Millisecond,
 		Policy: policy.Config{BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
 		Logger: discard,
 	}, db)
@@ -107,7 +114,7 @@ func startBreaker(t *testing.T, broker string, db *warehouse.DB) *run {
 
 // halted is the regions of the retained halt advisory of 1.1.0, read with
 // mosquitto_sub, and the advisory.
-func halted(t *testing.T, broker string) ([]string, recoverer.Advisory) {
+func halted(t *testing.T, broker *brokertest.Broker) ([]string, recoverer.Advisory) {
 	t.Helper()
 	var a recoverer.Advisory
 	b := retained(t, broker, recoverer.AdvisoryTopic("1.1.0"))

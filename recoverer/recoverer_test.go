@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"runtime"
 	"strings"
@@ -14,12 +15,10 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sentinel-iot/sentinel/broker/brokertest"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/recoverer"
 	"github.com/sentinel-iot/sentinel/recoverer/policy"
@@ -31,17 +30,11 @@ const wait = 15 * time.Second
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// startBroker runs an embedded mochi broker on a random loopback port and
-// returns its URL.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	srv := mqtt.New(&mqtt.Options{Logger: discard})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(tcp))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	return "tcp://" + tcp.Address()
+// startBroker starts Sentinel's own broker, with its credentials, ACL and
+// limits, on a random loopback port. The test devices' gateway login may
+// also read the recoverer's audit (see brokertest.Options).
+func startBroker(t *testing.T) *brokertest.Broker {
+	return brokertest.Start(t, brokertest.Options{GatewayReadsAudit: true})
 }
 
 // device plays devices over MQTT: it publishes their telemetry and status
@@ -53,10 +46,11 @@ type device struct {
 	msg chan *paho.Publish
 }
 
-func connectDevice(t *testing.T, broker string) *device {
+func connectDevice(t *testing.T, broker *brokertest.Broker) *device {
 	t.Helper()
-	u, err := url.Parse(broker)
+	u, err := url.Parse(broker.URL())
 	require.NoError(t, err)
+	login := broker.Gateway() // one connection carries many devices
 	d := &device{t: t, seq: map[string]uint64{}, msg: make(chan *paho.Publish, 256)}
 	ctx, cancel := context.WithCancel(context.Background())
 	subscribed := make(chan struct{})
@@ -65,6 +59,8 @@ func connectDevice(t *testing.T, broker string) *device {
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
+		ConnectUsername:               login.Username,
+		ConnectPassword:               []byte(login.Password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 				{Topic: "fleet/+/+/cmd", QoS: 1},
@@ -179,10 +175,13 @@ type run struct {
 	done   chan error
 }
 
-func startRecoverer(t *testing.T, broker string, db *warehouse.DB) *run {
+func startRecoverer(t *testing.T, broker *brokertest.Broker, db *warehouse.DB) *run {
 	t.Helper()
+	login := broker.Service()
 	r, err := recoverer.New(recoverer.Config{
-		Broker:   broker,
+		Broker:   broker.URL(),
+		Username: login.Username,
+		Password: login.Password,
 		ClientID: "recoverer-under-test",
 		Policy:   policy.Config{BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
 		Logger:   discard,
@@ -404,10 +403,10 @@ func TestRunWithoutBroker(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	// A port nothing listens on: Run keeps trying to connect, and must
 	// still stop promptly when told to.
-	l := listeners.NewTCP(listeners.Config{ID: "closed", Address: "127.0.0.1:0"})
-	require.NoError(t, l.Init(discard))
-	addr := l.Address()
-	l.Close(func(string) {})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
 
 	// No warehouse behind the DB: nothing to rebuild from or to query.
 	r, err := recoverer.New(recoverer.Config{Broker: "tcp://" + addr, Logger: discard, NoRebuild: true, BreakerInterval: -1}, &warehouse.DB{})

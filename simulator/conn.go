@@ -11,6 +11,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/sentinel-iot/sentinel/mqttconn"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/sentinel-iot/sentinel/simulator/device"
 )
@@ -89,8 +90,8 @@ type conn struct {
 	msgs    []device.Msg
 
 	online    atomic.Bool
-	up        chan struct{} // a connection came up; capacity 1
-	firstUp   chan struct{} // closed at the first connection
+	up        *mqttconn.ConnUp // connections that came up, for the clock
+	firstUp   chan struct{}    // closed at the first connection
 	firstOnce sync.Once
 	connErr   chan error // connection attempt failures; capacity 1
 
@@ -112,7 +113,7 @@ func (f *Fleet) buildConns() []*conn {
 		conns[i] = &conn{
 			f:       f,
 			byTopic: make(map[string]*slot),
-			up:      make(chan struct{}, 1),
+			up:      mqttconn.NewConnUp(),
 			firstUp: make(chan struct{}),
 			connErr: make(chan error, 1),
 			inSig:   make(chan struct{}, 1),
@@ -174,19 +175,17 @@ func (c *conn) start(ctx context.Context, wg *sync.WaitGroup, start time.Time) e
 // device on its own connection, its Last Will. The callbacks never block.
 func (c *conn) clientConfig() autopaho.ClientConfig {
 	cc := autopaho.ClientConfig{
+		AttemptConnection:             mqttconn.Dialer(c.f.broker, mqttconn.DialConfig{}), // a device receives little: no read buffer
 		ServerUrls:                    []*url.URL{c.f.broker},
 		KeepAlive:                     keepAlive,
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         uint32(SessionExpiry / time.Second),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(time.Second, 30*time.Second, 2*time.Second, 2),
 		ConnectTimeout:                10 * time.Second,
-		OnConnectionUp: func(*autopaho.ConnectionManager, *paho.Connack) {
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 			c.online.Store(true)
 			c.firstOnce.Do(func() { close(c.firstUp) })
-			select {
-			case c.up <- struct{}{}:
-			default:
-			}
+			c.up.OnConnectionUp(cm, ack) // the clock subscribes and reports (run)
 		},
 		OnConnectionDown: func() bool {
 			c.online.Store(false)
@@ -288,8 +287,8 @@ func (c *conn) run(ctx context.Context, cm *autopaho.ConnectionManager, start ti
 	select {
 	case <-ctx.Done():
 		return
-	case <-c.up:
-		c.onUp(ctx, cm)
+	case <-c.up.Ready():
+		c.connectionUp(ctx)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -303,8 +302,8 @@ func (c *conn) run(ctx context.Context, cm *autopaho.ConnectionManager, start ti
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-c.up:
-			c.onUp(ctx, cm)
+		case <-c.up.Ready():
+			c.connectionUp(ctx)
 		case <-c.inSig:
 			c.commands(ctx, start)
 		}
@@ -351,6 +350,13 @@ func (c *conn) commands(ctx context.Context, start time.Time) {
 			"action", ib.cmd.Action, "state", state, "now", after)
 	}
 	c.flush(ctx)
+}
+
+// connectionUp takes the connection that came up and runs onUp on it.
+func (c *conn) connectionUp(ctx context.Context) {
+	if up, ok := c.up.Take(); ok {
+		c.onUp(ctx, up.CM)
+	}
 }
 
 // onUp subscribes to the devices' command topics and reports every device

@@ -3,8 +3,8 @@ package simulator
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,10 +13,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/sentinel-iot/sentinel/broker/brokertest"
 	"github.com/sentinel-iot/sentinel/proto"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -26,24 +23,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startBroker starts an embedded mochi broker on a free loopback port and
-// returns its URL and the server. The broker closes when the test ends.
-func startBroker(t *testing.T) (string, *mqtt.Server) {
-	t.Helper()
-	srv := mqtt.New(&mqtt.Options{
-		InlineClient: false,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(tcp))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		require.NoError(t, <-served)
-	})
-	return "tcp://" + tcp.Address(), srv
+// startBroker starts Sentinel's own broker, with its credentials, ACL and
+// limits, on a free loopback port; it closes when the test ends.
+func startBroker(t *testing.T) *brokertest.Broker { return brokertest.Start(t) }
+
+// onBroker is cfg connecting to srv: each device on its own connection
+// logs in as itself, shared connections as a gateway.
+func onBroker(srv *brokertest.Broker, cfg Config) Config {
+	gw := srv.Gateway()
+	cfg.Broker, cfg.Username, cfg.Password = srv.URL(), gw.Username, gw.Password
+	cfg.DeviceCredential = func(id string) (Credential, bool) {
+		l := srv.Device(id)
+		return Credential{Username: l.Username, Password: l.Password}, true
+	}
+	return cfg
 }
 
 // recorder is a test subscriber on fleet/#: it decodes every message with
@@ -208,17 +201,21 @@ func (r *recorder) telemetryCount(device string) int {
 	return r.telemetry[device]
 }
 
-// connectClient connects an MQTT v5 client to broker, subscribed to filter
-// when it is not empty, passing received messages to onMessage.
-func connectClient(t *testing.T, ctx context.Context, broker, id, filter string, onMessage func(*paho.Publish)) *autopaho.ConnectionManager {
+// connectClient connects an MQTT v5 client to srv as a Sentinel service
+// (it reads the fleet and sends commands), subscribed to filter when it is
+// not empty, passing received messages to onMessage.
+func connectClient(t *testing.T, ctx context.Context, srv *brokertest.Broker, id, filter string, onMessage func(*paho.Publish)) *autopaho.ConnectionManager {
 	t.Helper()
-	u, err := url.Parse(broker)
+	u, err := url.Parse(srv.URL())
 	require.NoError(t, err)
+	login := srv.Service()
 	ready := make(chan error, 1)
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
+		ConnectUsername:               login.Username,
+		ConnectPassword:               []byte(login.Password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			if filter == "" {
 				ready <- nil
@@ -296,15 +293,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 func TestRunAgainstBroker(t *testing.T) {
-	broker, srv := startBroker(t)
+	srv := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	rec := newRecorder(t)
-	sub := connectClient(t, ctx, broker, "test-subscriber", "fleet/#", rec.record)
+	sub := connectClient(t, ctx, srv, "test-subscriber", "fleet/#", rec.record)
 
-	fleet, err := New(Config{
-		Broker:            broker,
+	fleet, err := New(onBroker(srv, Config{
 		Devices:           50,
 		Seed:              42,
 		FailureShare:      0.3,
@@ -313,7 +309,7 @@ func TestRunAgainstBroker(t *testing.T) {
 		StepDuration:      50 * time.Millisecond,
 		ConnectRate:       1000,
 		Logger:            testLogger(t),
-	})
+	}))
 	require.NoError(t, err)
 	devices := fleet.Devices()
 
@@ -367,9 +363,7 @@ func TestRunAgainstBroker(t *testing.T) {
 	// A device the broker drops reconnects and reports its state again,
 	// its seq carrying on (checked below).
 	before := rec.statusCount(target.ID)
-	cl, ok := srv.Clients.Get(target.ID)
-	require.True(t, ok)
-	_ = srv.DisconnectClient(cl, packets.ErrAdministrativeAction) // returns the reason code as its error
+	require.NoError(t, srv.Disconnect(target.ID))
 	require.Eventually(t, func() bool {
 		ev := rec.lastStatus(target.ID)
 		return rec.statusCount(target.ID) > before && ev.Detail == "connected" && ev.State == stateAfterRetry
@@ -447,10 +441,10 @@ func TestRunFailsFastWithoutBroker(t *testing.T) {
 
 func startBrokerAddrThenClose(t *testing.T) string {
 	t.Helper()
-	l := listeners.NewTCP(listeners.Config{ID: "probe", Address: "127.0.0.1:0"})
-	require.NoError(t, l.Init(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	addr := l.Address()
-	l.Close(func(string) {})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
 	return "tcp://" + addr
 }
 
@@ -458,15 +452,14 @@ func TestRunStopsPromptlyAtScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1000 connections")
 	}
-	broker, _ := startBroker(t)
-	fleet, err := New(Config{
-		Broker:            broker,
+	srv := startBroker(t)
+	fleet, err := New(onBroker(srv, Config{
 		Devices:           1000,
 		TelemetryInterval: 500 * time.Millisecond,
 		RolloutSpread:     time.Second,
 		StepDuration:      100 * time.Millisecond,
 		ConnectRate:       2000,
-	})
+	}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

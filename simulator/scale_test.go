@@ -68,12 +68,11 @@ func TestFleetOf2000(t *testing.T) {
 		t.Skip("2,000 connections")
 	}
 	const n = 2000
-	broker, srv := startBroker(t)
+	srv := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	fleet, err := New(Config{
-		Broker:            broker,
+	fleet, err := New(onBroker(srv, Config{
 		Devices:           n,
 		Seed:              7,
 		ConnectRate:       2000,
@@ -81,7 +80,7 @@ func TestFleetOf2000(t *testing.T) {
 		RolloutSpread:     time.Second,
 		StepDuration:      200 * time.Millisecond,
 		Logger:            testLogger(t),
-	})
+	}))
 	require.NoError(t, err)
 	devices := fleet.Devices()
 	victim := devices[n/2]
@@ -89,9 +88,9 @@ func TestFleetOf2000(t *testing.T) {
 	// One subscriber counts readings; another watches only the victim's
 	// status, so a busy broker never drops the will on its way to the test.
 	rec := newCounter()
-	sub := connectClient(t, ctx, broker, "test-counter", proto.FilterTelemetry, rec.record)
+	sub := connectClient(t, ctx, srv, "test-counter", proto.FilterTelemetry, rec.record)
 	rec.watch[victim.ID] = nil
-	watcher := connectClient(t, ctx, broker, "test-watcher", proto.StatusTopic(victim.Region, victim.ID), rec.record)
+	watcher := connectClient(t, ctx, srv, "test-watcher", proto.StatusTopic(victim.Region, victim.ID), rec.record)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -108,9 +107,7 @@ func TestFleetOf2000(t *testing.T) {
 	// DISCONNECT, so the broker publishes its will.
 	before := len(rec.statuses(victim.ID))
 	require.Positive(t, before)
-	cl, ok := srv.Clients.Get(victim.ID)
-	require.True(t, ok)
-	require.NoError(t, cl.Net.Conn.Close())
+	require.NoError(t, srv.DropConnection(victim.ID))
 
 	var will *proto.StatusEvent
 	require.Eventually(t, func() bool {
@@ -164,18 +161,17 @@ func TestFleetOf2000(t *testing.T) {
 // TestSharedConnections multiplexes 300 devices over 3 connections: all
 // publish, and a command reaches its device through the shared connection.
 func TestSharedConnections(t *testing.T) {
-	broker, _ := startBroker(t)
+	srv := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	fleet, err := New(Config{
-		Broker: broker, Devices: 300, Conns: 3, Seed: 3, FailureShare: 0.5, ConnectRate: 3000,
+	fleet, err := New(onBroker(srv, Config{Devices: 300, Conns: 3, Seed: 3, FailureShare: 0.5, ConnectRate: 3000,
 		TelemetryInterval: 300 * time.Millisecond, RolloutSpread: 200 * time.Millisecond, StepDuration: 30 * time.Millisecond,
 		Waves: []float64{100}, Logger: testLogger(t),
-	})
+	}))
 	require.NoError(t, err)
 	rec := newRecorder(t)
-	sub := connectClient(t, ctx, broker, "test-subscriber", "fleet/#", rec.record)
+	sub := connectClient(t, ctx, srv, "test-subscriber", "fleet/#", rec.record)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -2,9 +2,10 @@
 // and benchmark: one TCP connection, QoS 0 and 1, pipelined publishes whose
 // PUBACKs are reported per message, and a message callback that runs
 // before the PUBACK is sent. It encodes and decodes with mochi's packets
-// package, and costs one goroutine and a few kilobytes per connection, so a
-// benchmark process can hold 10,000 device connections without taking the
-// CPU the broker under test needs. Services use paho; this is not for them.
+// package and writes through mqttconn.QueuedConn, and costs two goroutines
+// and a few kilobytes per connection, so a benchmark process can hold
+// 10,000 device connections without taking the CPU the broker under test
+// needs. Services use paho; this is not for them.
 package rawclient
 
 import (
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/sentinel-iot/sentinel/mqttconn"
 )
 
 var (
@@ -56,14 +59,22 @@ type Options struct {
 	WriteBufferSize int
 }
 
-// Client is one MQTT v5 connection. Its two goroutines, the reader and the
-// PUBACK writer, are owned by the Client: they run from Dial until the
-// connection ends, and Close waits for them.
+// Client is one MQTT v5 connection. Its two goroutines, the reader and
+// the connection's writer (mqttconn.QueuedConn's), are owned by the
+// Client: they run from Dial until the connection ends, and Close waits
+// for them.
 type Client struct {
-	conn net.Conn
+	conn net.Conn             // the TCP connection
+	qc   *mqttconn.QueuedConn // conn with queued writes: every packet leaves through it
 	opts Options
 
-	wmu sync.Mutex // serialises writes to conn
+	// Packets are encoded into bw, which hands them to qc when it fills or
+	// is flushed: PublishBuffered leaves them there, every other write
+	// flushes. qc's writes never block, so neither does a write here: the
+	// reader sends its PUBACKs itself, and a broker blocked writing to us
+	// while we block writing to it cannot deadlock the connection (mochi's
+	// read loop writes synchronously).
+	wmu sync.Mutex // serialises writes to bw
 	bw  *bufio.Writer
 
 	mu      sync.Mutex
@@ -72,17 +83,7 @@ type Client struct {
 	window  chan struct{}          // one slot per publish in flight: the broker's receive maximum
 	err     error
 
-	// PUBACKs for received messages wait here for the ack writer: the
-	// reader never blocks on a write, or a broker blocked writing to us
-	// while we block writing to it would deadlock the connection (mochi's
-	// read loop writes synchronously).
-	ackMu   sync.Mutex
-	ackQ    []uint16
-	ackWake chan struct{} // buffered 1: acks queued
-
-	stopped    chan struct{} // closed by fail
-	writerDone chan struct{} // closed when the ack writer exits
-	done       chan struct{} // closed when reader and ack writer have exited
+	done chan struct{} // closed when reader and writer have exited
 }
 
 // Dial connects to addr (host:port), sends CONNECT and waits for CONNACK.
@@ -101,8 +102,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rawclient: dial %s: %w", addr, err)
 	}
-	c := &Client{conn: conn, opts: opts, bw: bufio.NewWriterSize(conn, opts.WriteBufferSize), pending: map[uint16]func(error){},
-		ackWake: make(chan struct{}, 1), stopped: make(chan struct{}), writerDone: make(chan struct{}), done: make(chan struct{})}
+	c := &Client{conn: conn, qc: mqttconn.NewQueuedConn(conn, 0), opts: opts, pending: map[uint16]func(error){},
+		done: make(chan struct{})}
+	c.bw = bufio.NewWriterSize(c.qc, opts.WriteBufferSize)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -119,21 +121,21 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			ReceiveMaximum: opts.ReceiveMaximum},
 	}
 	if err := c.write(&pk, true); err != nil {
-		conn.Close()
+		c.qc.Close()
 		return nil, fmt.Errorf("rawclient: send CONNECT as %s: %w", opts.ClientID, err)
 	}
-	br := bufio.NewReaderSize(conn, 4096)
+	br := bufio.NewReaderSize(c.qc, 4096)
 	ack, err := readPacket(br)
 	if err != nil {
-		conn.Close()
+		c.qc.Close()
 		return nil, fmt.Errorf("rawclient: read CONNACK for %s: %w", opts.ClientID, err)
 	}
 	if ack.FixedHeader.Type != packets.Connack {
-		conn.Close()
+		c.qc.Close()
 		return nil, fmt.Errorf("rawclient: %s: first packet is type %d, not CONNACK", opts.ClientID, ack.FixedHeader.Type)
 	}
 	if ack.ReasonCode >= 0x80 {
-		conn.Close()
+		c.qc.Close()
 		return nil, fmt.Errorf("rawclient: CONNECT as %s: reason 0x%02x: %w", opts.ClientID, ack.ReasonCode, ErrRefused)
 	}
 	window := int(ack.Properties.ReceiveMaximum)
@@ -147,11 +149,10 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	// Unhook ctx before clearing the deadline: a ctx ending in between
 	// would otherwise set it again and kill the connection just handed out.
 	if !stop() {
-		conn.Close()
+		c.qc.Close()
 		return nil, fmt.Errorf("rawclient: connect %s: %w", opts.ClientID, ctx.Err())
 	}
 	conn.SetDeadline(time.Time{})
-	go c.writeAcks()
 	go c.read(br)
 	return c, nil
 }
@@ -161,7 +162,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 // reader goroutine (so it must not block, nor publish) with the PUBACK's
 // verdict, freeing the slot when it returns: nil when the broker accepted
 // the message, or an error when it refused it or the connection ended
-// first. For QoS 0, done (if not nil) runs once the packet is written.
+// first. For QoS 0, done (if not nil) runs once the packet is queued.
 // done runs exactly once when Publish returns nil, and never when it
 // returns an error.
 func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, done func(error)) error {
@@ -297,7 +298,9 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 func (c *Client) Close() error {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}
 	_ = c.write(&pk, true)
-	return c.Abort()
+	c.end(ErrClosed, true)
+	<-c.done
+	return nil
 }
 
 // Abort closes the connection without DISCONNECT, as a crash would, and
@@ -352,8 +355,13 @@ func (c *Client) resolve(id uint16, err error) {
 	}
 }
 
-// fail ends the connection with err, once; pending exchanges fail with it.
-func (c *Client) fail(err error) {
+// fail ends the connection with err at once, as a crash would; pending
+// exchanges fail with it.
+func (c *Client) fail(err error) { c.end(err, false) }
+
+// end ends the connection with err, once, after writing what is queued
+// when flush is set; pending exchanges fail with err.
+func (c *Client) end(err error, flush bool) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -363,13 +371,21 @@ func (c *Client) fail(err error) {
 	pending := c.pending
 	c.pending = map[uint16]func(error){}
 	c.mu.Unlock()
-	close(c.stopped)
-	c.conn.Close()
+	if flush {
+		c.wmu.Lock()
+		_ = c.bw.Flush() // to qc, which does not block
+		c.wmu.Unlock()
+		c.qc.Close() // writes what is queued, then closes
+	} else {
+		c.conn.Close() // qc's writer fails on its next write, and stops
+	}
 	for _, fn := range pending {
 		fn(fmt.Errorf("%w: %w", ErrClosed, err))
 	}
 }
 
+// write encodes pk into the write buffer and, when flush is set, hands
+// what the buffer holds to the connection's writer.
 func (c *Client) write(pk *packets.Packet, flush bool) error {
 	var buf bytes.Buffer
 	var err error
@@ -401,33 +417,12 @@ func (c *Client) write(pk *packets.Packet, flush bool) error {
 	return nil
 }
 
-// writeAcks sends the queued PUBACKs, a burst in one write, until the
-// connection ends.
-func (c *Client) writeAcks() {
-	defer close(c.writerDone)
-	var ids []uint16
-	for {
-		select {
-		case <-c.ackWake:
-		case <-c.stopped:
-			return
-		}
-		c.ackMu.Lock()
-		ids, c.ackQ = c.ackQ, ids[:0]
-		c.ackMu.Unlock()
-		for i, id := range ids {
-			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: id}
-			if err := c.write(&ack, i == len(ids)-1); err != nil {
-				c.fail(err)
-				return
-			}
-		}
-	}
-}
-
+// read reads and handles packets until the connection ends. It queues
+// each PUBACK for the connection's writer, which sends what is queued
+// together in one write.
 func (c *Client) read(br *bufio.Reader) {
 	defer close(c.done)
-	defer func() { <-c.writerDone }()
+	defer c.qc.Close() // and wait for the writer
 	for {
 		pk, err := readPacket(br)
 		if err != nil {
@@ -452,12 +447,10 @@ func (c *Client) read(br *bufio.Reader) {
 				c.opts.OnMessage(pk.TopicName, pk.Payload, pk.FixedHeader.Dup)
 			}
 			if pk.FixedHeader.Qos > 0 {
-				c.ackMu.Lock()
-				c.ackQ = append(c.ackQ, pk.PacketID)
-				c.ackMu.Unlock()
-				select {
-				case c.ackWake <- struct{}{}:
-				default:
+				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: 5, PacketID: pk.PacketID}
+				if err := c.write(&ack, true); err != nil { // queued: never blocks the reader
+					c.fail(err)
+					return
 				}
 			}
 		case packets.Disconnect:

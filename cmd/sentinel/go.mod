@@ -56,6 +56,7 @@ require (
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/sentinel-iot/sentinel/cohortstat v0.0.0
 	github.com/sentinel-iot/sentinel/credentials v0.0.0 // indirect
+	github.com/sentinel-iot/sentinel/mqttconn v0.0.0 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	github.com/wcharczuk/go-chart/v2 v2.1.2 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
@@ -80,6 +81,7 @@ replace (
 	github.com/sentinel-iot/sentinel/broker => ../../broker
 	github.com/sentinel-iot/sentinel/credentials => ../../credentials
 	github.com/sentinel-iot/sentinel/ingestor => ../../ingestor
+	github.com/sentinel-iot/sentinel/mqttconn => ../../mqttconn
 	github.com/sentinel-iot/sentinel/proto => ../../proto
 	github.com/sentinel-iot/sentinel/quantile => ../../quantile
 	github.com/sentinel-iot/sentinel/recoverer => ../../recoverer

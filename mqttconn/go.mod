@@ -1,0 +1,13 @@
+module github.com/sentinel-iot/sentinel/mqttconn
+
+go 1.26.0
+
+require (
+	github.com/eclipse/paho.golang v0.23.0
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/gorilla/websocket v1.5.3 // indirect
+	golang.org/x/net v0.43.0 // indirect
+)
