@@ -98,9 +98,9 @@ func TestPoisonDays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			broker, db, ctx := fixture(t)
 			var fault warehouse.FaultSwitch
-			cfg := ingestor.Config{Broker: broker, ClientID: "poison-ingestor", Connections: 2, MaxTSAge: tc.maxTSAge,
+			cfg := onBroker(broker, ingestor.Config{ClientID: "poison-ingestor", Connections: 2, MaxTSAge: tc.maxTSAge,
 				Batch: warehouse.WriterConfig{MaxRows: 1000, MaxDelay: 50 * time.Millisecond, MinBackoff: 5 * time.Millisecond,
-					MaxBackoff: 50 * time.Millisecond, ShutdownTimeout: 200 * time.Millisecond, Fault: &fault}}
+					MaxBackoff: 50 * time.Millisecond, ShutdownTimeout: 200 * time.Millisecond, Fault: &fault}})
 			in, stop := runIngestor(t, db, cfg)
 			pub := publisher(t, ctx, broker)
 			defer pub.Disconnect(context.Background())
@@ -214,7 +214,7 @@ func requireSettled(t *testing.T, db *warehouse.DB, now time.Time, first, n, wan
 // dead letter with reason ts_out_of_range; inside it, it is stored.
 func TestTimestampWindow(t *testing.T) {
 	broker, db, ctx := fixture(t)
-	in, stop := start(t, db, ingestor.Config{Broker: broker, Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}})
+	in, stop := start(t, db, onBroker(broker, ingestor.Config{Batch: warehouse.WriterConfig{MaxRows: 100, MaxDelay: 10 * time.Millisecond}}))
 	pub := publisher(t, ctx, broker)
 	defer pub.Disconnect(context.Background())
 	now := time.Now()
@@ -296,8 +296,8 @@ func TestDegradedWhileWarehouseHangs(t *testing.T) {
 	defer wdb.Close()
 	var logs warehousetest.LogBuffer
 	// The default bound: the batch delay and a few seconds.
-	in, stop := start(t, wdb, ingestor.Config{Broker: broker, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		Batch: warehouse.WriterConfig{MaxRows: 50, MaxDelay: 10 * time.Millisecond}})
+	in, stop := start(t, wdb, onBroker(broker, ingestor.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Batch: warehouse.WriterConfig{MaxRows: 50, MaxDelay: 10 * time.Millisecond}}))
 	require.Equal(t, "0", sample(t, in, "sentinel_ingest_degraded"))
 	gate.Shut()
 	defer gate.Open() // a failed assertion must not leave the server's handlers held
