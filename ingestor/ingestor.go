@@ -347,9 +347,15 @@ func (in *Ingestor) Run(ctx context.Context) error {
 
 // conn is one MQTT connection of the ingestor with its own session.
 type conn struct {
-	in         *Ingestor
-	clientID   string
-	gen        atomic.Int64 // connection generation; acks never cross it
+	in       *Ingestor
+	clientID string
+	// gen is the connection generation: acks never cross it. It moves
+	// when a connection attempt begins (its CONNECT is built) and when a
+	// connection goes down. Not when one comes up: paho hands us the
+	// messages a resumed session resends as soon as it has read the
+	// CONNACK, before autopaho calls OnConnectionUp, and a move there
+	// dropped their acks (see clientConfig).
+	gen        atomic.Int64
 	up         *mqttconn.ConnUp
 	subscribed chan<- struct{}
 	once       sync.Once
@@ -404,6 +410,11 @@ func (c *conn) clientConfig(ctx context.Context) autopaho.ClientConfig {
 		ConnectPassword:               []byte(in.cfg.Password),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 2*time.Second, 2),
 		ConnectPacketBuilder: func(p *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			// A new generation before the connection exists, so every
+			// message it delivers is of it. autopaho builds the CONNECT
+			// of every attempt, and only once the last connection's
+			// client has shut down (no handler of it runs any more).
+			c.gen.Add(1)
 			if p.Properties == nil {
 				p.Properties = &paho.ConnectProperties{}
 			}
@@ -412,7 +423,8 @@ func (c *conn) clientConfig(ctx context.Context) autopaho.ClientConfig {
 			return p, nil
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-			c.gen.Add(1)
+			// No new generation here: this connection's first messages may
+			// have been handled already (see conn.gen).
 			c.up.OnConnectionUp(cm, ack) // subscribe runs on the connection's goroutine
 		},
 		OnConnectionDown: func() bool {

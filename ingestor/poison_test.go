@@ -117,7 +117,8 @@ func TestPoisonDays(t *testing.T) {
 			}, normalLag, 10*time.Millisecond, "the other devices' readings of the burst commit")
 			requireProbesCommit(t, ctx, pub, db, "dev-probe-1", 3)
 			requireSettled(t, db, now, 1, 150, tc.wantStored)
-			require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == s.Received }, normalLag, 10*time.Millisecond)
+			require.Eventually(t, func() bool { s := in.Stats(); return s.Acked == s.Received }, normalLag, 10*time.Millisecond,
+				"every message the ingestor took is acked: %v", statsOf(in))
 
 			// A restart redelivers a burst never acknowledged: the warehouse
 			// fails while the ingestor takes it, and the ingestor stops
@@ -139,7 +140,8 @@ func TestPoisonDays(t *testing.T) {
 				storedAgain = 0
 			}
 			requireSettled(t, db, now, 151, 150, storedAgain)
-			require.Eventually(t, func() bool { s := in2.Stats(); return s.Acked == s.Received }, normalLag, 10*time.Millisecond)
+			require.Eventually(t, func() bool { s := in2.Stats(); return s.Acked == s.Received }, normalLag, 10*time.Millisecond,
+				"every message the restarted ingestor took is acked: %v", statsOf(in2))
 		})
 	}
 }
@@ -337,3 +339,11 @@ func sample(t *testing.T, in *ingestor.Ingestor, name string) string {
 	require.NotNil(t, m, "no sample of %s", name)
 	return m[1]
 }
+
+// statsOf prints in's Stats as they are when a failed assertion prints
+// its message, not as they were when the assertion began.
+func statsOf(in *ingestor.Ingestor) fmt.Stringer { return statsString(in.Stats) }
+
+type statsString func() ingestor.Stats
+
+func (f statsString) String() string { return fmt.Sprintf("%+v", f()) }
