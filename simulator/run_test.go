@@ -42,16 +42,15 @@ func onBroker(srv *brokertest.Broker, cfg Config) Config {
 // recorder is a test subscriber on fleet/#: it decodes every message with
 // proto.Decode and keeps what it saw.
 type recorder struct {
-	t  *testing.T
 	mu sync.Mutex
 
-	telemetry  map[string]int                  // device -> readings
-	statuses   map[string][]*proto.StatusEvent // device -> events, in arrival order
-	seqs       map[string][]uint64             // device -> seq of every message it sent itself, in arrival order
-	wills      map[string][]willSeen           // device -> the Last Wills the broker published for it
-	payloads   map[string]map[uint64]string    // device -> seq -> payload, to tell a redelivery from a reused seq
-	decodeErrs []error
-	results    chan *proto.StatusEvent // status events that carry a result
+	telemetry map[string]int                  // device -> readings
+	statuses  map[string][]*proto.StatusEvent // device -> events, in arrival order
+	seqs      map[string][]uint64             // device -> seq of every message it sent itself, in arrival order
+	wills     map[string][]willSeen           // device -> the Last Wills the broker published for it
+	payloads  map[string]map[uint64]string    // device -> seq -> payload, to tell a redelivery from a reused seq
+	errs      []error                         // what it found wrong: undecodable messages, reused seqs, results it had no room for
+	results   chan *proto.StatusEvent         // status events that carry a result
 }
 
 // willSeen is a Last Will as it arrived: its seq, and how many of the
@@ -61,9 +60,8 @@ type willSeen struct {
 	after int
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder() *recorder {
 	return &recorder{
-		t:         t,
 		telemetry: make(map[string]int),
 		statuses:  make(map[string][]*proto.StatusEvent),
 		seqs:      make(map[string][]uint64),
@@ -81,7 +79,7 @@ func (r *recorder) record(p *paho.Publish) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		r.decodeErrs = append(r.decodeErrs, fmt.Errorf("%s: %w", p.Topic, err))
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", p.Topic, err))
 		return
 	}
 	var seq uint64
@@ -98,7 +96,7 @@ func (r *recorder) record(p *paho.Publish) {
 	// error.
 	if prev, ok := r.payloads[top.Device][seq]; ok {
 		if prev != string(p.Payload) {
-			r.decodeErrs = append(r.decodeErrs, fmt.Errorf("%s: seq %d reused: %s after %s", p.Topic, seq, p.Payload, prev))
+			r.errs = append(r.errs, fmt.Errorf("%s: seq %d reused: %s after %s", p.Topic, seq, p.Payload, prev))
 		}
 		return
 	}
@@ -121,10 +119,12 @@ func (r *recorder) record(p *paho.Publish) {
 		}
 		r.seqs[top.Device] = append(r.seqs[top.Device], m.Seq)
 		if m.Result != nil {
+			// Never block here, nor call the test's t: record runs on
+			// paho's goroutine, which may outlive the test.
 			select {
 			case r.results <- m:
 			default:
-				r.t.Errorf("result channel full, dropped %+v", m.Result)
+				r.errs = append(r.errs, fmt.Errorf("%s: result channel full, dropped %+v", p.Topic, m.Result))
 			}
 		}
 	}
@@ -136,8 +136,7 @@ func (r *recorder) record(p *paho.Publish) {
 // will's arrival is the broker's: it may come before a message the device
 // had in flight when the connection dropped, which QoS 1 sends again on
 // the next connection with the seq it had (device.WillSeqGap).
-func (r *recorder) checkSeqs() {
-	t := r.t
+func (r *recorder) checkSeqs(t *testing.T) {
 	for id, seqs := range r.seqs {
 		require.Equal(t, uint64(1), seqs[0], id)
 		for i := 1; i < len(seqs); i++ {
@@ -193,6 +192,13 @@ func (r *recorder) statusCount(device string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.statuses[device])
+}
+
+// problems returns what the recorder found wrong so far.
+func (r *recorder) problems() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
 }
 
 func (r *recorder) telemetryCount(device string) int {
@@ -297,7 +303,7 @@ func TestRunAgainstBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	rec := newRecorder(t)
+	rec := newRecorder()
 	sub := connectClient(t, ctx, srv, "test-subscriber", "fleet/#", rec.record)
 
 	fleet, err := New(onBroker(srv, Config{
@@ -407,10 +413,14 @@ func TestRunAgainstBroker(t *testing.T) {
 	require.Zero(t, fleet.Stats().Connected)
 	require.ErrorIs(t, fleet.Run(ctx), ErrRunning)
 
+	// Disconnect the recorder before locking it for the checks: a message
+	// still on its way would block paho's goroutine in record on rec.mu,
+	// and Disconnect waits for that goroutine (the test hung there).
+	require.NoError(t, sub.Disconnect(context.Background()))
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	require.Empty(t, rec.decodeErrs)
-	rec.checkSeqs()
+	require.Empty(t, rec.errs)
+	rec.checkSeqs(t)
 	// The rollout walks every phase: a device that ends updated reported
 	// each state on the way, in order.
 	for _, d := range devices {
@@ -424,8 +434,6 @@ func TestRunAgainstBroker(t *testing.T) {
 		require.Equal(t, []proto.State{"idle", "downloading", "verifying", "installing", "rebooting", "updated"}, got, d.ID)
 		break
 	}
-
-	require.NoError(t, sub.Disconnect(context.Background()))
 }
 
 func TestRunFailsFastWithoutBroker(t *testing.T) {
