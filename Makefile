@@ -9,7 +9,7 @@ MODULES := proto quantile credentials mqttconn cohortstat warehouse broker simul
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN     := bin/sentinel
 
-.PHONY: all build setup demo report test check fmt vet boundaries standalone unit fuzz clean
+.PHONY: all build setup demo report test check fmt vet boundaries standalone docpaths unit fuzz clean
 
 all: build
 
@@ -41,11 +41,15 @@ test: setup check
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -run '^$$' -fuzz '^FuzzEscapes$$' -fuzztime $(ESCAPEFUZZTIME) -parallel 1 ./warehouse/httpserver
 
-check: fmt vet boundaries standalone
+check: fmt vet boundaries standalone docpaths
 
 # DESIGN.md's module rule: no service module imports another.
 boundaries:
 	./scripts/check-boundaries.sh
+
+# Every file docs/ARCHITECTURE.md names exists (half a second).
+docpaths:
+	./scripts/check-doc-paths.sh
 
 # Every module in go.work builds alone (GOWORK=off), test imports resolved.
 standalone:
