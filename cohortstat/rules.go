@@ -104,7 +104,8 @@ type Result struct {
 	// Signal is the signal that decided: the first halting one for a
 	// halt, install failures otherwise.
 	Signal string `json:"signal"`
-	// Alpha is the error rate each bound was taken at, after the split.
+	// Alpha is the error rate each install-failure bound was taken at,
+	// after the split (V2.EachAlpha); release-health bounds take V2.HealthAlpha.
 	Alpha float64 `json:"alpha"`
 	// Evidence holds every signal judged, in the Signal constants' order.
 	Evidence []Evidence `json:"evidence"`
@@ -149,15 +150,24 @@ const (
 	DefaultMinSample = 20
 )
 
-// signals is how many signals v2 tests; α is split over all of them, with
-// data or not, so the split does not depend on the data.
-const signals = 4
+// InstallShare is the share of α v2 gives install failures, the signal
+// every rollout has; the three release-health signals share the rest
+// equally. The split is fixed, with data for a signal or not, so it does
+// not depend on the data. An equal split over four left a 4x bad build in
+// eu-north (a 160-device canary cohort) unhalted in 2 of 5
+// `sentinel bench breaker` rollouts.
+const InstallShare = 0.5
+
+// healthSignals is how many release-health signals share 1-InstallShare.
+const healthSignals = 3
 
 // V2 is the anytime-valid rule: per signal, HALT when the cohort's lower
 // bound is above the baseline's upper bound plus the tolerance, PROMOTE
 // when every signal with data has the cohort's upper bound under the
 // baseline's lower bound plus the tolerance. Each bound is a (1-α')
-// confidence sequence with α' = α / (2 · signals · active), so over all
+// confidence sequence at α' = α·share / (2 · active), share being
+// InstallShare for install failures and (1-InstallShare)/3 for each
+// release-health signal, so over all
 // looks, signals, cohorts and both sides the chance of halting a cohort
 // that is not worse by more than the tolerance is at most α (a union
 // bound, Bonferroni). The caller latches a HALT: evidence that once
@@ -221,9 +231,16 @@ func (v V2) Validate() error {
 // Name returns RuleV2.
 func (V2) Name() string { return RuleV2 }
 
-// EachAlpha is the error rate of each bound when active cohorts are judged.
+// EachAlpha is the error rate of each install-failure bound when active
+// cohorts are judged; HealthAlpha that of each release-health bound.
 func (v V2) EachAlpha(active int) float64 {
-	return v.Alpha / float64(2*signals*max(active, 1))
+	return v.Alpha * InstallShare / float64(2*max(active, 1))
+}
+
+// HealthAlpha is the error rate of each release-health bound (crash rate,
+// drain, reporting) when active cohorts are judged.
+func (v V2) HealthAlpha(active int) float64 {
+	return v.Alpha * (1 - InstallShare) / healthSignals / float64(2*max(active, 1))
 }
 
 // Judge returns the verdict on s with α split over active cohorts.
@@ -232,7 +249,7 @@ func (v V2) Judge(s Sample, active int) (Result, error) {
 	if err := v.Validate(); err != nil {
 		return Result{}, err
 	}
-	a := v.EachAlpha(active)
+	a, ha := v.EachAlpha(active), v.HealthAlpha(active)
 	res := Result{Rule: RuleV2, Alpha: a, Signal: SignalInstall}
 	promote, halted := true, false
 	note := func(e Evidence, err error) error {
@@ -264,12 +281,12 @@ func (v V2) Judge(s Sample, active int) (Result, error) {
 		if r.c.Hours == 0 && r.b.Hours == 0 {
 			continue
 		}
-		if err := note(v.rate(r.name, r.c, r.b, a)); err != nil {
+		if err := note(v.rate(r.name, r.c, r.b, ha)); err != nil {
 			return Result{}, err
 		}
 	}
 	if s.Reporting.Trials > 0 || s.BaseReporting.Trials > 0 {
-		if err := note(v.proportion(SignalReporting, s.Reporting, s.BaseReporting, a)); err != nil {
+		if err := note(v.proportion(SignalReporting, s.Reporting, s.BaseReporting, ha)); err != nil {
 			return Result{}, err
 		}
 	}

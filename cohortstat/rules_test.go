@@ -48,7 +48,7 @@ func TestV2(t *testing.T) {
 			if c.want == Halt && !(d.Bound > d.Limit) {
 				t.Errorf("halt with bound %g not above limit %g", d.Bound, d.Limit)
 			}
-			if r.Alpha != DefaultAlpha/float64(2*signals*c.active) {
+			if r.Alpha != DefaultAlpha*InstallShare/float64(2*c.active) {
 				t.Errorf("alpha %g", r.Alpha)
 			}
 		})
