@@ -207,6 +207,7 @@ func sampleOf(c, b Counts) cohortstat.Sample {
 // operator cleared by hand. Only the tracker's goroutine touches it.
 type breaker struct {
 	rule       cohortstat.Rule
+	fallback   cohortstat.Rule // for a v2 cohort without a baseline: Wilson
 	log        *slog.Logger
 	verdicts   map[string]CohortVerdict // cohortKey -> latched halt or promote
 	advised    map[string]string        // topic -> signature of the retained advisory
@@ -215,7 +216,7 @@ type breaker struct {
 
 // newBreaker returns the loop's breaker judging by rule.
 func newBreaker(rule cohortstat.Rule, log *slog.Logger) *breaker {
-	return &breaker{rule: rule, log: log, verdicts: map[string]CohortVerdict{}, advised: map[string]string{}, overridden: map[string]bool{}}
+	return &breaker{rule: rule, fallback: cohortstat.Wilson{}, log: log, verdicts: map[string]CohortVerdict{}, advised: map[string]string{}, overridden: map[string]bool{}}
 }
 
 // judged reports whether c is a cohort the breaker judges: devices are
@@ -249,7 +250,15 @@ func (b *breaker) apply(t *tracker, rows []Counts, now time.Time) ([]output, []*
 		}
 		key := cohortKey(c.Firmware, c.Region)
 		base := byKey[cohortKey(c.FromFirmware, c.Region)]
-		res, err := b.rule.Judge(sampleOf(c, base), active)
+		rule := b.rule
+		if rule.Name() == RuleV2 && base.Settled == 0 {
+			// No record of the previous firmware in this region (a first
+			// rollout, or a simulation without history): nothing to
+			// compare with, so the cohort is judged on the absolute
+			// Wilson rule instead, which the advisory names.
+			rule = b.fallback
+		}
+		res, err := rule.Judge(sampleOf(c, base), active)
 		if err != nil {
 			b.log.Warn("cohort breaker cannot judge a cohort", "firmware", c.Firmware, "region", c.Region, "err", err)
 			continue

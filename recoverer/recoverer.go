@@ -92,7 +92,10 @@ type Config struct {
 	// firmware in the region: cohortstat.V2), "wilson" (the Wilson lower
 	// bound against BreakerThreshold, the breaker before v2) or "aws" (the
 	// raw failure percentage BreakerThreshold after BreakerMinSample
-	// devices, as AWS IoT Jobs' abortConfig). Default "v2".
+	// devices, as AWS IoT Jobs' abortConfig). Default "v2". A v2 cohort
+	// whose region has no record of the previous firmware (a first
+	// rollout; a simulation without history) has nothing to be compared
+	// with and is judged by the wilson rule instead; its advisory says so.
 	BreakerRule string
 	// BreakerAlpha is v2's family-wise false-halt rate over all cohorts
 	// judged at once, split across them and their signals. Default 0.01.
@@ -292,6 +295,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	t := newTracker(r.cfg.Policy)
 	t.decideF = r.cfg.Decide
 	br := newBreaker(r.rule, r.log)
+	br.fallback = cohortstat.Wilson{Threshold: r.cfg.BreakerThreshold, MinSample: r.cfg.BreakerMinSample}
 	if !r.cfg.NoRebuild {
 		timeouts, err := loadStateTimeouts(ctx, r.db)
 		if err != nil {

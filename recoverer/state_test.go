@@ -391,6 +391,21 @@ func TestBreakerLatchesAndAdvisesEveryCohort(t *testing.T) {
 	require.Empty(t, a.Cohorts, "an empty retained message clears the advisory")
 }
 
+// TestBreakerFallsBackWithoutBaseline checks that a v2 cohort with no
+// record of the previous firmware in its region is judged by the Wilson
+// rule, which the advisory names, rather than never.
+func TestBreakerFallsBackWithoutBaseline(t *testing.T) {
+	h := newHarness(t)
+	rule, err := Config{}.withDefaults().breakerRule()
+	require.NoError(t, err)
+	b := newBreaker(rule, discardLog)
+	_, pubs, stored := b.apply(h.tr, []Counts{cohort("eu", 25, 21)}, h.now)
+	require.Len(t, pubs, 1)
+	require.Len(t, stored, 1)
+	require.Equal(t, RuleWilson, stored[0].Rule)
+	require.Contains(t, string(pubs[0].Payload), `"rule":"wilson"`)
+}
+
 // TestBreakerFixedRules checks that the Wilson and AWS-style rules stay
 // selectable and trip on the absolute threshold, with no baseline.
 func TestBreakerFixedRules(t *testing.T) {
