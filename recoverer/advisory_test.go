@@ -75,7 +75,8 @@ func watch(t *testing.T, broker *brokertest.Broker, topic string) *watcher {
 
 // retained reads the retained message on topic with mosquitto_sub, the
 // way a rollout manager's script would: --retained-only -C 1 prints the
-// retained advisory and exits. Empty when there is none (it times out).
+// retained advisory and exits. Empty when there is none: it times out
+// after 10 s (-W), which also bounds a slow connection under load.
 func retained(t *testing.T, broker *brokertest.Broker, topic string) []byte {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto_sub")
@@ -90,7 +91,7 @@ func retained(t *testing.T, broker *brokertest.Broker, topic string) []byte {
 	login := broker.Ops()
 	out, err := exec.Command(bin, "-V", "mqttv5", "-h", u.Hostname(), "-p", u.Port(), "-i", "advisory-reader",
 		"-u", login.Username, "-P", login.Password,
-		"-t", topic, "--retained-only", "-C", "1", "-W", "2").Output()
+		"-t", topic, "--retained-only", "-C", "1", "-W", "10").Output()
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 27 { // -W timed out: nothing retained
 		return nil
 	}

@@ -208,6 +208,7 @@ func sampleOf(c, b Counts) cohortstat.Sample {
 type breaker struct {
 	rule       cohortstat.Rule
 	fallback   cohortstat.Rule // for a v2 cohort without a baseline: Wilson
+	lookback   time.Duration   // a halt older than this, absent from the counts, is forgotten
 	log        *slog.Logger
 	verdicts   map[string]CohortVerdict // cohortKey -> latched halt or promote
 	advised    map[string]string        // topic -> signature of the retained advisory
@@ -216,7 +217,7 @@ type breaker struct {
 
 // newBreaker returns the loop's breaker judging by rule.
 func newBreaker(rule cohortstat.Rule, log *slog.Logger) *breaker {
-	return &breaker{rule: rule, fallback: cohortstat.Wilson{}, log: log, verdicts: map[string]CohortVerdict{}, advised: map[string]string{}, overridden: map[string]bool{}}
+	return &breaker{rule: rule, fallback: cohortstat.Wilson{}, lookback: DefaultBreakerLookback, log: log, verdicts: map[string]CohortVerdict{}, advised: map[string]string{}, overridden: map[string]bool{}}
 }
 
 // judged reports whether c is a cohort the breaker judges: devices are
@@ -276,11 +277,20 @@ func (b *breaker) apply(t *tracker, rows []Counts, now time.Time) ([]output, []*
 		}
 		outs = append(outs, t.setCohort(c.Firmware, c.Region, b.verdicts[key].Verdict == cohortstat.Halt, now)...)
 	}
-	// A cohort gone from the lookback is over: forget its verdict.
-	for key := range b.verdicts {
-		if _, ok := byKey[key]; !ok {
-			delete(b.verdicts, key)
+	// A cohort gone from the lookback is over: forget its verdict. One
+	// query result without it is not enough for a halt: the verdict
+	// stays until it is older than the lookback itself, so a result that
+	// lacks the cohort (a partial answer under load) cannot forget a trip.
+	for key, v := range b.verdicts {
+		if _, ok := byKey[key]; ok {
+			continue
 		}
+		since, _ := time.Parse(proto.TimeFormat, v.Since)
+		if v.Verdict != cohortstat.Halt || now.Sub(since) > b.lookback {
+			delete(b.verdicts, key)
+			continue
+		}
+		b.log.Warn("cohort breaker: a halted cohort is missing from the counts; keeping the halt", "firmware", v.Firmware, "region", v.Region)
 	}
 	for key := range t.tripped {
 		if b.verdicts[key].Verdict != cohortstat.Halt {
@@ -419,6 +429,7 @@ func (b *breaker) operatorClear(t *tracker, firmware string, now time.Time) []ou
 	if _, ok := b.advised[AdvisoryTopic(firmware)]; !ok {
 		return nil // our own clear, echoed back, or nothing to clear
 	}
+	b.log.Warn("cohort breaker: an empty retained advisory cleared the halt; standing down for the firmware", "firmware", firmware)
 	delete(b.advised, AdvisoryTopic(firmware))
 	b.overridden[firmware] = true
 	var outs []output

@@ -296,6 +296,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 	t.decideF = r.cfg.Decide
 	br := newBreaker(r.rule, r.log)
 	br.fallback = cohortstat.Wilson{Threshold: r.cfg.BreakerThreshold, MinSample: r.cfg.BreakerMinSample}
+	br.lookback = r.cfg.BreakerLookback
 	if !r.cfg.NoRebuild {
 		timeouts, err := loadStateTimeouts(ctx, r.db)
 		if err != nil {
