@@ -66,9 +66,14 @@ func TestClosedLoop(t *testing.T) {
 			return false
 		}
 		switch tr.Remedy {
-		case "retry", "retry_after_signal", "rollback":
+		case "retry", "rollback":
 			return true
 		}
+		// retry_after_signal is not: the recoverer rightly defers it
+		// until the device reports a signal above the policy's floor, and
+		// whether its link gets there within the test is the radio
+		// model's (a basement device's never does; a mover's takes hours).
+		// The policy's tests hold the defer and the retry once it does.
 		return false
 	}
 	// progress lists the fixable devices not recovered yet. Eventually
