@@ -738,3 +738,13 @@ func (cl *Client) flushOutbuf() (err error) {
 	}
 	return
 }
+
+// sessionEndsWithConnection reports whether the client's session ends when
+// its network connection closes: a v5 session with Session Expiry 0
+// [MQTT-3.1.2-23], or a 3.1.1 clean session [MQTT-3.1.2-6]. A Sentinel
+// patch: one home for the rule the disconnect, the shutdown and a
+// takeover apply.
+func (cl *Client) sessionEndsWithConnection() bool {
+	return (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+}

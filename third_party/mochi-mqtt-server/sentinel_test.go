@@ -588,3 +588,40 @@ func TestWaitingMessagesAreNotOvertaken(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "4", string(next.Payload))
 }
+
+// TestSessionEndingWithItsConnectionIsNotResumed (patch 25): a v5 session
+// with Session Expiry 0 whose old connection has ended but not yet been
+// cleaned up when the client connects again without Clean Start is not resumed: no
+// Session Present, no subscriptions [MQTT-3.1.2-23]. A session with an
+// expiry still is.
+func TestSessionEndingWithItsConnectionIsNotResumed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		expiry uint32
+		resume bool
+	}{
+		{"expiry 0 ends with the connection", 0, false},
+		{"expiry 300 resumes", 300, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer()
+			existing, _, _ := newTestClient()
+			existing.Net.Conn = nil
+			existing.Properties.ProtocolVersion = 5
+			existing.Properties.Props.SessionExpiryInterval = tc.expiry
+			existing.State.Subscriptions.Add("a/b", packets.Subscription{Filter: "a/b", Qos: 1})
+			existing.Stop(packets.CodeDisconnect) // its DISCONNECT is read; the cleanup has not run
+			s.Clients.Add(existing)
+
+			cl, _, _ := newTestClient()
+			cl.Properties.ProtocolVersion = 5
+			resumed := s.inheritClientSession(packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: "mochi"}}, cl)
+			require.Equal(t, tc.resume, resumed, "Session Present")
+			want := 0
+			if tc.resume {
+				want = 1
+			}
+			require.Equal(t, want, cl.State.Subscriptions.Len(), "subscriptions carried over")
+		})
+	}
+}

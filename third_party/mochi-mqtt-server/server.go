@@ -506,7 +506,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
 
-	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	expire := cl.sessionEndsWithConnection()
 	s.hooks.OnDisconnect(cl, err, expire)
 
 	if expire && !cl.IsTakenOver() {
@@ -586,6 +586,7 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // session is abandoned.
 func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 	if existing, ok := s.Clients.Get(cl.ID); ok {
+		ended := existing.Closed()                                    // before the takeover below closes it
 		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver) // [MQTT-3.1.4-3]
 		// Sentinel patch: the old connection is closed, so its will is due
 		// now, before this connection's CONNACK. Upstream left it to the old
@@ -594,7 +595,14 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 		// reported offline after it reported itself connected. sendLWT
 		// waits for the old goroutine when that one is publishing it.
 		s.sendLWT(existing)
-		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
+		// Sentinel patch: a v5 session with Session Expiry 0 whose
+		// connection had already ended is not resumed either: a client
+		// that disconnected and was back before its old connection's
+		// goroutine had deleted the session got it back, Session Present
+		// 1, subscriptions and all [MQTT-3.1.2-23]. (A live connection
+		// taken over keeps upstream's behaviour: its session moves.)
+		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) || // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
+			(ended && existing.sessionEndsWithConnection()) {
 			s.UnsubscribeClient(existing)
 			existing.ClearInflights()
 			s.discardBacklog(existing)             // Sentinel patch
@@ -1813,7 +1821,7 @@ func (s *Server) loadClients(v []storage.Client) {
 		// cancel the context, update cl.State such as disconnected time and stopCause.
 		cl.Stop(packets.ErrServerShuttingDown)
 
-		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+		expire := cl.sessionEndsWithConnection()
 		s.hooks.OnDisconnect(cl, packets.ErrServerShuttingDown, expire)
 		if expire {
 			cl.ClearInflights()
