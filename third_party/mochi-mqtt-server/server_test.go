@@ -2067,8 +2067,7 @@ func TestPublishToClientServerDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, pkx)
-		time.Sleep(time.Microsecond * 100)
-		_ = w.Close()
+		closeWhenWritten(cl, w) // Sentinel: it slept 100 µs, and in a clean CI run closed before the write
 	}()
 
 	receiverBuf := make(chan []byte)
@@ -2096,8 +2095,7 @@ func TestPublishToClientSubscriptionDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 1}, pkx)
-		time.Sleep(time.Microsecond * 100)
-		_ = w.Close()
+		closeWhenWritten(cl, w) // Sentinel: it slept 100 µs, and in a clean CI run closed before the write
 	}()
 
 	receiverBuf := make(chan []byte)
